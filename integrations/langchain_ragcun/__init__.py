@@ -1,0 +1,6 @@
+"""LangChain integration for ragcun: ``GaussianEmbeddings`` and ``GaussianVectorStore``."""
+
+from langchain_ragcun.embeddings import GaussianEmbeddings
+from langchain_ragcun.vectorstores import GaussianVectorStore
+
+__all__ = ["GaussianEmbeddings", "GaussianVectorStore"]

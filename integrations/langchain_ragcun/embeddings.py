@@ -1,0 +1,57 @@
+"""``GaussianEmbeddings``: LangChain ``Embeddings`` over ``ragcun.GaussianEncoder``."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Optional
+
+from langchain_core.embeddings import Embeddings
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from ragcun.encoder import BUNDLED_MODEL_NAME
+from ragcun.text_encoding import encode_texts, load_encoder
+
+
+class GaussianEmbeddings(BaseModel, Embeddings):
+    """Unnormalised isotropic Gaussian embeddings, to be compared by Euclidean distance.
+
+    ``model_name``: model name or path (default: the bundled all-MiniLM-L6-v2 Gaussian model);
+    ``query_instruction`` / ``text_instruction`` are prepended to queries / documents.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=())
+
+    model_name: str = Field(default=BUNDLED_MODEL_NAME)
+    batch_size: int = Field(default=32, gt=0)
+    device: Optional[str] = None
+    query_instruction: Optional[str] = None
+    text_instruction: Optional[str] = None
+    show_progress: bool = False
+    _encoder: Any = PrivateAttr()
+
+    def __init__(self, encoder: Any = None, **data: Any) -> None:
+        super().__init__(**data)
+        self._encoder = encoder if encoder is not None else load_encoder(self.model_name, self.device)
+
+    @property
+    def dimension(self) -> int:
+        """Embedding dimension."""
+        return int(self._encoder.get_embedding_dimension())
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed documents (``text_instruction`` prepended)."""
+        return encode_texts(self._encoder, texts, batch_size=self.batch_size, prompt=self.text_instruction,
+                            show_progress=self.show_progress).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed one query (``query_instruction`` prepended)."""
+        return encode_texts(self._encoder, [text], batch_size=1, prompt=self.query_instruction,
+                            what="query").tolist()[0]
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Async :meth:`embed_documents` (runs in a worker thread)."""
+        return await asyncio.to_thread(self.embed_documents, texts)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        """Async :meth:`embed_query` (runs in a worker thread)."""
+        return await asyncio.to_thread(self.embed_query, text)

@@ -1,0 +1,153 @@
+"""``GaussianVectorStore``: a LangChain ``VectorStore`` over ``ragcun.doc_store.DocStore`` (any ``VectorIndex``).
+
+``similarity_search_with_score`` returns Euclidean distances (lower is closer, like LangChain's
+FAISS store); ``similarity_search_with_relevance_scores`` and the ``similarity_score_threshold``
+retriever use the calibrated scores of :mod:`ragcun.scores` in [0, 1]. ``filter`` is a metadata
+dict (``ragcun.filters`` syntax: equality, ``$gt``, ``$in``, ``$and`` ...) or a callable taking a
+``Document``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+import numpy as np
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.vectorstores import VectorStore
+
+from ragcun.doc_store import DocStore, Hit, Record, RecordFilter, metadata_filter
+from ragcun.scores import RelevanceScorer
+from ragcun.vector_index import VectorIndex
+
+Filter = Optional[dict[str, Any] | Callable[[Document], bool]]
+
+
+def _doc(record: Record) -> Document:
+    return Document(id=record.id, page_content=record.text, metadata=dict(record.metadata))
+
+
+def _where(filter: Filter) -> Optional[RecordFilter]:
+    if filter is None or not callable(filter):
+        return metadata_filter(filter)
+    return lambda rec: bool(filter(_doc(rec)))
+
+
+class GaussianVectorStore(VectorStore):
+    """LangChain vector store ranking by Euclidean distance on a ragcun ``VectorIndex`` (default ``L2Index``)."""
+
+    def __init__(self, embedding: Embeddings, index: Optional[VectorIndex] = None, score_mode: str = "auto",
+                 *, store: Optional[DocStore] = None) -> None:
+        self.embedding = embedding
+        self.store = store if store is not None else DocStore(index, RelevanceScorer(score_mode))
+
+    @property
+    def embeddings(self) -> Embeddings:
+        """The embedding model."""
+        return self.embedding
+
+    # -- writes -------------------------------------------------------------------------------
+    def add_texts(self, texts: Iterable[str], metadatas: Optional[list[dict]] = None, *,
+                  ids: Optional[list[Optional[str]]] = None, **kwargs: Any) -> list[str]:
+        """Embed and store ``texts``; an existing id is replaced. Returns the ids (new ones are UUIDs)."""
+        texts = list(texts)
+        if metadatas is not None and len(metadatas) != len(texts):
+            raise ValueError(f"got {len(metadatas)} metadatas for {len(texts)} texts")
+        if ids is not None and len(ids) != len(texts):
+            raise ValueError(f"got {len(ids)} ids for {len(texts)} texts")
+        if not texts:
+            return []
+        vectors = self.embedding.embed_documents(texts)
+        ids_ = [i or str(uuid.uuid4()) for i in (ids or [None] * len(texts))]
+        metas = metadatas or [{} for _ in texts]
+        return self.store.add([Record(i, t, dict(m or {})) for i, t, m in zip(ids_, texts, metas)], vectors)
+
+    def delete(self, ids: Optional[list[str]] = None, **kwargs: Any) -> bool:
+        """Delete ``ids`` (unknown ids are ignored); ``None`` deletes everything."""
+        if ids is None:
+            self.store.clear()
+        else:
+            self.store.delete(ids)
+        return True
+
+    async def adelete(self, ids: Optional[list[str]] = None, **kwargs: Any) -> bool:
+        """Async :meth:`delete`."""
+        return await asyncio.to_thread(self.delete, ids, **kwargs)
+
+    def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        """Stored documents for ``ids`` that exist, in the order asked."""
+        return [_doc(r) for r in self.store.get(ids)]
+
+    async def aget_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        """Async :meth:`get_by_ids`."""
+        return self.get_by_ids(ids)
+
+    # -- search -------------------------------------------------------------------------------
+    def _hits(self, embedding: Sequence[float], k: int, filter: Filter) -> list[Hit]:
+        return self.store.search(np.asarray(embedding, dtype=np.float32), k, _where(filter))
+
+    def similarity_search_with_score_by_vector(self, embedding: list[float], k: int = 4, filter: Filter = None,
+                                               **kwargs: Any) -> list[tuple[Document, float]]:
+        """``(document, euclidean_distance)`` pairs nearest to ``embedding``, nearest first."""
+        return [(_doc(h.record), h.distance) for h in self._hits(embedding, k, filter)]
+
+    def similarity_search_with_score(self, query: str, k: int = 4, filter: Filter = None,
+                                     **kwargs: Any) -> list[tuple[Document, float]]:
+        """``(document, euclidean_distance)`` pairs nearest to ``query``, nearest first."""
+        return self.similarity_search_with_score_by_vector(self.embedding.embed_query(query), k, filter)
+
+    def similarity_search_by_vector(self, embedding: list[float], k: int = 4, filter: Filter = None,
+                                    **kwargs: Any) -> list[Document]:
+        """Documents nearest to ``embedding``."""
+        return [_doc(h.record) for h in self._hits(embedding, k, filter)]
+
+    def similarity_search(self, query: str, k: int = 4, filter: Filter = None, **kwargs: Any) -> list[Document]:
+        """Documents nearest to ``query``."""
+        return self.similarity_search_by_vector(self.embedding.embed_query(query), k, filter)
+
+    def _similarity_search_with_relevance_scores(self, query: str, k: int = 4, filter: Filter = None,
+                                                 **kwargs: Any) -> list[tuple[Document, float]]:
+        return [(_doc(h.record), h.score) for h in self._hits(self.embedding.embed_query(query), k, filter)]
+
+    def _select_relevance_score_fn(self) -> Callable[[float], float]:
+        law = self.store.scorer.current(self.store.index, lambda: self.store.ids)
+        return lambda distance: float(law(distance))
+
+    def max_marginal_relevance_search_by_vector(self, embedding: list[float], k: int = 4, fetch_k: int = 20,
+                                                lambda_mult: float = 0.5, filter: Filter = None,
+                                                **kwargs: Any) -> list[Document]:
+        """``k`` documents chosen by Euclidean MMR (``ragcun.mmr``) among the ``fetch_k`` nearest."""
+        hits = self.store.mmr_search(np.asarray(embedding, dtype=np.float32), k, fetch_k, lambda_mult, _where(filter))
+        return [_doc(h.record) for h in hits]
+
+    def max_marginal_relevance_search(self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
+                                      filter: Filter = None, **kwargs: Any) -> list[Document]:
+        """``k`` documents chosen by Euclidean MMR among the ``fetch_k`` nearest to ``query``."""
+        return self.max_marginal_relevance_search_by_vector(self.embedding.embed_query(query), k, fetch_k,
+                                                            lambda_mult, filter)
+
+    # -- construction and persistence ---------------------------------------------------------
+    @classmethod
+    def from_texts(cls, texts: list[str], embedding: Embeddings, metadatas: Optional[list[dict]] = None, *,
+                   ids: Optional[list[str]] = None, index: Optional[VectorIndex] = None, score_mode: str = "auto",
+                   **kwargs: Any) -> "GaussianVectorStore":
+        """A new store holding ``texts``."""
+        store = cls(embedding, index=index, score_mode=score_mode)
+        store.add_texts(texts, metadatas, ids=ids)
+        return store
+
+    def save_local(self, folder_path: str | os.PathLike) -> None:
+        """Atomically save documents, index and score state to ``folder_path`` (FAISS file + JSON, no pickle)."""
+        self.store.save(folder_path)
+
+    @classmethod
+    def load_local(cls, folder_path: str | os.PathLike, embeddings: Embeddings, *,
+                   index: Optional[VectorIndex] = None, allow_dangerous_deserialization: bool = False,
+                   **kwargs: Any) -> "GaussianVectorStore":
+        """Load a :meth:`save_local` folder (verified). Nothing is unpickled, so
+        ``allow_dangerous_deserialization`` is accepted for drop-in compatibility and ignored."""
+        store, _ = DocStore.load(folder_path, index=index)
+        return cls(embeddings, store=store)

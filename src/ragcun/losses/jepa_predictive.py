@@ -1,0 +1,95 @@
+"""JEPAPredictiveLoss: predict the document's embedding from the query's (a JEPA objective)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch.nn.functional as F
+from safetensors.torch import load_model, save_model
+from torch import Tensor, nn
+
+from ragcun.losses._embed import embed_features
+from ragcun.losses.sigreg_loss import LEJEPA_CITATION
+
+PREDICTOR_DIR = "jepa_predictor"
+
+
+class JEPAPredictor(nn.Module):
+    """The predictor MLP: Linear(d, h) → GELU → Linear(h, d). Saved as safetensors + JSON."""
+
+    def __init__(self, dim: int, hidden_dim: int | None = None) -> None:
+        super().__init__()
+        self.dim = dim
+        self.hidden_dim = hidden_dim or 2 * dim
+        self.net = nn.Sequential(nn.Linear(dim, self.hidden_dim), nn.GELU(), nn.Linear(self.hidden_dim, dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write ``config.json`` and ``model.safetensors`` into ``path``."""
+        Path(path).mkdir(parents=True, exist_ok=True)
+        (Path(path) / "config.json").write_text(json.dumps({"dim": self.dim, "hidden_dim": self.hidden_dim}))
+        save_model(self, str(Path(path) / "model.safetensors"))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> JEPAPredictor:
+        """Load a predictor written by :meth:`save`."""
+        config_file = Path(path) / "config.json"
+        if not config_file.is_file():
+            raise FileNotFoundError(f"no JEPA predictor at {path}: {config_file} is missing")
+        predictor = cls(**json.loads(config_file.read_text()))
+        load_model(predictor, str(Path(path) / "model.safetensors"))
+        return predictor
+
+
+class JEPAPredictiveLoss(nn.Module):
+    """Predictive (JEPA) loss for (context, target) columns such as (query, document)::
+
+        L = ‖P(q) − sg(d)‖² / D        (+ ‖P(d) − sg(q)‖² / D if ``symmetric``)
+
+    P is a small MLP predictor trained with the encoder; sg is stop-gradient, so the target
+    embedding is not pulled toward the prediction. Alone it can collapse; with
+    :class:`SIGRegLoss` it cannot (LeJEPA). The predictor is attached to the model so that
+    ``model.save(dir)`` also writes it to ``dir/jepa_predictor`` (see :class:`JEPAPredictor`).
+
+    Paper: Balestriero & LeCun, "LeJEPA" (arXiv:2511.08544); Assran et al., I-JEPA (CVPR 2023).
+
+    Args:
+        model: the SentenceTransformer being trained.
+        hidden_dim: the predictor's hidden width (default 2 × the embedding dimension).
+        symmetric: also predict the context from the target with the same predictor.
+        predictor: an existing predictor to keep training (e.g. ``JEPAPredictor.load(...)``).
+    """
+
+    def __init__(self, model: nn.Module, hidden_dim: int | None = None, symmetric: bool = False, predictor: JEPAPredictor | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.symmetric = symmetric
+        self.predictor = predictor or JEPAPredictor(model.get_embedding_dimension(), hidden_dim)
+        if hasattr(model, "attach_companion"):
+            model.attach_companion(PREDICTOR_DIR, self.predictor)
+
+    def compute(self, embeddings: list[Tensor]) -> Tensor:
+        """The loss on already-computed (context, target) columns."""
+        if len(embeddings) < 2:
+            raise ValueError("JEPAPredictiveLoss needs (context, target) columns")
+        context, target = embeddings[0], embeddings[1]
+        loss = F.mse_loss(self.predictor(context), target.detach())
+        if self.symmetric:
+            loss = loss + F.mse_loss(self.predictor(target), context.detach())
+        return loss
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
+        return self.compute(embed_features(self.model, sentence_features))
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {"hidden_dim": self.predictor.hidden_dim, "symmetric": self.symmetric}
+
+    @property
+    def citation(self) -> str:
+        return LEJEPA_CITATION

@@ -1,0 +1,133 @@
+"""Relevance scores in [0, 1] for Euclidean distances between unnormalised embeddings.
+
+If a query ``x`` and an *unrelated* document ``y`` are independent draws from ``N(mu, s2 * I_D)``,
+``||x - y||^2 / (2 * s2)`` follows a chi-squared law with ``D`` degrees of freedom. The score of a
+document at distance ``d`` is the survival function
+
+    score(d) = P(||x - y|| > d) = chi2.sf(d^2 / (2 * s2), D),
+
+the probability that an unrelated document lies *farther away* than this one. ``1 - score`` is a
+p-value: the chance that an unrelated document would lie at least this close. The score is 1 at
+``d = 0``, decreases with distance, and means the same for every query, so one
+``score_threshold`` behaves alike across queries. A mean shift never matters (only differences
+enter), and ``s2`` absorbs a global scale.
+
+Real embeddings are rarely exactly ``N(0, I)``: the scale differs, dimensions correlate, and
+documents of one corpus resemble each other more than independent draws. The *empirical* variant
+measures the store's own distribution of distances between random pairs of stored vectors and
+moment-matches a scaled chi-squared law to it (``d^2 / 2 ~ scale * chi2(dof)``; Satterthwaite's
+approximation, exact for isotropic Gaussians where ``dof = D`` and ``scale = s2``), so the
+"unrelated document" is a random document of *this* corpus.
+
+Default (``mode="auto"``): the empirical fit once the store holds ``min_fit`` vectors, refreshed
+whenever the store has grown or shrunk by ``refit_change`` (20%) since the last fit; before that,
+the exact ``N(0, I_D)`` law.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from scipy.stats import chi2
+
+from ragcun.vector_index import VectorIndex
+
+MODES = ("auto", "isotropic", "empirical")
+
+
+def chi2_relevance(distances: np.ndarray | float, dof: float, scale: float = 1.0) -> np.ndarray:
+    """``P(||x - y|| > d)`` for ``d^2 / 2 ~ scale * chi2(dof)``: 1 at ``d = 0``, falling to 0; ``inf`` gives 0."""
+    d = np.asarray(distances, dtype=np.float64)
+    if np.isnan(d).any() or (d < 0).any():
+        raise ValueError("distances must be non-negative numbers")
+    return chi2.sf(d * d / (2.0 * scale), dof)
+
+
+@dataclass(frozen=True)
+class RelevanceScore:
+    """A fitted score law: ``d^2 / 2 ~ scale * chi2(dof)``; call it on distances to get scores."""
+
+    dof: float
+    scale: float = 1.0
+    source: str = "isotropic"
+    n_vectors: int = 0
+
+    def __call__(self, distances: np.ndarray | float) -> np.ndarray:
+        """Scores in [0, 1] for Euclidean ``distances`` (see the module docstring)."""
+        return chi2_relevance(distances, self.dof, self.scale)
+
+    @classmethod
+    def isotropic(cls, dim: int, variance: float = 1.0) -> "RelevanceScore":
+        """The exact law for independent ``N(mu, variance * I_dim)`` vectors."""
+        return cls(dof=float(dim), scale=float(variance), source="isotropic")
+
+    @classmethod
+    def fit(cls, vectors: np.ndarray, n_pairs: int = 4096, seed: int = 0) -> "RelevanceScore":
+        """Moment-match ``scale * chi2(dof)`` to half the squared distances of random pairs of ``vectors``."""
+        x = np.asarray(vectors, dtype=np.float64)
+        if x.ndim != 2 or len(x) < 2:
+            raise ValueError(f"need at least 2 vectors of shape (N, D) to fit; got {x.shape}")
+        rng = np.random.default_rng(seed)
+        i = rng.integers(0, len(x), n_pairs)
+        j = (i + rng.integers(1, len(x), n_pairs)) % len(x)  # never pairs a vector with itself
+        half_sq = 0.5 * ((x[i] - x[j]) ** 2).sum(axis=1)
+        mean, var = half_sq.mean(), half_sq.var()
+        if mean <= 0 or var <= 0:
+            raise ValueError("stored vectors are (nearly) identical; cannot fit a distance law")
+        return cls(dof=2 * mean * mean / var, scale=var / (2 * mean), source="empirical", n_vectors=len(x))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+class RelevanceScorer:
+    """Keeps a :class:`RelevanceScore` current for a store (modes ``auto``, ``isotropic``, ``empirical``).
+
+    ``sample`` vectors (at most) are read from the index for a fit; the fit is deterministic for a
+    given store content (fixed ``seed``).
+    """
+
+    def __init__(self, mode: str = "auto", *, min_fit: int = 32, refit_change: float = 0.2,
+                 sample: int = 2048, n_pairs: int = 4096, seed: int = 0) -> None:
+        if mode not in MODES:
+            raise ValueError(f"score mode must be one of {MODES}; got {mode!r}")
+        self.mode, self.min_fit, self.refit_change = mode, min_fit, refit_change
+        self.sample, self.n_pairs, self.seed = sample, n_pairs, seed
+        self.law: RelevanceScore | None = None
+
+    def current(self, index: VectorIndex, ids: Callable[[], Sequence[str]]) -> RelevanceScore:
+        """The score law for ``index`` now, refitting (from ``ids()``) if the store changed enough."""
+        count, dim = index.count, index.dim
+        if dim is None:
+            return RelevanceScore.isotropic(1)
+        use_fit = self.mode == "empirical" or (self.mode == "auto" and count >= self.min_fit)
+        if not use_fit or count < 2:
+            if self.law is None or self.law.source != "isotropic" or self.law.dof != dim:
+                self.law = RelevanceScore.isotropic(dim)
+            return self.law
+        law = self.law
+        if law is None or law.source != "empirical" or abs(count - law.n_vectors) > self.refit_change * law.n_vectors:
+            all_ids = list(ids())
+            rng = np.random.default_rng(self.seed)
+            pick = sorted(rng.choice(len(all_ids), min(self.sample, len(all_ids)), replace=False))
+            fitted = RelevanceScore.fit(index.get_vectors([all_ids[p] for p in pick]), self.n_pairs, self.seed)
+            self.law = RelevanceScore(fitted.dof, fitted.scale, "empirical", count)
+        return self.law
+
+    def to_dict(self) -> dict[str, Any]:
+        """Settings and the current law, JSON-ready."""
+        return {"mode": self.mode, "min_fit": self.min_fit, "refit_change": self.refit_change,
+                "sample": self.sample, "n_pairs": self.n_pairs, "seed": self.seed,
+                "law": self.law.to_dict() if self.law else None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RelevanceScorer":
+        """Inverse of :meth:`to_dict`."""
+        data = dict(data)
+        law = data.pop("law", None)
+        scorer = cls(**data)
+        scorer.law = RelevanceScore(**law) if law else None
+        return scorer

@@ -1,0 +1,53 @@
+"""Text checks and cached encoder loading shared by the retriever and the framework embeddings."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Sequence
+
+import numpy as np
+
+from ragcun.encoder import GaussianEncoder
+
+_CACHE: dict[tuple[str | None, str | None], GaussianEncoder] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def check_texts(texts: Sequence[str], what: str = "texts") -> list[str]:
+    """``texts`` as a list, or a ``ValueError`` naming the first None, non-string or blank entry."""
+    if texts is None:
+        raise ValueError(f"{what} is None")
+    if isinstance(texts, str):
+        raise TypeError(f"{what} must be a list of strings, not a single string")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if text is None:
+            raise ValueError(f"{what}[{i}] is None")
+        if not isinstance(text, str):
+            raise ValueError(f"{what}[{i}] must be a string; got {type(text).__name__}")
+        if not text.strip():
+            raise ValueError(f"{what}[{i}] is empty")
+    return texts
+
+
+def load_encoder(model_name: str | None = None, device: str | None = None) -> GaussianEncoder:
+    """A ``GaussianEncoder`` for ``model_name`` (None = bundled model), loaded once per process per device."""
+    key = (model_name, device)
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = GaussianEncoder(model_name, device=device)
+        return _CACHE[key]
+
+
+def encode_texts(encoder: Any, texts: Sequence[str], *, batch_size: int = 32, prompt: str | None = None,
+                 show_progress: bool = False, what: str = "texts") -> np.ndarray:
+    """Encode checked ``texts`` to a finite float32 (N, D) array (``prompt`` is prepended)."""
+    texts = check_texts(texts, what)
+    if not texts:
+        return np.zeros((0, encoder.get_embedding_dimension()), dtype=np.float32)
+    vecs = encoder.encode(texts, batch_size=batch_size, show_progress_bar=show_progress,
+                          convert_to_numpy=True, prompt=prompt or None)
+    vecs = np.asarray(vecs, dtype=np.float32)
+    if not np.isfinite(vecs).all():
+        raise ValueError("the encoder produced NaN or infinite values")
+    return vecs

@@ -1,0 +1,55 @@
+"""Shared fixtures: offline mode, the shared data folder, a tiny random sentence-transformers model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared, skipping the test with a reason when it is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent: these tests need the project's shared/ folder beside the repository")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> str:
+    """A 1-layer, 32-d random BERT with the bundled tokenizer, saved as a sentence-transformers model."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    import torch
+    from ragcun import bundled_model_path
+
+    torch.manual_seed(0)
+    hf_dir = tmp_path_factory.mktemp("tiny_hf")
+    tokenizer = AutoTokenizer.from_pretrained(bundled_model_path())
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(hf_dir)
+    tokenizer.save_pretrained(hf_dir)
+    st_dir = tmp_path_factory.mktemp("tiny_st")
+    SentenceTransformer(modules=[Transformer(str(hf_dir), max_seq_length=64), Pooling(32)]).save(str(st_dir))
+    return str(st_dir)
+
+
+@pytest.fixture(scope="session")
+def bundled_encoder():
+    """The real bundled all-MiniLM-L6-v2 with an identity-initialised Gaussian head (loaded once)."""
+    from ragcun import GaussianEncoder
+
+    return GaussianEncoder()
