@@ -1,18 +1,44 @@
 """ragcun: isotropic Gaussian text embeddings, trained with LeJEPA's SIGReg, ranked by L2 distance."""
 
+from ragcun.doc_store import DocStore, Record
 from ragcun.encoder import BUNDLED_MODEL_NAME, GaussianEncoder, bundled_model_path, resolve_model_path
+from ragcun.filters import compile_filter
 from ragcun.isotropy import IsotropyReport, covariance_isotropy, isotropy_report
+from ragcun.l2_index import L2Index
+from ragcun.mmr import mmr_select
+from ragcun.persistence import SaveFormatError
+from ragcun.retriever import GaussianRetriever
+from ragcun.scores import RelevanceScore, RelevanceScorer, chi2_relevance
 from ragcun.vector_index import VectorIndex
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BUNDLED_MODEL_NAME",
+    "DocStore",
     "GaussianEncoder",
+    "GaussianRetriever",
     "IsotropyReport",
+    "L2Index",
+    "Record",
+    "RelevanceScore",
+    "RelevanceScorer",
+    "SaveFormatError",
     "VectorIndex",
     "bundled_model_path",
+    "chi2_relevance",
+    "compile_filter",
     "covariance_isotropy",
     "isotropy_report",
+    "mmr_select",
     "resolve_model_path",
 ]
+
+
+def __getattr__(name: str):
+    """``ragcun.MilvusL2Index`` without importing pymilvus at ``import ragcun`` time."""
+    if name == "MilvusL2Index":
+        from ragcun.milvus_index import MilvusL2Index
+
+        return MilvusL2Index
+    raise AttributeError(f"module 'ragcun' has no attribute {name!r}")

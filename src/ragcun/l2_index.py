@@ -111,6 +111,16 @@ class L2Index:
         if self.ef_search is not None and hasattr(inner, "hnsw"):
             inner.hnsw.efSearch = self.ef_search
 
+    def set_search_params(self, *, ef_search: int | None = None, nprobe: int | None = None) -> None:
+        """Change HNSW ``efSearch`` / IVF ``nprobe`` (recall vs speed) on a live index."""
+        with self._lock:
+            if ef_search is not None:
+                self.ef_search = ef_search
+            if nprobe is not None:
+                self.nprobe = nprobe
+            if self._index is not None:
+                self._configure()
+
     @property
     def dim(self) -> int | None:
         """Vector dimension, or ``None`` before the first add."""

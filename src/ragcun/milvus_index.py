@@ -4,7 +4,7 @@ The same code runs on Milvus Lite (``uri="./ragcun.db"``, a local directory serv
 on a Milvus server or cluster (``uri="http://HOST:19530"``). Vectors are ranked by Milvus's L2
 metric; Milvus reports squared distances, this class returns their square root so results match
 ``ragcun.l2_index.L2Index``. Each row also holds a JSON ``metadata`` field so stores can push
-metadata filters down into Milvus (see :func:`milvus_filter_expression`).
+metadata filters down into Milvus (see :func:`translate_filter`).
 
 ``pymilvus`` is an optional extra (``pip install "ragcun[milvus]"``) imported only when a
 ``MilvusL2Index`` is created, so ``import ragcun`` never needs it.
@@ -38,6 +38,8 @@ INDEX_TYPES = ("FLAT", "IVF_FLAT", "HNSW", "IVF_PQ")
 _LITE_MISSING = frozenset({"IVF_PQ"})  # accepted by Milvus Lite 3.x but never built (NotImplementedError)
 _QUERY_BATCH = 1_000  # ids per `id in [...]` query or delete
 _SEARCH_BATCH = 256  # query rows per search request
+# Milvus Lite's exact L2 materialises (queries, rows, dim) float32 differences: cap that per request
+_LITE_SEARCH_BYTES = 256 * 2 ** 20
 _INSTALL_HINT = 'MilvusL2Index needs pymilvus with Milvus Lite: pip install "ragcun[milvus]"'
 
 # Milvus Lite serves each ``.db`` directory from an in-process server that keeps a lock on it, so a
@@ -194,12 +196,15 @@ class MilvusL2Index:
         self._release_lite()
 
     def __enter__(self) -> MilvusL2Index:
+        """The index itself; :meth:`close` runs on leaving the ``with`` block."""
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Close the index."""
         self.close()
 
     def __repr__(self) -> str:
+        """Where the index lives and how it searches."""
         return (f"MilvusL2Index(uri={self.uri!r}, collection={self.collection!r}, dim={self._dim}, "
                 f"index_type={self._index_params['index_type']!r})")
 
@@ -272,6 +277,7 @@ class MilvusL2Index:
             return int(rows[0]["count(*)"])
 
     def __len__(self) -> int:
+        """:attr:`count`."""
         return self.count
 
     def add(self, ids: Sequence[str], vectors: np.ndarray,
@@ -349,9 +355,12 @@ class MilvusL2Index:
                 return out_ids, out_d
             client = self._live
             params = {"metric_type": "L2", "params": self._index_params["search_params"]}
-            for start in range(0, len(q), _SEARCH_BATCH):
+            step = _SEARCH_BATCH
+            if self._lite_path and len(q) > 1:
+                step = max(1, min(step, _LITE_SEARCH_BYTES // (4 * self._dim * max(1, self.count))))
+            for start in range(0, len(q), step):
                 try:
-                    hits = client.search(self.collection, data=list(q[start:start + _SEARCH_BATCH]),
+                    hits = client.search(self.collection, data=list(q[start:start + step]),
                                              limit=int(k), filter=expression, output_fields=[ID_FIELD],
                                              search_params=params, anns_field=VECTOR_FIELD,
                                              consistency_level="Strong")
@@ -447,6 +456,7 @@ def _atom(path: str, op: str, want: object) -> _Translation:
     if op == "$ne":
         return f"(not exists {path} or {path} != {literal})", True
     if op == "$contains":
+        literal = f"({literal})" if literal.startswith("-") else literal  # Milvus Lite's parser needs the parens
         return f"(exists {path} and json_contains({path}, {literal}))", True
     # an ordering test on a value of another type is null in Milvus (False in Python), so its
     # negation would drop rows Python keeps: report it inexact and `$not` leaves it to the caller
