@@ -1,0 +1,133 @@
+"""Milvus Lite beside FAISS: add time, per-query latency and recall@10 on random N(0, I) vectors.
+
+For each size, the same seeded 384-d N(0, I) vectors (the distribution ragcun embeddings are
+trained toward) go into FAISS ``IndexFlatL2`` (exact: the recall reference), FAISS HNSW and
+``MilvusL2Index`` on a fresh Milvus Lite file with FLAT and HNSW. Milvus rows time ``add``
+(batched upserts) and, separately, ``flush`` plus the background index build; latency is one
+query per call, as a retriever issues them. Run::
+
+    HF_HUB_OFFLINE=1 python benchmarks/milvus.py --sizes 10000 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from ragcun.milvus_index import MilvusL2Index
+
+
+def wait_for_lite_index(index: MilvusL2Index) -> None:
+    """Block until Milvus Lite's background worker has built the index on every sealed segment.
+
+    Milvus Lite reports every index as finished at once, so this reaches into its in-process
+    server (benchmark only: a Milvus cluster reports progress through ``describe_index``).
+    """
+    from milvus_lite.server_manager import server_manager_instance
+
+    _, db, _ = server_manager_instance._servers[index._lite_path]
+    db.get_collection(index.collection)._wait_for_bg()
+
+
+def latencies_ms(search, queries: np.ndarray) -> np.ndarray:
+    """Milliseconds per single-query call of ``search(query_row)``."""
+    out = []
+    for row in queries:
+        start = time.perf_counter()
+        search(row[None, :])
+        out.append((time.perf_counter() - start) * 1e3)
+    return np.asarray(out)
+
+
+def recall(got: list[list[object]], truth: np.ndarray) -> float:
+    """Mean fraction of the exact top-k found, per query."""
+    return float(np.mean([len(set(g) & set(t)) / len(t) for g, t in zip(got, truth.tolist())]))
+
+
+def row(n: int, name: str, add_s: float, build_s: float | None, lat: np.ndarray, rec: float) -> str:
+    build = "-" if build_s is None else f"{build_s:.2f}"
+    return (f"| {n:>7,} | {name:<24} | {add_s:7.2f} | {build:>7} | {np.median(lat):8.2f} | "
+            f"{np.percentile(lat, 95):8.2f} | {rec:9.3f} |")
+
+
+def bench_size(n: int, args: argparse.Namespace, workdir: Path) -> Iterator[str]:
+    """The table rows for one collection size, each as soon as it is measured."""
+    rng = np.random.default_rng(args.seed)
+    vectors = rng.standard_normal((n, args.dim)).astype(np.float32)
+    queries = rng.standard_normal((args.queries, args.dim)).astype(np.float32)
+    ids = [str(i) for i in range(n)]
+
+    start = time.perf_counter()
+    flat = faiss.IndexFlatL2(args.dim)
+    flat.add(vectors)
+    add_s = time.perf_counter() - start
+    _, truth = flat.search(queries, args.k)
+    lat = latencies_ms(lambda q: flat.search(q, args.k), queries)
+    yield row(n, "FAISS IndexFlatL2", add_s, None, lat, 1.0)
+
+    start = time.perf_counter()
+    hnsw = faiss.IndexHNSWFlat(args.dim, args.hnsw_m)
+    hnsw.hnsw.efConstruction = args.ef_construction
+    hnsw.add(vectors)
+    add_s = time.perf_counter() - start
+    hnsw.hnsw.efSearch = args.ef
+    got = hnsw.search(queries, args.k)[1]
+    lat = latencies_ms(lambda q: hnsw.search(q, args.k), queries)
+    yield row(n, f"FAISS HNSW{args.hnsw_m} ef={args.ef}", add_s, None, lat, recall(got.tolist(), truth))
+
+    specs = {"FLAT": {"index_type": "FLAT"},
+             "HNSW": {"index_type": "HNSW", "params": {"M": args.hnsw_m, "efConstruction": args.ef_construction},
+                      "search_params": {"ef": args.ef}}}
+    for name in args.indexes:
+        with MilvusL2Index(str(workdir / f"{name.lower()}-{n}.db"), index_params=specs[name],
+                           batch_size=args.batch_size) as index:
+            start = time.perf_counter()
+            index.add(ids, vectors)
+            add_s = time.perf_counter() - start
+            start = time.perf_counter()
+            index.flush()
+            wait_for_lite_index(index)
+            build_s = time.perf_counter() - start
+            index.search(queries[:1], args.k)  # warm-up: loads the segment indexes
+            got_ids, _ = index.search(queries, args.k)
+            got = [[int(i) for i in r if i is not None] for r in got_ids]
+            lat = latencies_ms(lambda q: index.search(q, args.k), queries)
+            label = f"Milvus Lite {name}" + (f" ef={args.ef}" if name == "HNSW" else "")
+            yield row(n, label, add_s, build_s, lat, recall(got, truth))
+
+
+def main() -> None:
+    """Parse flags, run every size, print a Markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000], help="collection sizes")
+    parser.add_argument("--indexes", nargs="+", default=["FLAT", "HNSW"], choices=["FLAT", "HNSW"],
+                        help="Milvus index types to measure")
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--queries", type=int, default=200, help="queries timed (one per call)")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--hnsw-m", type=int, default=16)
+    parser.add_argument("--ef-construction", type=int, default=200)
+    parser.add_argument("--ef", type=int, default=64, help="HNSW search breadth (FAISS efSearch, Milvus ef)")
+    parser.add_argument("--batch-size", type=int, default=1_000, help="rows per Milvus upsert")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    print(f"# {args.dim}-d N(0, I) vectors, {args.queries} single-vector queries, k={args.k}, "
+          f"faiss threads={faiss.omp_get_max_threads()}")
+    print(f"| {'n':>7} | {'index':<24} | {'add s':>7} | {'build s':>7} | {'p50 ms':>8} | {'p95 ms':>8} | "
+          f"{'recall@' + str(args.k):>9} |")
+    print(f"|{'-' * 9}|{'-' * 26}|{'-' * 9}|{'-' * 9}|{'-' * 10}|{'-' * 10}|{'-' * 11}|")
+    with tempfile.TemporaryDirectory(prefix="ragcun-milvus-bench-") as workdir:
+        for n in args.sizes:
+            for line in bench_size(n, args, Path(workdir)):
+                print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
