@@ -75,9 +75,14 @@ def per_query(run: Run, qrels: Mapping[str, Mapping[str, int]]) -> dict[str, dic
     return out
 
 
+def mean_metrics(per_query_values: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """Mean of each metric of :data:`METRICS` over the queries of a :func:`per_query` result."""
+    if not per_query_values:
+        raise ValueError("no judged queries to evaluate")
+    rows = per_query_values.values()
+    return {m: sum(r[m] for r in rows) / len(rows) for m in METRICS}
+
+
 def evaluate(run: Run, qrels: Mapping[str, Mapping[str, int]]) -> dict[str, float]:
     """Mean of each metric of :data:`METRICS` over the queries of ``qrels``."""
-    if not qrels:
-        raise ValueError("no judged queries to evaluate")
-    rows = per_query(run, qrels).values()
-    return {m: sum(r[m] for r in rows) / len(qrels) for m in METRICS}
+    return mean_metrics(per_query(run, qrels))

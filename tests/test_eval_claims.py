@@ -1,0 +1,84 @@
+"""ragcun_eval.claims: the statistics and verdict rules on small synthetic cases with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ragcun_eval.beir import BeirDataset
+from ragcun_eval.claims import (
+    ClaimResult, auc, cohens_d, expected_calibration_error, judge_separation, measure_claims, norm_confidence,
+)
+from ragcun_eval.models import ModelSpec
+from ragcun_eval.retrieval import run_model
+
+
+def test_auc_and_cohens_d_hand_computed() -> None:
+    # pairs: 2>1, 2=2 (½), 3>1, 3>2 → 3.5 / 4
+    assert auc(np.array([2.0, 3.0]), np.array([1.0, 2.0]))[0] == pytest.approx(0.875)
+    area, p = auc(np.arange(10.0, 20.0), np.arange(10.0))
+    assert area == 1.0 and p < 0.001
+    assert math.isnan(auc(np.array([]), np.array([1.0]))[0])
+    # means 2 and 1, both variances 2 → pooled SD √2
+    assert cohens_d(np.array([1.0, 3.0]), np.array([0.0, 2.0])) == pytest.approx(1 / math.sqrt(2))
+
+
+def test_expected_calibration_error_hand_computed() -> None:
+    scores = np.array([0.05, 0.15, 0.95, 0.95])
+    labels = np.array([False, False, True, False])
+    # bins: |0.05 − 0|, |0.15 − 0|, and two pairs with |0.95 − 0.5|
+    assert expected_calibration_error(scores, labels) == pytest.approx((0.05 + 0.15 + 2 * 0.45) / 4)
+    assert expected_calibration_error(np.array([0.0, 1.0]), np.array([False, True])) == pytest.approx(0.0)
+
+
+def test_norm_confidence() -> None:
+    norms = np.arange(20.0)
+    out = norm_confidence(norms, norms / 20, norms >= 10)
+    assert out["norm_spearman"] == pytest.approx(1.0) and out["norm_spearman_p"] < 1e-6
+    assert out["norm_auroc"] == 1.0 and out["norm_auroc_p"] < 0.001
+    flat = norm_confidence(np.ones(20), norms / 20, norms >= 10)
+    assert math.isnan(flat["norm_spearman"]) and flat["norm_auroc"] == 0.5
+
+
+def _result(model: str, area: float, d: float, dataset: str = "toy") -> ClaimResult:
+    return ClaimResult(dataset, model, "l2", 0.0, area, d, 0.0, 0.5, 0.0, 1.0, 0.5, 1.0, 1, 1, 1)
+
+
+def test_separation_verdict_is_relative_to_the_first_model() -> None:
+    results = [_result("base", 0.8, 1.0), _result("better", 0.9, 1.5), _result("mixed", 0.9, 0.5),
+               _result("other-set", 0.1, 0.1, dataset="other")]
+    judge_separation(results)
+    assert [r.verdicts["separation"] for r in results] == ["reference", "held", "did not hold", "reference"]
+
+
+class _FixedCache:
+    """Stands in for EmbeddingCache: returns preset raw outputs."""
+
+    def __init__(self, docs: np.ndarray, queries: np.ndarray) -> None:
+        self.arrays = {"document": docs, "query": queries}
+
+    def embed(self, spec, texts, role):  # noqa: ANN001, ANN201
+        return self.arrays[role]
+
+
+def test_measure_claims_on_a_planted_case() -> None:
+    """Each query sits near its relevant doc; queries with larger norms sit nearer (so they retrieve better)."""
+    rng = np.random.default_rng(0)
+    n_docs, n_q, dim = 200, 40, 16
+    docs = rng.standard_normal((n_docs, dim))
+    scale = np.linspace(0.5, 3.0, n_q)
+    noise = rng.standard_normal((n_q, dim)) * (2.0 / scale)[:, None]
+    queries = (docs[:n_q] + noise) * 1.0
+    queries = queries / np.linalg.norm(queries, axis=1, keepdims=True) * (5 + scale)[:, None]
+    data = BeirDataset("toy", [f"d{i}" for i in range(n_docs)], ["t"] * n_docs,
+                       {f"q{i}": "q" for i in range(n_q)}, {f"q{i}": {f"d{i}": 1} for i in range(n_q)})
+    spec = ModelSpec("planted", "planted", "l2", True)
+    run = run_model(data, spec, _FixedCache(docs.astype(np.float32), queries.astype(np.float32)))
+    result = measure_claims(run, data)
+    assert result.n_relevant_pairs == n_q and result.n_irrelevant_pairs == n_q * 100
+    assert result.auc > 0.9 and result.cohens_d > 1.0 and result.gap > 0
+    assert result.norm_spearman > 0.3 and result.verdicts["norm"] == "held"
+    assert 0 <= result.ece <= 1 and result.verdicts["calibration"] in ("held", "did not hold")
+    assert sum(b["count"] for b in result.reliability) == result.n_calibration_pairs == n_q * 10

@@ -1,0 +1,115 @@
+"""``ragcun-eval``: ``retrieval`` (§1 metrics), ``claims`` (§2 the seed's claims) and ``isotropy`` (§3).
+
+Examples::
+
+    ragcun-eval retrieval ../shared/data/beir/scifact --model bundled:cosine --model bundled:l2 \\
+        --model bundled:whitened --model runs/gauss --output out/scifact
+    ragcun-eval claims ../shared/data/beir/scifact --model bundled --model runs/gauss --output out/claims
+    ragcun-eval isotropy --model bundled --model runs/gauss --texts ../shared/data/beir/scifact --output out/iso
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from ragcun_eval.beir import BeirDataset, find_beir_dirs, load_beir
+from ragcun_eval.cache import EmbeddingCache
+from ragcun_eval.claims import ClaimResult, judge_separation, measure_claims, verdict_lines
+from ragcun_eval.models import ModelSpec, parse_model_spec
+from ragcun_eval.report import markdown_table, reliability_diagram, retrieval_chart, write_table
+from ragcun_eval.retrieval import ModelRun, run_model
+
+
+def load_datasets(paths: Sequence[str], split: str, max_queries: int | None, max_docs: int | None) -> list[BeirDataset]:
+    """Each path is a BEIR folder or a folder of BEIR folders; optionally cut to a subset."""
+    datasets = []
+    for p in paths:
+        root = Path(p)
+        dirs = [root] if (root / "corpus.jsonl").is_file() else find_beir_dirs(root, split)
+        if not dirs:
+            raise FileNotFoundError(f"{root} is neither a BEIR folder (corpus.jsonl, queries.jsonl, qrels/{split}.tsv) nor holds one")
+        for d in dirs:
+            data = load_beir(d, split)
+            datasets.append(data.subset(max_queries, max_docs) if max_queries or max_docs else data)
+    return datasets
+
+
+def run_all(datasets: Sequence[BeirDataset], specs: Sequence[ModelSpec], cache: EmbeddingCache) -> list[ModelRun]:
+    """Every model on every dataset, in order."""
+    return [run_model(data, spec, cache) for data in datasets for spec in specs]
+
+
+def retrieval_outputs(runs: Sequence[ModelRun], out_dir: Path | None) -> str:
+    """The Markdown table of ``runs``; with ``out_dir``, also results.json/.csv/.md and retrieval.png."""
+    rows = [r.row() for r in runs]
+    if out_dir is None:
+        return markdown_table(rows)
+    table = write_table(rows, out_dir, "results")
+    retrieval_chart(rows, out_dir / "retrieval.png")
+    return table
+
+
+def claims_outputs(runs: Sequence[ModelRun], datasets: Sequence[BeirDataset], out_dir: Path | None) -> list[ClaimResult]:
+    """Measure and judge the claims; with ``out_dir``, write claims.json/.csv/.md and reliability_<dataset>.png."""
+    by_name = {d.name: d for d in datasets}
+    results = [measure_claims(r, by_name[r.dataset]) for r in runs]
+    judge_separation(results)
+    if out_dir is not None:
+        write_table([r.row() for r in results], out_dir, "claims")
+        for name in by_name:
+            reliability_diagram([r for r in results if r.dataset == name], out_dir / f"reliability_{name}.png")
+    return results
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", action="append", metavar="NAME[:GEOMETRY]",
+                   help="model name or path, optional :cosine/:l2/:whitened; repeat to compare (default: bundled)")
+    p.add_argument("--output", type=Path, help="folder for the result files")
+    p.add_argument("--cache-dir", type=Path, help="embedding cache (default $RAGCUN_EVAL_CACHE or ~/.cache/ragcun-eval)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", help="torch device (default: sentence-transformers' choice)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``ragcun-eval``."""
+    parser = argparse.ArgumentParser(prog="ragcun-eval", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (("retrieval", "nDCG@10, Recall@10/@100, MRR@10, MAP@100 on BEIR folders"),
+                            ("claims", "separation, calibration and norm-as-confidence, with verdicts")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("data_dir", nargs="+", help="a BEIR folder, or a folder of BEIR folders")
+        p.add_argument("--split", default="test", help="qrels split (default test)")
+        p.add_argument("--max-queries", type=int, help="evaluate a random subset of queries (quick runs)")
+        p.add_argument("--max-docs", type=int, help="cut the corpus to the relevant docs plus random others, this many in all")
+        _add_common(p)
+    p = sub.add_parser("isotropy", help="isotropy metrics side by side (CSV) and plots")
+    p.add_argument("--texts", required=True, help="a text file (one text per line) or a BEIR folder (its corpus)")
+    p.add_argument("--max-texts", type=int,
+                   help="use a random sample of this many texts (default: all, which reuses a BEIR corpus's cached embeddings)")
+    _add_common(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ragcun-eval`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        specs = [parse_model_spec(m) for m in (args.model or ["bundled"])]
+        cache = EmbeddingCache(args.cache_dir, device=args.device, batch_size=args.batch_size)
+        if args.command == "isotropy":
+            from ragcun_eval.isotropy_report import run_isotropy
+
+            print(run_isotropy(specs, args.texts, cache, args.output or Path("isotropy"), args.max_texts))
+            return 0
+        datasets = load_datasets(args.data_dir, args.split, args.max_queries, args.max_docs)
+        runs = run_all(datasets, specs, cache)
+        print(retrieval_outputs(runs, args.output))
+        if args.command == "claims":
+            print("\n".join(verdict_lines(claims_outputs(runs, datasets, args.output))))
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"ragcun-eval: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
