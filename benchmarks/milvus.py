@@ -7,6 +7,8 @@ trained toward) go into FAISS ``IndexFlatL2`` (exact: the recall reference), FAI
 query per call, as a retriever issues them. Run::
 
     HF_HUB_OFFLINE=1 python benchmarks/milvus.py --sizes 10000 100000
+
+``benchmarks/search.py`` reuses :func:`milvus_specs` and :func:`measure_milvus` for its Milvus rows.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -50,6 +53,32 @@ def recall(got: list[list[object]], truth: np.ndarray) -> float:
     return float(np.mean([len(set(g) & set(t)) / len(t) for g, t in zip(got, truth.tolist())]))
 
 
+def milvus_specs(m: int = 16, ef_construction: int = 200, ef: int = 64) -> dict[str, dict[str, Any]]:
+    """``index_params`` of the measured Milvus index types: exact FLAT and HNSW (``M``, ``efConstruction``, ``ef``)."""
+    return {"FLAT": {"index_type": "FLAT"},
+            "HNSW": {"index_type": "HNSW", "params": {"M": m, "efConstruction": ef_construction},
+                     "search_params": {"ef": ef}}}
+
+
+def measure_milvus(path: str, spec: dict[str, Any], vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray,
+                   k: int, batch_size: int = 1_000) -> tuple[float, float, np.ndarray, float]:
+    """``(add s, flush + build s, ms per single query, recall@k)`` of ``vectors`` (ids ``"0"``, ``"1"``, ...)
+    in a ``MilvusL2Index`` on a fresh Milvus Lite file ``path``; ``truth`` holds the exact top-k rows."""
+    with MilvusL2Index(path, index_params=spec, batch_size=batch_size) as index:
+        start = time.perf_counter()
+        index.add([str(i) for i in range(len(vectors))], vectors)
+        add_s = time.perf_counter() - start
+        start = time.perf_counter()
+        index.flush()
+        wait_for_lite_index(index)
+        build_s = time.perf_counter() - start
+        index.search(queries[:1], k)  # warm-up: loads the segment indexes
+        got_ids, _ = index.search(queries, k)
+        got = [[int(i) for i in r if i is not None] for r in got_ids]
+        lat = latencies_ms(lambda q: index.search(q, k), queries)
+    return add_s, build_s, lat, recall(got, truth)
+
+
 def row(n: int, name: str, add_s: float, build_s: float | None, lat: np.ndarray, rec: float) -> str:
     build = "-" if build_s is None else f"{build_s:.2f}"
     return (f"| {n:>7,} | {name:<24} | {add_s:7.2f} | {build:>7} | {np.median(lat):8.2f} | "
@@ -61,7 +90,6 @@ def bench_size(n: int, args: argparse.Namespace, workdir: Path) -> Iterator[str]
     rng = np.random.default_rng(args.seed)
     vectors = rng.standard_normal((n, args.dim)).astype(np.float32)
     queries = rng.standard_normal((args.queries, args.dim)).astype(np.float32)
-    ids = [str(i) for i in range(n)]
 
     start = time.perf_counter()
     flat = faiss.IndexFlatL2(args.dim)
@@ -81,25 +109,12 @@ def bench_size(n: int, args: argparse.Namespace, workdir: Path) -> Iterator[str]
     lat = latencies_ms(lambda q: hnsw.search(q, args.k), queries)
     yield row(n, f"FAISS HNSW{args.hnsw_m} ef={args.ef}", add_s, None, lat, recall(got.tolist(), truth))
 
-    specs = {"FLAT": {"index_type": "FLAT"},
-             "HNSW": {"index_type": "HNSW", "params": {"M": args.hnsw_m, "efConstruction": args.ef_construction},
-                      "search_params": {"ef": args.ef}}}
+    specs = milvus_specs(args.hnsw_m, args.ef_construction, args.ef)
     for name in args.indexes:
-        with MilvusL2Index(str(workdir / f"{name.lower()}-{n}.db"), index_params=specs[name],
-                           batch_size=args.batch_size) as index:
-            start = time.perf_counter()
-            index.add(ids, vectors)
-            add_s = time.perf_counter() - start
-            start = time.perf_counter()
-            index.flush()
-            wait_for_lite_index(index)
-            build_s = time.perf_counter() - start
-            index.search(queries[:1], args.k)  # warm-up: loads the segment indexes
-            got_ids, _ = index.search(queries, args.k)
-            got = [[int(i) for i in r if i is not None] for r in got_ids]
-            lat = latencies_ms(lambda q: index.search(q, args.k), queries)
-            label = f"Milvus Lite {name}" + (f" ef={args.ef}" if name == "HNSW" else "")
-            yield row(n, label, add_s, build_s, lat, recall(got, truth))
+        add_s, build_s, lat, rec = measure_milvus(str(workdir / f"{name.lower()}-{n}.db"), specs[name], vectors,
+                                                  queries, truth, args.k, args.batch_size)
+        label = f"Milvus Lite {name}" + (f" ef={args.ef}" if name == "HNSW" else "")
+        yield row(n, label, add_s, build_s, lat, rec)
 
 
 def main() -> None:

@@ -1,7 +1,10 @@
-"""Add time and per-query latency: ragcun's stores vs raw FAISS and the frameworks' default stores.
+"""Add time and per-query latency: ragcun's stores vs raw FAISS, the frameworks' default stores and Milvus Lite.
 
 Random N(0, I) 384-d vectors, k = 10, one query at a time (queries are pre-embedded, so only the
-store is timed). Run: python benchmarks/search.py [--sizes 10000 100000] [--queries 200]
+store is timed). With pymilvus installed (or ``--milvus``), ``MilvusL2Index`` on Milvus Lite with
+FLAT and HNSW (M=16, efConstruction=200, ef=64) is measured too, by ``benchmarks/milvus.py``'s
+code: add (upserts), build (flush + index build), latency and recall@10 against exact FAISS.
+Run: python benchmarks/search.py [--sizes 10000 100000] [--queries 200] [--no-milvus]
 Figures depend on the machine and its load; compare ratios within one run.
 """
 
@@ -9,8 +12,11 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
+import tempfile
 import time
-from typing import Callable
+from pathlib import Path
+from typing import Callable, NamedTuple
 
 import faiss
 import numpy as np
@@ -26,6 +32,16 @@ from llama_index.vector_stores.ragcun import GaussianVectorStore as LlamaStore
 from ragcun.l2_index import L2Index
 
 DIM, K, CHUNK = 384, 10, 10_000
+
+
+class Row(NamedTuple):
+    """One measured store: add seconds, index build seconds, mean ms per query, recall@K (``None``: not measured)."""
+
+    name: str
+    add_s: float
+    build_s: float | None
+    ms_per_query: float
+    recall: float | None
 
 
 class Lookup(Embeddings):
@@ -66,7 +82,21 @@ def _interleaved(searches: dict[str, Callable[[np.ndarray], object]], queries: n
     return best
 
 
-def bench(n: int, n_queries: int, slow_queries: int, rounds: int) -> list[tuple[str, float, float]]:
+def milvus_rows(x: np.ndarray, qs: np.ndarray, exact: faiss.IndexFlatL2) -> list[Row]:
+    """Milvus Lite FLAT and HNSW rows, measured by ``benchmarks/milvus.py`` (recall against ``exact``)."""
+    from milvus import measure_milvus, milvus_specs  # benchmarks/milvus.py, beside this script
+
+    _, truth = exact.search(qs, K)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="ragcun-search-bench-") as workdir:
+        for name, spec in milvus_specs().items():
+            add_s, build_s, lat, rec = measure_milvus(str(Path(workdir) / f"{name.lower()}.db"), spec, x, qs, truth, K)
+            rows.append(Row(f"ragcun MilvusL2Index Lite {name}", add_s, build_s, float(lat.mean()), rec))
+    return rows
+
+
+def bench(n: int, n_queries: int, slow_queries: int, rounds: int, milvus: bool) -> list[Row]:
+    """Every store's row for ``n`` vectors: the FAISS-based ones first (raw FAISS leads)."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, DIM), dtype=np.float32)
     qs = rng.standard_normal((n_queries, DIM), dtype=np.float32)
@@ -91,7 +121,9 @@ def bench(n: int, n_queries: int, slow_queries: int, rounds: int) -> list[tuple[
                                                                          similarity_top_k=K)),
         "ragcun LangChain store": lambda q: lc.similarity_search_by_vector(q.tolist(), K),
     }, qs, rounds)
-    rows = [(name, add[name], fast[name]) for name in fast]
+    rows = [Row(name, add[name], None, fast[name], None) for name in fast]
+    if milvus:
+        rows += milvus_rows(x, qs, flat)
     del flat, ours, llama, lc
     gc.collect()
 
@@ -99,7 +131,7 @@ def bench(n: int, n_queries: int, slow_queries: int, rounds: int) -> list[tuple[
     t_add = _time(lambda: [simple.add(_nodes(x[s:s + CHUNK], s)) for s in range(0, n, CHUNK)])
     lat = _interleaved({"s": lambda q: simple.query(VectorStoreQuery(query_embedding=q.tolist(),
                                                                      similarity_top_k=K))}, qs[:slow_queries], 1)
-    rows.append(("LlamaIndex SimpleVectorStore", t_add, lat["s"]))
+    rows.append(Row("LlamaIndex SimpleVectorStore", t_add, None, lat["s"], None))
     del simple
     gc.collect()
 
@@ -107,7 +139,7 @@ def bench(n: int, n_queries: int, slow_queries: int, rounds: int) -> list[tuple[
     t_add = _time(lambda: [mem.add_documents([Document(page_content=t) for t in ids[s:s + CHUNK]],
                                              ids=ids[s:s + CHUNK]) for s in range(0, n, CHUNK)])
     lat = _interleaved({"m": lambda q: mem.similarity_search_by_vector(q.tolist(), K)}, qs[:slow_queries], 1)
-    rows.append(("LangChain InMemoryVectorStore", t_add, lat["m"]))
+    rows.append(Row("LangChain InMemoryVectorStore", t_add, None, lat["m"], None))
     return rows
 
 
@@ -119,20 +151,28 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="FAISS OpenMP threads (1 avoids thread contention for single queries)")
     parser.add_argument("--slow-queries", type=int, default=10, help="queries for the pure-Python stores")
+    parser.add_argument("--milvus", action=argparse.BooleanOptionalAction,
+                        default=all(importlib.util.find_spec(m) for m in ("pymilvus", "milvus_lite")),
+                        help="also measure MilvusL2Index on Milvus Lite (default: when pymilvus is installed)")
     args = parser.parse_args()
     faiss.omp_set_num_threads(args.threads)
     print(f"faiss {faiss.__version__}, {DIM}-d N(0, I) vectors, k={K}, single queries; faiss threads: "
           f"{faiss.omp_get_max_threads()}")
     for n in args.sizes:
-        rows = bench(n, args.queries, args.slow_queries, args.rounds)
-        raw = rows[0][2]
-        ours = {name: lat for name, _, lat in rows}
+        rows = bench(n, args.queries, args.slow_queries, args.rounds, args.milvus)
+        raw = rows[0].ms_per_query
+        ours = {r.name: r.ms_per_query for r in rows}
         print(f"\nN = {n:,}")
-        print(f"{'store':32s} {'add s':>8s} {'ms/query':>9s} {'vs raw FAISS':>13s} {'vs ragcun':>10s}")
-        for name, add, lat in rows:
-            mine = ours["ragcun LlamaIndex store"] if "LlamaIndex" in name else (
-                ours["ragcun LangChain store"] if "LangChain" in name else ours["ragcun L2Index"])
-            print(f"{name:32s} {add:8.2f} {lat:9.3f} {lat / raw:12.2f}x {lat / mine:9.2f}x")
+        print(f"{'store':34s} {'add s':>8s} {'build s':>8s} {'ms/query':>9s} {'recall@' + str(K):>10s} "
+              f"{'vs raw FAISS':>13s} {'vs ragcun':>10s}")
+        for r in rows:
+            mine = ours["ragcun LlamaIndex store"] if "LlamaIndex" in r.name else (
+                ours["ragcun LangChain store"] if "LangChain" in r.name else ours["ragcun L2Index"])
+            build = "-" if r.build_s is None else f"{r.build_s:.2f}"
+            rec = "-" if r.recall is None else f"{r.recall:.3f}"
+            lat = r.ms_per_query
+            print(f"{r.name:34s} {r.add_s:8.2f} {build:>8s} {lat:9.3f} {rec:>10s} "
+                  f"{lat / raw:12.2f}x {lat / mine:9.2f}x")
 
 
 if __name__ == "__main__":

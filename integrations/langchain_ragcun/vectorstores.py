@@ -3,8 +3,8 @@
 ``similarity_search_with_score`` returns Euclidean distances (lower is closer, like LangChain's
 FAISS store); ``similarity_search_with_relevance_scores`` and the ``similarity_score_threshold``
 retriever use the calibrated scores of :mod:`ragcun.scores` in [0, 1]. ``filter`` is a metadata
-dict (``ragcun.filters`` syntax: equality, ``$gt``, ``$in``, ``$and`` ...) or a callable taking a
-``Document``.
+dict (``ragcun.filters`` syntax: equality, ``$gt``, ``$in``, ``$and`` ...), pushed down to indexes
+that filter themselves (Milvus), or a callable taking a ``Document``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 
-from ragcun.doc_store import DocStore, Hit, Record, RecordFilter, metadata_filter
+from ragcun.doc_store import DocStore, Hit, Record
 from ragcun.scores import RelevanceScorer
 from ragcun.vector_index import VectorIndex
 
@@ -30,10 +30,11 @@ def _doc(record: Record) -> Document:
     return Document(id=record.id, page_content=record.text, metadata=dict(record.metadata))
 
 
-def _where(filter: Filter) -> Optional[RecordFilter]:
-    if filter is None or not callable(filter):
-        return metadata_filter(filter)
-    return lambda rec: bool(filter(_doc(rec)))
+def _criteria(filter: Filter) -> dict[str, Any]:
+    """``DocStore.search`` arguments for a LangChain ``filter``: a metadata spec dict, or a ``Document`` check."""
+    if callable(filter):
+        return {"where": lambda rec: bool(filter(_doc(rec)))}
+    return {"filter": filter}
 
 
 class GaussianVectorStore(VectorStore):
@@ -87,7 +88,7 @@ class GaussianVectorStore(VectorStore):
 
     # -- search -------------------------------------------------------------------------------
     def _hits(self, embedding: Sequence[float], k: int, filter: Filter) -> list[Hit]:
-        return self.store.search(np.asarray(embedding, dtype=np.float32), k, _where(filter))
+        return self.store.search(np.asarray(embedding, dtype=np.float32), k, **_criteria(filter))
 
     def similarity_search_with_score_by_vector(self, embedding: list[float], k: int = 4, filter: Filter = None,
                                                **kwargs: Any) -> list[tuple[Document, float]]:
@@ -120,7 +121,8 @@ class GaussianVectorStore(VectorStore):
                                                 lambda_mult: float = 0.5, filter: Filter = None,
                                                 **kwargs: Any) -> list[Document]:
         """``k`` documents chosen by Euclidean MMR (``ragcun.mmr``) among the ``fetch_k`` nearest."""
-        hits = self.store.mmr_search(np.asarray(embedding, dtype=np.float32), k, fetch_k, lambda_mult, _where(filter))
+        hits = self.store.mmr_search(np.asarray(embedding, dtype=np.float32), k, fetch_k, lambda_mult,
+                                     **_criteria(filter))
         return [_doc(h.record) for h in hits]
 
     def max_marginal_relevance_search(self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,

@@ -2,7 +2,8 @@
 
 It owns the id -> (text, metadata) records, filtered search (one place), relevance scores
 (:mod:`ragcun.scores`), MMR (:mod:`ragcun.mmr`) and atomic JSON persistence. It knows nothing of
-LlamaIndex or LangChain.
+LlamaIndex or LangChain. On an index that stores metadata (a ``MetadataFilterIndex`` such as
+``MilvusL2Index``) it stores each record's metadata there too and pushes metadata filters down.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ragcun.l2_index import L2Index, as_matrix
 from ragcun.mmr import mmr_select
 from ragcun.persistence import SaveFormatError, atomic_save, read_json, read_manifest
 from ragcun.scores import RelevanceScorer
-from ragcun.vector_index import VectorIndex
+from ragcun.vector_index import MetadataFilterIndex, VectorIndex
 
 FORMAT = "ragcun.DocStore"
 VERSION = 1
@@ -54,6 +55,14 @@ def metadata_filter(spec: Any) -> RecordFilter | None:
     return None if pred is None else (lambda rec: pred(rec.metadata))
 
 
+def _all_of(*checks: RecordFilter | None) -> RecordFilter | None:
+    """A predicate true when every given one is (``None``s are ignored; ``None`` if none is given)."""
+    live = [c for c in checks if c is not None]
+    if len(live) <= 1:
+        return live[0] if live else None
+    return lambda rec: all(c(rec) for c in live)
+
+
 class DocStore:
     """Records (text + metadata) keyed by id, their vectors in a ``VectorIndex`` (default: a new ``L2Index``)."""
 
@@ -61,6 +70,7 @@ class DocStore:
         if index is not None and not isinstance(index, VectorIndex):
             raise TypeError(f"index must implement ragcun.VectorIndex; got {type(index).__name__}")
         self.index: VectorIndex = index if index is not None else L2Index()
+        self._pushdown = isinstance(self.index, MetadataFilterIndex)
         self.scorer = scorer or RelevanceScorer()
         self._records: dict[str, Record] = {}
         self._lock = threading.RLock()
@@ -89,7 +99,11 @@ class DocStore:
         if len(vecs) != len(records):
             raise ValueError(f"got {len(records)} records for {len(vecs)} vectors")
         with self._lock:
-            self.index.add([r.id for r in records], vecs)
+            ids = [r.id for r in records]
+            if self._pushdown:
+                self.index.add(ids, vecs, [r.metadata for r in records])
+            else:
+                self.index.add(ids, vecs)
             for rec in records:
                 self._records.pop(rec.id, None)
                 self._records[rec.id] = Record(rec.id, rec.text, dict(rec.metadata))
@@ -121,8 +135,13 @@ class DocStore:
         recs = list(self._records.values())
         return recs if where is None else [r for r in recs if where(r)]
 
-    def search(self, query: np.ndarray, k: int, where: RecordFilter | None = None) -> list[Hit]:
-        """Up to ``k`` nearest records to ``query`` (D,) that satisfy ``where``, nearest first."""
+    def search(self, query: np.ndarray, k: int, where: RecordFilter | None = None,
+               filter: Any = None) -> list[Hit]:
+        """Up to ``k`` nearest records to ``query`` (D,) that satisfy ``where`` and ``filter``, nearest first.
+
+        ``where`` is a record predicate; ``filter`` a metadata filter spec (:mod:`ragcun.filters`),
+        also passed down to a ``MetadataFilterIndex`` so the index narrows the search itself.
+        """
         if not isinstance(k, (int, np.integer)) or k <= 0:
             raise ValueError(f"k must be a positive int; got {k!r}")
         with self._lock:
@@ -131,13 +150,15 @@ class DocStore:
             q = as_matrix(query, self.index.dim, "query vector")
             if len(q) != 1:
                 raise ValueError(f"search takes one query vector; got {len(q)}")
+            check = _all_of(where, metadata_filter(filter))
+            pushed = {"filter": filter} if self._pushdown and filter is not None else {}
             total = len(self._records)
-            fetch = k if where is None else min(total, max(4 * k, 32))
+            fetch = k if check is None else min(total, max(4 * k, 32))
             while True:
-                ids, dist = self.index.search(q, min(fetch, total))
+                ids, dist = self.index.search(q, min(fetch, total), **pushed)
                 pairs = [(self._records[i], float(d)) for i, d in zip(ids[0], dist[0])
-                         if i is not None and (where is None or where(self._records[i]))]
-                if len(pairs) >= k or fetch >= total:
+                         if i is not None and (check is None or check(self._records[i]))]
+                if len(pairs) >= k or fetch >= total or ids[0][-1] is None:  # None pads: no more rows
                     break
                 fetch *= 4
             pairs = pairs[:k]
@@ -146,10 +167,11 @@ class DocStore:
             return [Hit(rec, d, float(s)) for (rec, d), s in zip(pairs, scores)]
 
     def mmr_search(self, query: np.ndarray, k: int, fetch_k: int = 20, lambda_mult: float = 0.5,
-                   where: RecordFilter | None = None) -> list[Hit]:
-        """``k`` records chosen by Euclidean MMR (:func:`ragcun.mmr.mmr_select`) among the ``fetch_k`` nearest."""
+                   where: RecordFilter | None = None, filter: Any = None) -> list[Hit]:
+        """``k`` records chosen by Euclidean MMR (:func:`ragcun.mmr.mmr_select`) among the ``fetch_k`` nearest
+        that satisfy ``where`` and ``filter`` (as in :meth:`search`)."""
         with self._lock:
-            candidates = self.search(query, max(k, fetch_k), where)
+            candidates = self.search(query, max(k, fetch_k), where, filter)
             if not candidates:
                 return []
             vecs = self.index.get_vectors([h.record.id for h in candidates])
@@ -173,7 +195,9 @@ class DocStore:
     def load(cls, path: str | os.PathLike, index: VectorIndex | None = None) -> tuple["DocStore", dict[str, Any]]:
         """Load a :meth:`save` directory (verified); returns the store and the ``extra`` dict saved with it.
 
-        ``index`` supplies the vectors for saves of indexes that persist themselves (e.g. Milvus).
+        ``index`` supplies the vectors for saves of indexes that persist themselves (e.g. Milvus); a
+        ``MetadataFilterIndex`` must hold every saved id, and any metadata it holds that differ from
+        the saved records' (e.g. written before metadata were pushed down) are re-stored from them.
         """
         path = Path(path)
         man = read_manifest(path, FORMAT, VERSION)
@@ -187,4 +211,19 @@ class DocStore:
         if len(store._records) != man["count"] or index.count != man["count"]:
             raise SaveFormatError(f"{path}: {len(store._records)} records and {index.count} vectors, "
                                   f"manifest says {man['count']}")
+        if store._pushdown:
+            store._sync_index_metadata(path)
         return store, man["extra"]
+
+    def _sync_index_metadata(self, path: Path, batch: int = 10_000) -> None:
+        """Re-store the records' metadata where the index's copy differs; a missing id is a ``SaveFormatError``."""
+        ids = list(self._records)
+        for start in range(0, len(ids), batch):
+            chunk = ids[start:start + batch]
+            try:
+                held = self.index.get_metadata(chunk)
+            except KeyError as exc:
+                raise SaveFormatError(f"{path}: saved records are missing from the index: {exc}") from None
+            stale = [i for i, m in zip(chunk, held) if m != self._records[i].metadata]
+            if stale:
+                self.index.add(stale, self.index.get_vectors(stale), [self._records[i].metadata for i in stale])

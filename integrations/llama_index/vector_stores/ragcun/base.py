@@ -3,7 +3,8 @@
 Nodes are stored as text plus LlamaIndex's own metadata dict (``node_to_metadata_dict``); search,
 filtering, MMR, scores and persistence are the core's. Node similarities are the relevance scores
 of :mod:`ragcun.scores`; the Euclidean distance is in each returned node's metadata under
-``l2_distance`` (hidden from the LLM and the embedder).
+``l2_distance`` (hidden from the LLM and the embedder). Metadata filters and ``doc_ids`` become one
+ragcun filter spec, which the core pushes down to indexes that filter themselves (Milvus).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from llama_index.core.vector_stores.types import (
 )
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
-from ragcun.doc_store import DocStore, Record, RecordFilter, metadata_filter
+from ragcun.doc_store import DocStore, Record, metadata_filter
 from ragcun.scores import RelevanceScorer
 from ragcun.vector_index import VectorIndex
 
@@ -134,48 +135,47 @@ class GaussianVectorStore(BasePydanticVectorStore):
         return [metadata_dict_to_node(r.metadata, r.text) for r in self._select(node_ids, filters)]
 
     def _select(self, node_ids: Optional[List[str]], filters: Optional[MetadataFilters]) -> List[Record]:
-        where = self._where(filters, None, None)
+        where = metadata_filter(self._filter_spec(filters, None))
         records = self._store.find() if node_ids is None else self._store.get(node_ids)
         return records if where is None else [r for r in records if where(r)]
 
     @staticmethod
-    def _where(filters: Optional[MetadataFilters], doc_ids: Optional[List[str]],
-               node_ids: Optional[List[str]]) -> Optional[RecordFilter]:
-        checks: list[RecordFilter] = []
+    def _filter_spec(filters: Optional[MetadataFilters], doc_ids: Optional[List[str]]) -> Optional[dict[str, Any]]:
+        """``filters`` and ``doc_ids`` as one ragcun filter spec (``None``: no restriction)."""
+        parts: list[dict[str, Any]] = []
         if filters is not None and filters.filters:
-            checks.append(metadata_filter(to_filter_spec(filters)))
+            parts.append(to_filter_spec(filters))
         if doc_ids:  # LlamaIndex passes [] to mean "no restriction"
-            docs = set(doc_ids)
-            checks.append(lambda r: r.metadata.get("ref_doc_id") in docs)
-        if node_ids:
-            nodes = set(node_ids)
-            checks.append(lambda r: r.id in nodes)
-        if not checks:
+            parts.append({"ref_doc_id": {"$in": list(doc_ids)}})
+        if not parts:
             return None
-        return checks[0] if len(checks) == 1 else (lambda r: all(c(r) for c in checks))
+        return parts[0] if len(parts) == 1 else {"$and": parts}
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         """Nearest nodes by Euclidean distance (``DEFAULT``) or Euclidean MMR (``MMR``; ``mmr_threshold`` = lambda)."""
         if query.query_embedding is None:
             raise ValueError("GaussianVectorStore needs query.query_embedding (it searches by vector)")
-        where = self._where(query.filters, query.doc_ids, query.node_ids)
+        spec = self._filter_spec(query.filters, query.doc_ids)
+        nodes = set(query.node_ids or ())
+        where = (lambda r: r.id in nodes) if nodes else None
         k = query.similarity_top_k
         if query.mode == VectorStoreQueryMode.MMR:
             lam = kwargs.get("mmr_threshold", query.mmr_threshold)
             fetch_k = kwargs.get("mmr_prefetch_k") or k * kwargs.get("mmr_prefetch_factor", 4)
-            hits = self._store.mmr_search(query.query_embedding, k, fetch_k, 0.5 if lam is None else lam, where)
+            hits = self._store.mmr_search(query.query_embedding, k, fetch_k, 0.5 if lam is None else lam,
+                                          where, spec)
         elif query.mode == VectorStoreQueryMode.DEFAULT:
-            hits = self._store.search(query.query_embedding, k, where)
+            hits = self._store.search(query.query_embedding, k, where, spec)
         else:
             raise ValueError(f"GaussianVectorStore does not support query mode {query.mode.value!r}")
-        nodes = []
+        results = []
         for hit in hits:
             node = metadata_dict_to_node(hit.record.metadata, hit.record.text)
             node.metadata[DISTANCE_KEY] = hit.distance
             node.excluded_llm_metadata_keys.append(DISTANCE_KEY)
             node.excluded_embed_metadata_keys.append(DISTANCE_KEY)
-            nodes.append(node)
-        return VectorStoreQueryResult(nodes=nodes, similarities=[h.score for h in hits],
+            results.append(node)
+        return VectorStoreQueryResult(nodes=results, similarities=[h.score for h in hits],
                                       ids=[h.record.id for h in hits])
 
     # -- persistence --------------------------------------------------------------------------
