@@ -46,7 +46,7 @@ def _held_out_covariance_loss(model: GaussianEncoder) -> float:
     return float(covariance_isotropy(x) + (x.std() - 1.0).square())
 
 
-def _train(model, loss, tmp_path, steps: int = 30, lr: float = 1e-2, batch_size: int = 32) -> list[float]:
+def _train(model, loss, tmp_path, steps: int = 20, lr: float = 1e-2, batch_size: int = 16) -> list[float]:
     args = SentenceTransformerTrainingArguments(
         output_dir=str(tmp_path), max_steps=steps, per_device_train_batch_size=batch_size, learning_rate=lr,
         logging_steps=1, save_strategy="no", report_to=[], seed=0, use_cpu=True, disable_tqdm=True,
@@ -73,7 +73,7 @@ def test_isotropy_losses_lower_loss_and_held_out_statistic(tiny_model_dir, tmp_p
     torch.manual_seed(0)
     model = GaussianEncoder(tiny_model_dir, head="mlp")
     before = held_out_metric(model)
-    losses = _train(model, make_loss(model), tmp_path)
+    losses = _train(model, make_loss(model), tmp_path, batch_size=32)
     first, last = _first_last(losses)
     assert last < first
     assert held_out_metric(model) < before

@@ -45,7 +45,7 @@ def test_split_batch_equals_whole_batch():
 
     for rank in range(2):
         value, grad = results[rank]
-        assert value == pytest.approx(float(expected), rel=1e-5)
+        assert value == pytest.approx(float(expected.detach()), rel=1e-5)
         # the gradient of each shard is the matching slice of the whole batch's gradient
         # Each rank's gradient is world_size x its slice of the whole-batch gradient, as in the
         # official code: DDP then averages over ranks, which gives the whole-batch gradient.
