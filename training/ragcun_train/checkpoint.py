@@ -1,0 +1,73 @@
+"""Frozen-mode checkpoints: the head, the predictor, SIGReg's slice counter and the optimizer, in safetensors + JSON.
+
+A checkpoint is a folder ``<dir>/step-<N>`` holding ``state.safetensors`` (tensors) and
+``state.json`` (step, history, optimizer hyper-parameters). It is written under a temporary name
+and renamed, so a crash never leaves a half-written checkpoint. No pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+STATE_TENSORS = "state.safetensors"
+STATE_JSON = "state.json"
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    sd = optimizer.state_dict()
+    tensors = {f"optim.{pid}.{key}": torch.as_tensor(v).detach().clone().contiguous()
+               for pid, state in sd["state"].items() for key, v in state.items()}
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in sd["param_groups"]]
+    return tensors, groups
+
+
+def save_checkpoint(directory: Path, step: int, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
+                    extra: dict[str, Any], keep: int = 2) -> Path:
+    """Write ``directory/step-<step>`` atomically and delete all but the newest ``keep`` checkpoints."""
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / f"step-{step}"
+    tmp = directory / f".step-{step}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    tensors = {f"{name}.{k}": v.detach().cpu().clone().contiguous() for name, m in modules.items() for k, v in m.state_dict().items()}
+    opt_tensors, groups = _optimizer_tensors(optimizer)
+    save_file(tensors | opt_tensors, str(tmp / STATE_TENSORS))
+    (tmp / STATE_JSON).write_text(json.dumps({"step": step, "param_groups": groups} | extra))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    for old in list_checkpoints(directory)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(directory: Path) -> list[Path]:
+    """Complete checkpoints in ``directory``, oldest first."""
+    if not directory.is_dir():
+        return []
+    found = [p for p in directory.glob("step-*") if (p / STATE_JSON).is_file() and p.name[5:].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[5:]))
+
+
+def load_checkpoint(path: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Restore ``modules`` and ``optimizer`` from ``path``; return its JSON state (step, history, …)."""
+    if not (path / STATE_JSON).is_file():
+        raise FileNotFoundError(f"{path} is not a ragcun-train checkpoint ({STATE_JSON} missing)")
+    meta = json.loads((path / STATE_JSON).read_text())
+    tensors = load_file(str(path / STATE_TENSORS))
+    for name, module in modules.items():
+        prefix = f"{name}."
+        module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, pid, name = key.split(".", 2)
+            state.setdefault(int(pid), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    return meta

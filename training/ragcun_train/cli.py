@@ -1,0 +1,107 @@
+"""``ragcun-train``: train a Gaussian (isotropic, L2-ranked) embedding model; ``ragcun-train --help`` for the options."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from dataclasses import fields
+
+from ragcun_train.api import TrainConfig, train
+from ragcun_train.data import FORMATS
+from ragcun_train.objectives import COMPONENTS, PRESETS
+
+DESCRIPTION = """\
+Train a ragcun model: a sentence-transformers encoder with a Gaussian head whose embeddings follow
+N(0, I) and are ranked by Euclidean distance.
+
+DATA is a file or folder; its kind is detected (or forced with --format):
+  pairs   JSONL / CSV / TSV with query (or anchor), positive and optional negative columns
+          (a headerless TSV is read as query, positive[, negative], like MS MARCO triples)
+  beir    a BEIR folder (corpus.jsonl, queries.jsonl, qrels/train.tsv): pairs from the qrels
+  corpus  unlabelled documents: a .txt (one per line), a .jsonl with "text" (and "title"), a BEIR
+          folder without train qrels, or a folder of .txt/.md files; trained on two disjoint
+          views of each document (title and body, or two halves)
+With no DATA, trains on the bundled demo (BEIR SciFact training pairs) and prints nDCG@10 and
+isotropy before and after on its held-out test queries.
+
+Objectives (λ of each loss component; override any with --lambda-*):
+""" + "\n".join(f"  {name:<14}{', '.join(f'{k} {v}' for k, v in w.items())}" for name, w in PRESETS.items())
+
+EPILOG = """\
+Outputs in --output: the model (loads with ragcun.GaussianEncoder(DIR), SentenceTransformer(DIR) and
+llama_index.embeddings.ragcun.GaussianEmbedding(model_name=DIR)), training_report.json, loss_curves.png,
+isotropy_before_after.png, the sentence-transformers model card (README.md) and checkpoints/.
+Runs under `torchrun --nproc_per_node=N ragcun-train ...` (gloo on CPU)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ragcun-train`` argument parser."""
+    p = argparse.ArgumentParser(prog="ragcun-train", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("data", nargs="?", default=None, help="training data file or folder (default: the bundled demo)")
+    p.add_argument("--format", choices=FORMATS, default="auto", help="input kind (default: detected)")
+    p.add_argument("--eval-data", metavar="DIR", help="BEIR folder to report nDCG@10 on before/after (default: DATA if it is a BEIR folder)")
+    p.add_argument("--eval-split", metavar="SPLIT", help="qrels split of the evaluation folder (default: dev, else test)")
+    p.add_argument("--model", metavar="NAME_OR_PATH", help="base sentence-transformers model (default: the bundled all-MiniLM-L6-v2)")
+    p.add_argument("--output", metavar="DIR", default="ragcun-model", help="output model folder (default: ragcun-model)")
+    p.add_argument("--objective", choices=tuple(PRESETS), default="gaussian-rag", help="loss preset (default: gaussian-rag)")
+    p.add_argument("--init", choices=("identity", "whitening", "random"),
+                   help="head initialisation (default: identity for a linear head — L2 ranks as the base's cosine; random for mlp)")
+    p.add_argument("--head", choices=("linear", "mlp"), default="linear", help="Gaussian head (default: linear)")
+    p.add_argument("--output-dim", type=int, metavar="D", help="embedding dimension (default: the base model's)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--freeze-base", dest="freeze_base", action="store_true", default=None,
+                   help="train only the head on cached base embeddings (default on CPU)")
+    g.add_argument("--no-freeze-base", dest="freeze_base", action="store_false",
+                   help="full fine-tuning with SentenceTransformerTrainer (default on GPU)")
+    p.add_argument("--freeze-layers", type=int, default=0, metavar="N", help="full fine-tuning: keep the first N transformer layers fixed")
+    p.add_argument("--epochs", type=int, help="epochs (default: 20 frozen, 1 full)")
+    p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (overrides --epochs)")
+    p.add_argument("--batch-size", type=int, default=64, help="rows per step (default: 64)")
+    p.add_argument("--lr", type=float, help="peak learning rate, decayed linearly (default: 1e-3 frozen, 2e-5 full)")
+    for c in COMPONENTS:
+        p.add_argument(f"--lambda-{c}", type=float, metavar="λ", help=f"weight of the {c} loss (default: the objective's)")
+    p.add_argument("--temperature", type=float, help="InfoNCE temperature τ on squared L2 distances (default: 0.1 × dimension)")
+    p.add_argument("--num-slices", type=int, default=256, help="SIGReg random projections per step (default: 256)")
+    p.add_argument("--corpus-negatives", type=int, default=8192, metavar="M",
+                   help="frozen mode: rank each query against up to M cached corpus documents (default: 8192; 0 = in-batch only)")
+    p.add_argument("--isotropy-sample", type=int, default=2048, metavar="N", help="documents measured by the isotropy report (default: 2048)")
+    p.add_argument("--no-recentre", dest="recentre", action="store_false",
+                   help="keep the trained head's mean and scale (default: re-fit them on the training corpus, which changes no L2 ranking)")
+    p.add_argument("--seed", type=int, default=42, help="random seed; the same seed gives the same model (default: 42)")
+    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--cache-dir", metavar="DIR", help="base-embedding cache (default: $RAGCUN_CACHE/embeddings or ~/.cache/ragcun/embeddings)")
+    p.add_argument("--save-steps", type=int, default=200, help="checkpoint every this many steps (default: 200)")
+    p.add_argument("--eval-steps", type=int, help="full fine-tuning: run the isotropy and L2 retrieval evaluators every this many steps")
+    p.add_argument("--resume", nargs="?", const="latest", default=False, metavar="CHECKPOINT",
+                   help="resume from the newest checkpoint in OUTPUT/checkpoints, or from CHECKPOINT")
+    p.add_argument("--no-progress", dest="show_progress", action="store_false", help="hide progress bars")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``ragcun-train``; returns the exit status."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = vars(build_parser().parse_args(argv))
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "sentence_transformers", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    known = {f.name for f in fields(TrainConfig)}
+    data = args.pop("data")
+    try:
+        result = train(data, **{k: v for k, v in args.items() if k in known})
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"ragcun-train: error: {exc}", file=sys.stderr)
+        return 1
+    if result.report:
+        from ragcun_train.report import summary_lines
+
+        print("\n".join(summary_lines(result.report)))
+        print(f"model, training_report.json and plots written to {result.output}/ in {result.report['seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

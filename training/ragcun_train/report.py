@@ -1,0 +1,136 @@
+"""The training report: ``training_report.json`` and PNG plots (loss curves; isotropy before/after)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+REPORT_FILE = "training_report.json"
+LOSS_PLOT = "loss_curves.png"
+ISOTROPY_PLOT = "isotropy_before_after.png"
+COMPONENT_KEYS = ("contrastive", "isotropy", "predictive", "covariance", "margin")
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path`` via a temporary file and a rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, allow_nan=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _save_figure(fig, path: Path) -> None:
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _smooth(y: np.ndarray) -> np.ndarray:
+    """Trailing moving average over about 5% of the run (at least 1 step)."""
+    w = max(1, len(y) // 20)
+    c = np.cumsum(np.insert(np.nan_to_num(y), 0, 0.0))
+    out = np.empty_like(y)
+    for i in range(len(y)):
+        lo = max(0, i + 1 - w)
+        out[i] = (c[i + 1] - c[lo]) / (i + 1 - lo)
+    return out
+
+
+def plot_losses(history: list[dict[str, Any]], path: Path) -> None:
+    """Total loss and each weighted component against the step."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    steps = [h["step"] for h in history]
+    for key in ("loss", *COMPONENT_KEYS):
+        values = [h.get(key) for h in history]
+        if any(v is not None for v in values):
+            y = np.array([math.nan if v is None else v for v in values], dtype=float)
+            line, = ax.plot(steps, y, lw=0.6, alpha=0.35)
+            ax.plot(steps, _smooth(y), color=line.get_color(), lw=2 if key == "loss" else 1.3,
+                    label="total" if key == "loss" else f"{key} (weighted)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (thin: per step; thick: moving average)")
+    ax.set_title("ragcun-train: loss components")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save_figure(fig, path)
+
+
+ISOTROPY_BARS = (
+    ("sigreg", "SIGReg (≈1 for N(0,I))", 1.0),
+    ("variance_mean", "mean variance (1)", 1.0),
+    ("mean_norm_rel", "‖mean‖/√D (0)", 0.0),
+    ("cov_rel", "‖Cov−I‖/√D (0)", 0.0),
+    ("offdiag_corr_mean", "mean |corr| (0)", 0.0),
+    ("rank_ratio", "eff. rank / D (1)", 1.0),
+)
+
+
+def plot_isotropy(before: dict[str, Any], after: dict[str, Any], spectra: dict[str, np.ndarray], path: Path) -> None:
+    """Covariance eigen-spectra before/after (N(0, I) is flat at 1) and the isotropy report's key numbers."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
+    for label, eig in spectra.items():
+        left.plot(np.arange(1, len(eig) + 1), np.sort(eig)[::-1], label=label)
+    left.axhline(1.0, color="k", ls="--", lw=1, label="N(0, I)")
+    left.set_yscale("log")
+    top = max(float(np.max(e)) for e in spectra.values())
+    left.set_ylim(1e-4, top * 2)
+    left.set_xlabel("eigenvalue rank")
+    left.set_ylabel("covariance eigenvalue")
+    left.set_title("covariance spectrum")
+    left.legend()
+    left.grid(alpha=0.3)
+
+    def values(r: dict[str, Any]) -> list[float]:
+        derived = {"mean_norm_rel": r["mean_norm"] / math.sqrt(r["dim"]), "cov_rel": r["cov_identity_distance"] / math.sqrt(r["dim"])}
+        return [float((r | derived)[k]) for k, _, _ in ISOTROPY_BARS]
+
+    x = np.arange(len(ISOTROPY_BARS))
+    right.bar(x - 0.2, values(before), 0.4, label="before")
+    right.bar(x + 0.2, values(after), 0.4, label="after")
+    right.scatter(x, [t for _, _, t in ISOTROPY_BARS], marker="_", s=400, color="k", label="N(0, I)", zorder=3)
+    right.set_xticks(x, [lbl for _, lbl, _ in ISOTROPY_BARS], rotation=25, ha="right")
+    right.set_yscale("symlog", linthresh=1.0)
+    right.set_title("isotropy report")
+    right.legend()
+    right.grid(alpha=0.3, axis="y")
+    _save_figure(fig, path)
+
+
+def covariance_spectrum(x: np.ndarray) -> np.ndarray:
+    """Eigenvalues of the covariance of the rows of ``x`` (N, D)."""
+    return np.linalg.eigvalsh(np.cov(np.asarray(x, dtype=np.float64), rowvar=False))
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """Human-readable before/after lines for the console."""
+    lines = []
+    ev = report.get("eval")
+    if ev:
+        lines.append(f"evaluation: {ev['source']} (split {ev['split']}: {ev['queries']} queries, {ev['docs']} docs)")
+    rows = [("base (cosine)", report.get("base")), ("before", report["before"]), ("after", report["after"])]
+    for name, r in rows:
+        if not r:
+            continue
+        iso = r.get("isotropy")
+        parts = [f"{name:>14}:"]
+        if r.get("ndcg@10") is not None:
+            parts.append(f"nDCG@10 {r['ndcg@10']:.4f}")
+        if iso:
+            parts.append(f"SIGReg {iso['sigreg']:.2f}  isotropic {iso['is_isotropic']}  eff.rank {iso['effective_rank']:.0f}/{iso['dim']}")
+        lines.append("  ".join(parts))
+    return lines
