@@ -50,3 +50,27 @@ def test_split_batch_equals_whole_batch():
         # Each rank's gradient is world_size x its slice of the whole-batch gradient, as in the
         # official code: DDP then averages over ranks, which gives the whole-batch gradient.
         assert torch.allclose(grad, 2 * whole.grad.chunk(2)[rank], atol=1e-6)
+
+
+def _report_worker(rank: int, world: int, port: int, x: torch.Tensor, out: dict) -> None:
+    from ragcun import isotropy_report
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        if rank == 0:  # one rank alone reports: must neither hang nor mix in the other rank
+            out[rank] = isotropy_report(x.chunk(world)[rank]).sigreg
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def test_isotropy_report_stays_local_under_distributed():
+    from ragcun import isotropy_report
+
+    x = torch.randn(128, 16)
+    with mp.Manager() as manager:
+        out = manager.dict()
+        mp.spawn(_report_worker, args=(2, _free_port(), x, out), nprocs=2, join=True)
+        value = out[0]
+    assert value == pytest.approx(isotropy_report(x.chunk(2)[0]).sigreg, rel=1e-6)

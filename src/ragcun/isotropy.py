@@ -102,7 +102,7 @@ def isotropy_report(embeddings) -> IsotropyReport:
     rank_ratio = erank / max(1, min(d, n - 1))
     cov_dist = float(torch.linalg.matrix_norm(cov - torch.eye(d, dtype=torch.float64)))
     norms = xd.norm(dim=1)
-    stat = float(sigreg(x, SIGREG_SLICES, SIGREG_SEED))
+    stat = float(sigreg(x, SIGREG_SLICES, SIGREG_SEED, distributed=False))  # a report is local to its process
 
     noise = 1.0 / math.sqrt(n)
     reasons = []

@@ -26,17 +26,19 @@ T_MAX = 3.0
 N_POINTS = 17
 
 
-def _world_size() -> int:
+def _world_size(distributed: bool = True) -> int:
+    if not distributed:
+        return 1
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
-def _all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
-    """Differentiable mean over ranks (identity outside ``torch.distributed``).
+def _all_reduce_mean(x: torch.Tensor, distributed: bool = True) -> torch.Tensor:
+    """Differentiable mean over ranks (identity outside ``torch.distributed`` or when not ``distributed``).
 
     The official code all-reduces with ``AVG``; gloo has no ``AVG``, so this sums and divides,
     which is the same value.
     """
-    world = _world_size()
+    world = _world_size(distributed)
     if world == 1:
         return x
     with warnings.catch_warnings():  # its deprecation notice points at a non-differentiable successor
@@ -61,23 +63,24 @@ def quadrature(t_max: float = T_MAX, n_points: int = N_POINTS, device=None) -> t
     return t, phi, weights * phi
 
 
-def epps_pulley(x: torch.Tensor, t_max: float = T_MAX, n_points: int = N_POINTS) -> torch.Tensor:
+def epps_pulley(x: torch.Tensor, t_max: float = T_MAX, n_points: int = N_POINTS, distributed: bool = True) -> torch.Tensor:
     """The Epps–Pulley statistic of each column of ``x`` (…, N, D) against N(0, 1), shape (…, D).
 
     Scaled by the global sample count N × world size, as the official code does. Under
     ``torch.distributed`` the characteristic-function means are averaged across ranks, so a batch
     split evenly over ranks gives the statistic of the whole batch; each rank's gradient is then
     world size × its share, which DDP's gradient averaging turns into the whole-batch gradient.
+    ``distributed=False`` keeps the statistic local to this process (for reports and metrics).
     """
     if x.dim() < 2:
         raise ValueError(f"epps_pulley expects an (N, D) tensor, got shape {tuple(x.shape)}")
     t, phi, weights = quadrature(t_max, n_points, device=x.device)
     n = x.size(-2)
     x_t = x.float().unsqueeze(-1) * t  # (…, N, D, n_points)
-    cos_mean = _all_reduce_mean(torch.cos(x_t).mean(-3))
-    sin_mean = _all_reduce_mean(torch.sin(x_t).mean(-3))
+    cos_mean = _all_reduce_mean(torch.cos(x_t).mean(-3), distributed)
+    sin_mean = _all_reduce_mean(torch.sin(x_t).mean(-3), distributed)
     err = (cos_mean - phi).square() + sin_mean.square()
-    return (err @ weights) * n * _world_size()
+    return (err @ weights) * n * _world_size(distributed)
 
 
 def slice_projections(dim: int, num_slices: int, step: int = 0, device=None) -> torch.Tensor:
@@ -93,20 +96,28 @@ def slice_projections(dim: int, num_slices: int, step: int = 0, device=None) -> 
 
 
 def sliced_epps_pulley(
-    x: torch.Tensor, projections: torch.Tensor, t_max: float = T_MAX, n_points: int = N_POINTS
+    x: torch.Tensor, projections: torch.Tensor, t_max: float = T_MAX, n_points: int = N_POINTS, distributed: bool = True
 ) -> torch.Tensor:
     """The Epps–Pulley statistic of each 1-D slice ``x @ projections``, shape (num_slices,)."""
     if x.size(-1) != projections.size(0):
         raise ValueError(
             f"embedding dimension {x.size(-1)} does not match the projections' {projections.size(0)}"
         )
-    return epps_pulley(x.float() @ projections.to(x.device, torch.float32), t_max, n_points)
+    return epps_pulley(x.float() @ projections.to(x.device, torch.float32), t_max, n_points, distributed)
 
 
-def sigreg(x: torch.Tensor, num_slices: int = 256, step: int = 0, t_max: float = T_MAX, n_points: int = N_POINTS) -> torch.Tensor:
+def sigreg(
+    x: torch.Tensor,
+    num_slices: int = 256,
+    step: int = 0,
+    t_max: float = T_MAX,
+    n_points: int = N_POINTS,
+    distributed: bool = True,
+) -> torch.Tensor:
     """Mean sliced Epps–Pulley statistic of ``x`` (N, D) with the slices drawn at ``step``.
 
     About 1 for true N(0, I) samples; it grows with any departure (shift, scale, anisotropy,
-    collapse).
+    collapse). ``distributed=False`` keeps it local to this process.
     """
-    return sliced_epps_pulley(x, slice_projections(x.size(-1), num_slices, step, x.device), t_max, n_points).mean()
+    projections = slice_projections(x.size(-1), num_slices, step, x.device)
+    return sliced_epps_pulley(x, projections, t_max, n_points, distributed).mean()

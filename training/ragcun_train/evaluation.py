@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator, SentenceEvaluator
 
-import ragcun.sigreg
 from ragcun import isotropy_report
 from ragcun_eval.beir import BeirDataset
 from ragcun_eval.metrics import evaluate
@@ -32,30 +30,13 @@ def retrieval_metrics(query_emb: np.ndarray | torch.Tensor, doc_emb: np.ndarray 
     return evaluate(run, data.qrels)
 
 
-@contextmanager
-def local_statistics() -> Iterator[None]:
-    """Compute SIGReg on this process's data alone, even inside ``torch.distributed``.
-
-    ``ragcun.sigreg`` all-reduces its statistics whenever a process group exists, which is right
-    for a loss on a split batch but wrong for a report on one process's embeddings (and hangs
-    when only rank 0 reports). Workaround until ``isotropy_report`` can be told to stay local.
-    """
-    original = ragcun.sigreg._world_size
-    ragcun.sigreg._world_size = lambda: 1
-    try:
-        yield
-    finally:
-        ragcun.sigreg._world_size = original
-
-
 def measure(iso_emb: np.ndarray, query_emb: np.ndarray | None, doc_emb: np.ndarray | None, ev: BeirDataset | None) -> dict[str, Any]:
     """Before/after record: ``ndcg@10`` and all metrics (with ``ev``), the isotropy report of ``iso_emb``, and ``_emb`` itself."""
     out: dict[str, Any] = {}
     if ev is not None:
         metrics = retrieval_metrics(query_emb, doc_emb, ev)
         out |= {"ndcg@10": metrics["ndcg@10"], "metrics": metrics}
-    with local_statistics():
-        report = isotropy_report(iso_emb).to_dict()
+    report = isotropy_report(iso_emb).to_dict()
     return out | {"isotropy": report, "_emb": np.asarray(iso_emb)}
 
 
@@ -103,8 +84,7 @@ class IsotropyEvaluator(SentenceEvaluator):
 
     def __call__(self, model, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> dict[str, Any]:
         emb = model.encode(self.texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
-        with local_statistics():
-            report = isotropy_report(emb).to_dict()
+        report = isotropy_report(emb).to_dict()
         metrics = {k: float(v) for k, v in report.items() if isinstance(v, (int, float))}
         metrics = self.prefix_name_to_metrics(metrics, self.name)
         self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
