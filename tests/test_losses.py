@@ -124,10 +124,11 @@ def test_jepa_predictor_trains_and_is_saved(tiny_model_dir, tmp_path):
     assert torch.allclose(reloaded(x), loss.predictor(x))
 
 
-def test_model_fit_trains_with_our_loss(tiny_model_dir):
+def test_model_fit_trains_with_our_loss(tiny_model_dir, tmp_path, monkeypatch):
     from sentence_transformers.sentence_transformer.readers import InputExample
     from torch.utils.data import DataLoader
 
+    monkeypatch.chdir(tmp_path)  # model.fit writes checkpoints/ into the working directory
     torch.manual_seed(0)
     model = GaussianEncoder(tiny_model_dir, head="mlp")
     pairs = _pairs(64, seed=0)
