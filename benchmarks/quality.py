@@ -18,13 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from ragcun_eval.beir import BeirDataset, find_beir_dirs, load_beir
-from ragcun_eval.cache import EmbeddingCache
 from ragcun_eval.claims import ClaimResult, verdict_lines
 from ragcun_eval.cli import claims_outputs, retrieval_outputs, run_all
-from ragcun_eval.models import ModelSpec, parse_model_spec
+from ragcun_eval.models import Embedder, ModelSpec, parse_model_spec
 from ragcun_eval.report import markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,45 +37,20 @@ def trainer_presets() -> tuple[str, ...] | None:
     return tuple(PRESETS)
 
 
-def prefill_trainer_cache(data: BeirDataset, cache: EmbeddingCache) -> None:
-    """Hand ragcun_train the bundled base's corpus and query embeddings already cached here (unit length,
-    as its cache stores them), so training does not encode the corpus a second time. Skipped when the
-    bundled model has non-empty prompts (then the two encodes would differ)."""
-    from ragcun import GaussianEncoder
-    from ragcun_train.cache import DEFAULT_CACHE_DIR, EmbeddingCache as TrainCache, model_fingerprint
-
-    encoder = GaussianEncoder()
-    if any(encoder.prompts.values()):
-        return
-    train_cache = TrainCache(DEFAULT_CACHE_DIR, model_fingerprint(encoder))
-    spec = parse_model_spec("bundled:cosine")
-    for texts, role in ((data.doc_texts, "document"), (list(data.queries.values()), "query")):
-        todo = set(train_cache.missing(texts))
-        if not todo:
-            continue
-        raw = cache.embed(spec, texts, role)
-        first: dict[str, int] = {}
-        for i, text in enumerate(texts):
-            if text in todo:
-                first.setdefault(text, i)
-        vecs = raw[list(first.values())]
-        train_cache.put(list(first), vecs / np.linalg.norm(vecs, axis=1, keepdims=True))
-
-
-def train_models(folder: Path, data: BeirDataset, cache: EmbeddingCache, out: Path, presets: tuple[str, ...],
+def train_models(folder: Path, data: BeirDataset, embedder: Embedder, out: Path, presets: tuple[str, ...],
                  epochs: int | None, notes: list[str]) -> list[ModelSpec]:
     """Train one frozen-base Gaussian model per preset on ``folder``'s train qrels (a model already under
-    ``out`` is reused); their specs. Appends what happened to ``notes``."""
+    ``out`` is reused); their specs. Appends what happened to ``notes``. Training reads the base
+    embeddings from the same cache as the evaluation (``embedder.root``), so the corpus is encoded once."""
     from ragcun_train import train
 
-    prefill_trainer_cache(data, cache)
     specs = []
     for preset in presets:
         target = out / "models" / f"{data.name}-{preset}"
         if not (target / "config_sentence_transformers.json").is_file():
             t0 = time.time()
             train(folder, output=str(target), objective=preset, freeze_base=True, eval_data=str(folder),
-                  eval_split="test", epochs=epochs, show_progress=False)
+                  eval_split="test", epochs=epochs, show_progress=False, cache_dir=str(embedder.root))
             notes.append(f"- trained {target.name} in {time.time() - t0:.0f} s")
         else:
             notes.append(f"- reused {target.name} (already trained; delete its folder under --out to retrain)")
@@ -122,7 +94,7 @@ def write_doc(path: Path, command: str, model_dir: Path, rows: list[dict], claim
         "and the score ranks relevant above irrelevant among the top 10 (AUC > 0.5, p < 0.05). Norm: held when "
         "Spearman(norm, nDCG@10) > 0 (p < 0.05) and AUROC(norm → top-1 relevant) > 0.5 (p < 0.05).", "",
         markdown_table([_short({c: r.row()[c] for c in claim_cols}) for r in claims]), "",
-        "## Notes", "", *notes, f"- wall time of this run: {seconds / 60:.1f} min (embeddings come from the ragcun-eval cache when present)", "",
+        "## Notes", "", *notes, f"- wall time of this run: {seconds / 60:.1f} min (base embeddings come from the ragcun embedding cache when present)", "",
     ])
     path.write_text(text)
 
@@ -133,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--beir-root", type=Path, default=REPO.parent / "shared" / "data" / "beir")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "quality")
     parser.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
-    parser.add_argument("--cache-dir", type=Path, help="ragcun-eval embedding cache (default as the CLI)")
+    parser.add_argument("--cache-dir", type=Path, help="base-embedding cache of training and evaluation (default as the CLIs)")
     parser.add_argument("--presets", nargs="*", help="objective presets to train (default: all of ragcun_train)")
     parser.add_argument("--epochs", type=int, help="training epochs (default: ragcun_train's)")
     parser.add_argument("--no-train", action="store_true", help="evaluate the base model only")
@@ -149,18 +121,18 @@ def main(argv: list[str] | None = None) -> int:
     notes = []
     if available is None and not args.no_train:
         notes.append("- ragcun_train is not importable: only the base model and whitening were measured")
-    cache = EmbeddingCache(args.cache_dir)
+    embedder = Embedder(args.cache_dir)
     runs, datasets = [], []
     for folder in folders:
         data = load_beir(folder)
         specs = [parse_model_spec(s) for s in BASELINES]
         if presets and available is not None:
             if (folder / "qrels" / "train.tsv").is_file():
-                specs += train_models(folder, data, cache, args.out, presets, args.epochs, notes)
+                specs += train_models(folder, data, embedder, args.out, presets, args.epochs, notes)
             else:
                 notes.append(f"- {data.name}: no qrels/train.tsv, no Gaussian model trained")
         datasets.append(data)
-        runs += run_all([data], specs, cache)
+        runs += run_all([data], specs, embedder)
     print(retrieval_outputs(runs, args.out))
     claims = claims_outputs(runs, datasets, args.out)
     print("\n".join(verdict_lines(claims)))

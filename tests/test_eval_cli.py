@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from ragcun_eval import cache as cache_module
+from sentence_transformers.sentence_transformer.modules import Transformer
+
+from ragcun.embedding_cache import EmbeddingCache
 from ragcun_eval.beir import load_beir
-from ragcun_eval.cache import EmbeddingCache
 from ragcun_eval.cli import main
 from ragcun_eval.geometry import apply_geometry
 from ragcun_eval.metrics import METRICS
-from ragcun_eval.models import parse_model_spec
+from ragcun_eval.models import Embedder, parse_model_spec
 from ragcun_eval.retrieval import run_model
 
 
@@ -68,17 +69,22 @@ def test_geometries() -> None:
     assert np.allclose(apply_geometry("l2", docs, queries).docs, docs.astype(np.float32))
 
 
+def _forbid_transformer(monkeypatch, why: str) -> None:
+    monkeypatch.setattr(Transformer, "forward", lambda *a, **k: pytest.fail(why))
+
+
 def test_second_run_encodes_nothing(tiny_beir: Path, tiny_model_dir: str, tmp_path: Path, monkeypatch) -> None:
     calls = []
-    real = cache_module.encode_raw
-    monkeypatch.setattr(cache_module, "encode_raw", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    real = EmbeddingCache.encode
+    monkeypatch.setattr(EmbeddingCache, "encode", lambda self, texts, role=None: calls.append(role) or real(self, texts, role))
     data = load_beir(tiny_beir)
-    first = [run_model(data, parse_model_spec(f"{tiny_model_dir}:{g}"), EmbeddingCache(tmp_path)).row()
+    first = [run_model(data, parse_model_spec(f"{tiny_model_dir}:{g}"), Embedder(tmp_path)).row()
              for g in ("cosine", "l2", "whitened")]
     assert sorted(calls) == ["document", "query"]  # one encode per role, shared by the geometries
-    second = run_model(data, parse_model_spec(f"{tiny_model_dir}:cosine"), EmbeddingCache(tmp_path)).row()
+    _forbid_transformer(monkeypatch, "the transformer ran although every text was cached")
+    second = run_model(data, parse_model_spec(f"{tiny_model_dir}:cosine"), Embedder(tmp_path)).row()
     assert len(calls) == 2 and second == first[0]
-    assert not list(tmp_path.rglob("*.pkl")) and len(list(tmp_path.rglob("*.npy"))) == 2
+    assert not list(tmp_path.rglob("*.pkl")) and len(list(tmp_path.rglob("*.safetensors"))) == 2
 
 
 def test_gaussian_model_reuses_its_base_cache(tiny_beir: Path, tiny_model_dir: str, gaussian_dir: str, tmp_path: Path,
@@ -86,12 +92,24 @@ def test_gaussian_model_reuses_its_base_cache(tiny_beir: Path, tiny_model_dir: s
     from ragcun import GaussianEncoder
 
     texts = load_beir(tiny_beir).doc_texts[:5]
-    cache = EmbeddingCache(tmp_path)
-    cache.embed(parse_model_spec(tiny_model_dir), texts, "document")
-    monkeypatch.setattr(cache_module, "encode_raw", lambda *a, **k: pytest.fail("re-encoded a cached base"))
-    out = EmbeddingCache(tmp_path).embed(parse_model_spec(gaussian_dir), texts, "document")
+    Embedder(tmp_path).embed(parse_model_spec(tiny_model_dir), texts, "document")
     expected = GaussianEncoder(gaussian_dir).encode_document(texts, convert_to_numpy=True)
+    _forbid_transformer(monkeypatch, "re-encoded a cached base")
+    out = Embedder(tmp_path).embed(parse_model_spec(gaussian_dir), texts, "document")
     assert np.allclose(out, expected, atol=1e-4)
+
+
+def test_training_and_eval_share_one_cache(tiny_beir: Path, gaussian_dir: str, tmp_path: Path, monkeypatch) -> None:
+    """What training cached (no role) serves the evaluation of a model without prompts, and back."""
+    from ragcun import GaussianEncoder
+
+    data = load_beir(tiny_beir)
+    model = GaussianEncoder(gaussian_dir)
+    cache = EmbeddingCache(model, tmp_path)
+    cache.get([*data.doc_texts, *data.queries.values()])
+    _forbid_transformer(monkeypatch, "evaluation re-encoded what training cached")
+    run_model(data, parse_model_spec(gaussian_dir), Embedder(tmp_path))
+    assert cache.missing(data.doc_texts, "document") == []
 
 
 def test_retrieval_and_claims_cli(tiny_beir: Path, tiny_model_dir: str, gaussian_dir: str, tmp_path: Path, capsys) -> None:

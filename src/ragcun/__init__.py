@@ -1,6 +1,7 @@
 """ragcun: isotropic Gaussian text embeddings, trained with LeJEPA's SIGReg, ranked by L2 distance."""
 
 from ragcun.doc_store import DocStore, Record
+from ragcun.embedding_cache import CorruptCacheError, EmbeddingCache, base_fingerprint, default_cache_dir
 from ragcun.encoder import BUNDLED_MODEL_NAME, GaussianEncoder, bundled_model_path, resolve_model_path
 from ragcun.filters import compile_filter
 from ragcun.isotropy import IsotropyReport, covariance_isotropy, isotropy_report
@@ -15,6 +16,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BUNDLED_MODEL_NAME",
+    "CorruptCacheError",
+    "EmbeddingCache",
     "DocStore",
     "GaussianEncoder",
     "GaussianRetriever",
@@ -25,10 +28,12 @@ __all__ = [
     "RelevanceScorer",
     "SaveFormatError",
     "VectorIndex",
+    "base_fingerprint",
     "bundled_model_path",
     "chi2_relevance",
     "compile_filter",
     "covariance_isotropy",
+    "default_cache_dir",
     "isotropy_report",
     "mmr_select",
     "resolve_model_path",

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Sequence
 
 from ragcun_eval.beir import BeirDataset, find_beir_dirs, load_beir
-from ragcun_eval.cache import EmbeddingCache
 from ragcun_eval.claims import ClaimResult, judge_separation, measure_claims, verdict_lines
-from ragcun_eval.models import ModelSpec, parse_model_spec
+from ragcun_eval.models import Embedder, ModelSpec, parse_model_spec
 from ragcun_eval.report import markdown_table, reliability_diagram, retrieval_chart, write_table
 from ragcun_eval.retrieval import ModelRun, run_model
 
@@ -37,9 +36,9 @@ def load_datasets(paths: Sequence[str], split: str, max_queries: int | None, max
     return datasets
 
 
-def run_all(datasets: Sequence[BeirDataset], specs: Sequence[ModelSpec], cache: EmbeddingCache) -> list[ModelRun]:
+def run_all(datasets: Sequence[BeirDataset], specs: Sequence[ModelSpec], embedder: Embedder) -> list[ModelRun]:
     """Every model on every dataset, in order."""
-    return [run_model(data, spec, cache) for data in datasets for spec in specs]
+    return [run_model(data, spec, embedder) for data in datasets for spec in specs]
 
 
 def retrieval_outputs(runs: Sequence[ModelRun], out_dir: Path | None) -> str:
@@ -68,7 +67,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", action="append", metavar="NAME[:GEOMETRY]",
                    help="model name or path, optional :cosine/:l2/:whitened; repeat to compare (default: bundled)")
     p.add_argument("--output", type=Path, help="folder for the result files")
-    p.add_argument("--cache-dir", type=Path, help="embedding cache (default $RAGCUN_EVAL_CACHE or ~/.cache/ragcun-eval)")
+    p.add_argument("--cache-dir", type=Path, help="base-embedding cache, shared with ragcun-train (default $RAGCUN_CACHE_DIR or ~/.cache/ragcun/embeddings)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", help="torch device (default: sentence-transformers' choice)")
 
@@ -98,14 +97,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         specs = [parse_model_spec(m) for m in (args.model or ["bundled"])]
-        cache = EmbeddingCache(args.cache_dir, device=args.device, batch_size=args.batch_size)
+        embedder = Embedder(args.cache_dir, device=args.device, batch_size=args.batch_size)
         if args.command == "isotropy":
             from ragcun_eval.isotropy_report import run_isotropy
 
-            print(run_isotropy(specs, args.texts, cache, args.output or Path("isotropy"), args.max_texts))
+            print(run_isotropy(specs, args.texts, embedder, args.output or Path("isotropy"), args.max_texts))
             return 0
         datasets = load_datasets(args.data_dir, args.split, args.max_queries, args.max_docs)
-        runs = run_all(datasets, specs, cache)
+        runs = run_all(datasets, specs, embedder)
         print(retrieval_outputs(runs, args.output))
         if args.command == "claims":
             print("\n".join(verdict_lines(claims_outputs(runs, datasets, args.output))))

@@ -30,9 +30,8 @@ from scipy import stats  # noqa: E402
 
 from ragcun import isotropy_report  # noqa: E402
 from ragcun_eval.beir import load_corpus  # noqa: E402
-from ragcun_eval.cache import EmbeddingCache  # noqa: E402
 from ragcun_eval.geometry import apply_geometry  # noqa: E402
-from ragcun_eval.models import ModelSpec, display_labels  # noqa: E402
+from ragcun_eval.models import Embedder, ModelSpec, display_labels  # noqa: E402
 from ragcun_eval.report import markdown_table  # noqa: E402
 
 COMPARISON = ("rank_ratio", "usage_top10", "offdiag_corr_mean", "mean_cosine", "cov_identity_distance_per_sqrt_d", "sigreg")
@@ -178,13 +177,13 @@ def comparison_plot(rows: Sequence[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def run_isotropy(specs: Sequence[ModelSpec], texts_source: str | Path, cache: EmbeddingCache, out: Path,
+def run_isotropy(specs: Sequence[ModelSpec], texts_source: str | Path, embedder: Embedder, out: Path,
                  max_texts: int | None = None) -> str:
     """Embed the texts with each model, write the CSVs and PNGs into ``out``; return a Markdown table."""
     texts = load_texts(texts_source, max_texts)
     embeddings = {}
     for spec, label in zip(specs, display_labels(specs)):
-        raw = cache.embed(spec, texts, "document")
+        raw = embedder.embed(spec, texts, "document")
         embeddings[label] = apply_geometry(spec.geometry, raw, raw[:0]).docs.astype(np.float64)
     out.mkdir(parents=True, exist_ok=True)
     metrics = {label: measure(x) for label, x in embeddings.items()}

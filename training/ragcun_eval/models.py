@@ -1,4 +1,4 @@
-"""``--model`` values: ``NAME[:geometry]`` parsing, Gaussian-model detection, loading and fingerprints.
+"""``--model`` values: ``NAME[:geometry]`` parsing, Gaussian-model detection, loading (:class:`Embedder`).
 
 A value is a model name or path with an optional ``:cosine``, ``:l2`` or ``:whitened`` suffix. Only a
 suffix that names a geometry is split off, so a path containing ``:`` stays whole. Without a suffix a
@@ -8,7 +8,6 @@ entry) is scored by L2 and any other model by cosine. ``bundled`` names the bund
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +16,11 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
-from sentence_transformers.base.modules import Normalize
 
+from ragcun.embedding_cache import EmbeddingCache, default_cache_dir
 from ragcun.encoder import resolve_model_path
 
 GEOMETRIES = ("cosine", "l2", "whitened")
-FINGERPRINT_VERSION = "1"  # bump when what a cached base output means changes
 
 
 @dataclass(frozen=True)
@@ -74,30 +72,22 @@ def parse_model_spec(value: str) -> ModelSpec:
 
 @dataclass
 class LoadedModel:
-    """A model split for caching: ``base`` gives the raw pooled outputs (no ``Normalize``), ``head`` maps
-    them to the model's outputs (``None`` for a plain model), ``fingerprint`` identifies ``base``."""
+    """A loaded model split for caching: ``cache`` gives its base outputs (pooled, before any ``Normalize``;
+    see :mod:`ragcun.embedding_cache`), ``head`` maps them to the model's outputs (``None`` for a plain model)."""
 
-    base: SentenceTransformer
+    model: SentenceTransformer
     head: Callable[[np.ndarray], np.ndarray] | None
-    fingerprint: str
+    cache: EmbeddingCache
+
+    def embed(self, texts: Sequence[str], role: str) -> np.ndarray:
+        """Raw (N, D) float32 outputs (head included, no geometry) of ``texts`` as ``role``; base outputs cached."""
+        raw = self.cache.get(texts, role)
+        return self.head(raw) if self.head is not None else raw
 
 
-def module_fingerprint(modules: Sequence[torch.nn.Module], prompts: dict[str, str]) -> str:
-    """SHA-256 of the modules' types, configs and weights, and of the prompts."""
-    digest = hashlib.sha256(f"ragcun-eval-base-v{FINGERPRINT_VERSION}".encode())
-    for i, module in enumerate(modules):
-        config = module.get_config_dict() if hasattr(module, "get_config_dict") else {}
-        digest.update(f"{i}:{type(module).__name__}:{json.dumps(config, sort_keys=True, default=str)}".encode())
-        for name, tensor in sorted(module.state_dict().items()):
-            t = tensor.detach().cpu().contiguous()
-            digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-            digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    digest.update(json.dumps(prompts, sort_keys=True).encode())
-    return digest.hexdigest()
-
-
-def load_model(spec: ModelSpec, device: str | None = None) -> LoadedModel:
-    """Load ``spec``'s model as base + head.
+def load_model(spec: ModelSpec, cache_dir: str | Path | None = None, device: str | None = None,
+               batch_size: int = 64) -> LoadedModel:
+    """Load ``spec``'s model with its base outputs cached under ``cache_dir`` (default: the ragcun cache).
 
     A plain model's base is the model without its trailing ``Normalize``. A Gaussian model's base is
     everything before its head, so a model trained on a frozen base shares the cached base outputs
@@ -105,19 +95,41 @@ def load_model(spec: ModelSpec, device: str | None = None) -> LoadedModel:
     """
     if not spec.gaussian:
         model = SentenceTransformer(spec.path, device=device)
-        while len(model) and isinstance(model[len(model) - 1], Normalize):
-            del model[len(model) - 1]
-        return LoadedModel(model, None, module_fingerprint(list(model), dict(model.prompts)))
+        return LoadedModel(model, None, EmbeddingCache(model, cache_dir, batch_size=batch_size))
     from ragcun import GaussianEncoder
 
     gauss = GaussianEncoder(spec.path, device=device)
     gauss.eval()
-    base = SentenceTransformer(modules=[gauss[i] for i in range(gauss.head_start)], device=str(gauss.device))
-    base.prompts, base.default_prompt_name = dict(gauss.prompts), gauss.default_prompt_name
 
     def head(raw: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             out = gauss.apply_head(torch.as_tensor(raw, device=gauss.device))
         return out.cpu().numpy().astype(np.float32)
 
-    return LoadedModel(base, head, module_fingerprint(list(base), dict(base.prompts)))
+    return LoadedModel(gauss, head, EmbeddingCache(gauss, cache_dir, batch_size=batch_size))
+
+
+class Embedder:
+    """Model outputs per (``--model``, texts, role) for the eval commands: each model loaded once, base
+    outputs from the shared on-disk cache (:class:`ragcun.embedding_cache.EmbeddingCache`), heads applied after.
+
+    Args:
+        cache_dir: the cache root (default ``$RAGCUN_CACHE_DIR`` or ``~/.cache/ragcun/embeddings``).
+        device: torch device for the models.
+        batch_size: encoding batch size.
+    """
+
+    def __init__(self, cache_dir: str | Path | None = None, *, device: str | None = None, batch_size: int = 64) -> None:
+        self.root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.device, self.batch_size = device, batch_size
+        self._models: dict[str, LoadedModel] = {}
+
+    def model(self, spec: ModelSpec) -> LoadedModel:
+        """``spec``'s model, loaded once."""
+        if spec.path not in self._models:
+            self._models[spec.path] = load_model(spec, self.root, self.device, self.batch_size)
+        return self._models[spec.path]
+
+    def embed(self, spec: ModelSpec, texts: Sequence[str], role: str) -> np.ndarray:
+        """Raw (N, D) float32 outputs of ``spec``'s model (head included, no geometry) for ``texts`` as ``role``."""
+        return self.model(spec).embed(texts, role)

@@ -8,10 +8,9 @@ import numpy as np
 
 from ragcun.l2_index import L2Index
 from ragcun_eval.beir import BeirDataset
-from ragcun_eval.cache import EmbeddingCache
 from ragcun_eval.geometry import Space, apply_geometry
 from ragcun_eval.metrics import mean_metrics, per_query
-from ragcun_eval.models import ModelSpec
+from ragcun_eval.models import Embedder, ModelSpec
 
 DEPTH = 100  # documents retrieved per query (enough for Recall@100 and MAP@100)
 
@@ -38,14 +37,14 @@ class ModelRun:
                 **mean_metrics(self.per_query)}
 
 
-def run_model(data: BeirDataset, spec: ModelSpec, cache: EmbeddingCache, depth: int = DEPTH) -> ModelRun:
-    """Encode (through ``cache``), apply ``spec.geometry``, search exactly by L2 and score the run.
+def run_model(data: BeirDataset, spec: ModelSpec, embedder: Embedder, depth: int = DEPTH) -> ModelRun:
+    """Encode (through ``embedder``, whose base outputs are cached), apply ``spec.geometry``, search exactly by L2 and score the run.
 
     As in BEIR, a document whose id equals the query id is never returned.
     """
     query_ids = list(data.queries)
-    docs_raw = cache.embed(spec, data.doc_texts, "document")
-    queries_raw = cache.embed(spec, [data.queries[q] for q in query_ids], "query")
+    docs_raw = embedder.embed(spec, data.doc_texts, "document")
+    queries_raw = embedder.embed(spec, [data.queries[q] for q in query_ids], "query")
     space = apply_geometry(spec.geometry, docs_raw, queries_raw)
     index = L2Index(space.docs.shape[1])
     index.add(data.doc_ids, space.docs)

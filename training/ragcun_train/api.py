@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 
 from ragcun import GaussianEncoder
+from ragcun.embedding_cache import EmbeddingCache
 from ragcun_eval.beir import BeirDataset, load_beir
-from ragcun_train.cache import DEFAULT_CACHE_DIR, EmbeddingCache, model_fingerprint
 from ragcun_train.checkpoint import list_checkpoints
 from ragcun_train.data import TrainingSet, load_training_set
 from ragcun_train.evaluation import measure, retrieval_metrics
@@ -184,19 +185,20 @@ def train(data: str | os.PathLike | None = None, **options: Any) -> TrainResult:
     ev, ev_name = _resolve_eval(cfg, data_path)
     model = GaussianEncoder(cfg.model, output_dim=cfg.output_dim, head=cfg.head, init=cfg.init, device=device)
 
-    cache = EmbeddingCache(cfg.cache_dir or DEFAULT_CACHE_DIR, model_fingerprint(model))
+    cache = EmbeddingCache(model, cfg.cache_dir, show_progress=cfg.show_progress)
     iso_texts = _sample(ev.doc_texts if ev is not None else train_set.corpus, cfg.isotropy_sample, cfg.seed)
     wanted = [*train_set.anchors, *train_set.corpus, *(train_set.negatives or []), *iso_texts]
     if ev is not None:
         wanted += [*ev.queries.values(), *ev.doc_texts]
     if rank == 0:
-        cache.get(model, wanted, show_progress=cfg.show_progress)
+        cache.get(wanted)
     _barrier()
     if rank != 0:
-        cache = EmbeddingCache(cache.dir.parent, model_fingerprint(model))
+        cache.store.refresh()  # pick up what rank 0 wrote
 
     def base(texts: list[str]) -> torch.Tensor:
-        return torch.from_numpy(cache.get(model, texts)).to(device)
+        """Unit-length base embeddings (the head's input, as ``model.encode_base``) from the cache."""
+        return F.normalize(torch.from_numpy(cache.get(texts)), p=2, dim=1).to(device)
 
     corpus_base = base(train_set.corpus)
     fit_on_ids = torch.randperm(len(corpus_base), generator=torch.Generator().manual_seed(cfg.seed))[:FIT_SAMPLE]

@@ -8,6 +8,7 @@ import os
 import sys
 from dataclasses import fields
 
+from ragcun.head import HEADS
 from ragcun_train.api import TrainConfig, train
 from ragcun_train.data import FORMATS
 from ragcun_train.objectives import COMPONENTS, PRESETS
@@ -48,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="DIR", default="ragcun-model", help="output model folder (default: ragcun-model)")
     p.add_argument("--objective", choices=tuple(PRESETS), default="gaussian-rag", help="loss preset (default: gaussian-rag)")
     p.add_argument("--init", choices=("identity", "whitening", "random"),
-                   help="head initialisation (default: identity for a linear head — L2 ranks as the base's cosine; random for mlp)")
-    p.add_argument("--head", choices=("linear", "mlp"), default="linear", help="Gaussian head (default: linear)")
+                   help="head initialisation (default: identity for a linear or residual head — L2 ranks as the base's cosine; random for mlp)")
+    p.add_argument("--head", choices=HEADS, default="linear", help="Gaussian head (default: linear)")
     p.add_argument("--output-dim", type=int, metavar="D", help="embedding dimension (default: the base model's)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--freeze-base", dest="freeze_base", action="store_true", default=None,
@@ -72,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the trained head's mean and scale (default: re-fit them on the training corpus, which changes no L2 ranking)")
     p.add_argument("--seed", type=int, default=42, help="random seed; the same seed gives the same model (default: 42)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--cache-dir", metavar="DIR", help="base-embedding cache (default: $RAGCUN_CACHE/embeddings or ~/.cache/ragcun/embeddings)")
+    p.add_argument("--cache-dir", metavar="DIR", help="base-embedding cache, shared with ragcun-eval (default: $RAGCUN_CACHE_DIR or ~/.cache/ragcun/embeddings)")
     p.add_argument("--save-steps", type=int, default=200, help="checkpoint every this many steps (default: 200)")
     p.add_argument("--eval-steps", type=int, help="full fine-tuning: run the isotropy and L2 retrieval evaluators every this many steps")
     p.add_argument("--resume", nargs="?", const="latest", default=False, metavar="CHECKPOINT",
