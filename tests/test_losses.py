@@ -34,7 +34,7 @@ def _pairs(n: int, seed: int) -> Dataset:
 
 
 def _held_out(model: GaussianEncoder) -> torch.Tensor:
-    return torch.tensor(model.encode(list(_pairs(256, seed=99)["positive"])))
+    return torch.tensor(model.encode(list(_pairs(160, seed=99)["positive"])))
 
 
 def _held_out_sigreg(model: GaussianEncoder) -> float:
@@ -101,7 +101,7 @@ def test_gaussian_rag_lowers_held_out_sigreg_and_reports_components(tiny_model_d
     model = GaussianEncoder(tiny_model_dir, head="mlp")
     loss = GaussianRAGLoss(model, isotropy_weight=1.0, num_slices=64)
     before = _held_out_sigreg(model)
-    _train(model, loss, tmp_path, steps=40)
+    _train(model, loss, tmp_path, steps=20)
     assert _held_out_sigreg(model) < before
     batch = _pairs(8, seed=3)
     features = [model.tokenize(list(batch[c])) for c in ("anchor", "positive")]
