@@ -23,7 +23,7 @@ def test_normalize_removed_and_head_appended(tiny_model_dir):
     assert not np.allclose(np.linalg.norm(emb, axis=1), 1.0)
 
 
-@pytest.mark.parametrize("head", ["linear", "mlp"])
+@pytest.mark.parametrize("head", ["linear", "mlp", "residual"])
 def test_save_load_three_ways_identical(tiny_model_dir, tmp_path, head):
     model = GaussianEncoder(tiny_model_dir, output_dim=24, head=head)
     model.eval()
@@ -55,6 +55,41 @@ def test_identity_init_ranks_like_base_cosine(tiny_model_dir):
     assert docs.var(0, ddof=0).mean() == pytest.approx(1.0, rel=1e-3)
 
 
+def _perturb_residual_branch(model: GaussianEncoder) -> None:
+    """Give the residual head's zero branch and identity last layer some trained-looking weights."""
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in [*model.head_modules()[2].parameters(), *model.head_modules()[3].parameters()]:
+            p.add_(0.3 * torch.randn(p.shape, generator=g))
+
+
+def test_residual_head_starts_as_the_identity_linear_head(tiny_model_dir):
+    residual = GaussianEncoder(tiny_model_dir, head="residual").fit_identity(TEXTS)
+    assert residual.ragcun_config["init"] == "identity"
+    linear = GaussianEncoder(tiny_model_dir).fit_identity(TEXTS)
+    np.testing.assert_allclose(residual.encode(TEXTS), linear.encode(TEXTS), atol=1e-5)
+    _perturb_residual_branch(residual)
+    assert not np.allclose(residual.encode(TEXTS), linear.encode(TEXTS), atol=1e-3)
+
+
+def test_residual_head_trained_weights_survive_save_load(tiny_model_dir, tmp_path):
+    model = GaussianEncoder(tiny_model_dir, output_dim=16, head="residual")
+    _perturb_residual_branch(model)
+    model.eval()
+    expected = model.encode(TEXTS)
+    model.save(str(tmp_path))
+    np.testing.assert_allclose(GaussianEncoder(str(tmp_path)).encode(TEXTS), expected, atol=1e-6)
+    np.testing.assert_allclose(SentenceTransformer(str(tmp_path)).encode(TEXTS), expected, atol=1e-6)
+
+
+def test_residual_head_whitening_init(tiny_model_dir):
+    unit = np.random.default_rng(2).standard_normal((400, 32))
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    model = GaussianEncoder(tiny_model_dir, head="residual", init="whitening").fit_whitening(unit)
+    out = model.apply_head(torch.tensor(unit, dtype=torch.float32)).detach().numpy()
+    np.testing.assert_allclose(np.cov(out, rowvar=False), np.eye(32), atol=1e-2)
+
+
 def test_whitening_gives_mean_zero_covariance_identity(tiny_model_dir):
     rng = np.random.default_rng(0)
     base = rng.standard_normal((500, 32)) * np.linspace(0.5, 2.0, 32) + 0.5
@@ -78,6 +113,8 @@ def test_bad_arguments_are_named(tiny_model_dir):
         GaussianEncoder(tiny_model_dir, head="conv")
     with pytest.raises(ValueError, match="needs head='linear'"):
         GaussianEncoder(tiny_model_dir, head="mlp", init="whitening")
+    with pytest.raises(ValueError, match="starts as a linear map"):
+        GaussianEncoder(tiny_model_dir, head="residual", init="random")
     model = GaussianEncoder(tiny_model_dir)
     with pytest.raises(ValueError, match="shape"):
         model.fit_whitening(np.zeros((10, 5)))

@@ -52,10 +52,13 @@ class GaussianEncoder(SentenceTransformer):
         model_name_or_path: a sentence-transformers model name or path, a saved Gaussian model,
             or ``None`` for the bundled all-MiniLM-L6-v2.
         output_dim: output dimension; defaults to the base dimension.
-        head: ``"linear"`` (default) or ``"mlp"`` (Linear(d, 2d) → GELU → Dropout → Linear(2d, out)).
-        init: ``"identity"`` (default for linear: L2 ranking equals the base's cosine ranking;
-            refit on your texts with :meth:`fit_identity`), ``"whitening"`` (call
-            :meth:`fit_whitening`) or ``"random"`` (default for mlp).
+        head: ``"linear"`` (default), ``"mlp"`` (Linear(d, 2d) → GELU → Dropout → Linear(2d, out))
+            or ``"residual"`` (the linear map plus a zero-initialised GELU branch, then a linear
+            layer; see :mod:`ragcun.head`).
+        init: ``"identity"`` (default for linear and residual: L2 ranking equals the base's cosine
+            ranking; refit on your texts with :meth:`fit_identity`), ``"whitening"`` (call
+            :meth:`fit_whitening`) or ``"random"`` (mlp only, its default). For a residual head
+            both set its first linear layer.
         dropout: the mlp head's dropout.
         **kwargs: passed to ``SentenceTransformer`` (``device``, ``prompts``, ...).
     """
@@ -84,11 +87,13 @@ class GaussianEncoder(SentenceTransformer):
         head = head or "linear"
         if head not in HEADS:
             raise ValueError(f"unknown head {head!r}; choose one of {HEADS}")
-        init = init or ("identity" if head == "linear" else "random")
+        init = init or ("random" if head == "mlp" else "identity")
         if init not in INITS:
             raise ValueError(f"unknown init {init!r}; choose one of {INITS}")
-        if head != "linear" and init != "random":
-            raise ValueError(f"init={init!r} needs head='linear'; the {head!r} head starts random")
+        if head == "mlp" and init != "random":
+            raise ValueError(f"init={init!r} needs head='linear' or 'residual'; the 'mlp' head starts random")
+        if head == "residual" and init == "random":
+            raise ValueError("the 'residual' head starts as a linear map; use init='identity' or 'whitening'")
         while len(self) and isinstance(self[len(self) - 1], Normalize):
             del self[len(self) - 1]
         in_dim = self.get_embedding_dimension()
@@ -198,15 +203,18 @@ class GaussianEncoder(SentenceTransformer):
         return x
 
     def _linear_layer(self, what: str) -> Dense:
-        if self.ragcun_config["head"] != "linear":
-            raise ValueError(f"{what} needs a linear head; this model's head is {self.ragcun_config['head']!r}")
-        return self[len(self) - 1]
+        """The head's first ``Dense`` layer (its only one for a linear head)."""
+        if self.ragcun_config["head"] == "mlp":
+            raise ValueError(f"{what} needs a linear or residual head; this model's head is 'mlp'")
+        return self[self.head_start + 1]
 
     def fit_identity(self, texts_or_embeddings: Sequence[str] | np.ndarray) -> GaussianEncoder:
-        """Set the linear head to centre and scale the unit-length base embeddings of these texts.
+        """Set the head's first linear layer to centre and scale the unit-length base embeddings of these texts.
 
         Afterwards L2 ranking equals the base's cosine ranking (exactly when ``output_dim`` is the
-        base dimension), and the outputs have mean 0 and unit variance per dimension on average.
+        base dimension), and the outputs have mean 0 and unit variance per dimension on average;
+        for a residual head this holds while its branch is zero and its last layer the identity,
+        as when new.
         """
         dense = self._linear_layer("fit_identity")
         x = self._base_array(texts_or_embeddings) if len(texts_or_embeddings) else np.zeros((0, self.ragcun_config["input_dim"]))
@@ -215,7 +223,7 @@ class GaussianEncoder(SentenceTransformer):
         return self
 
     def fit_whitening(self, texts_or_embeddings: Sequence[str] | np.ndarray, eps: float = 1e-6) -> GaussianEncoder:
-        """Set the linear head to whiten these texts: mean 0 and covariance I (ZCA; PCA if fewer dims)."""
+        """Set the head's first linear layer to whiten these texts: mean 0 and covariance I (ZCA; PCA if fewer dims)."""
         dense = self._linear_layer("fit_whitening")
         set_affine(dense, *whitening_map(self._base_array(texts_or_embeddings), self.ragcun_config["output_dim"], eps))
         self.ragcun_config["init"] = "whitening"

@@ -7,7 +7,11 @@ sentence-transformers 6, a module class from any other package needs ``trust_rem
 Layout: ``Normalize`` (unit-length base embedding, the head's input) followed by
 
 - ``"linear"``: ``Dense(d, out)``;
-- ``"mlp"`` (the seed design): ``Dense(d, 2d, GELU)`` → ``Dropout(0.1)`` → ``Dense(2d, out)``.
+- ``"mlp"`` (the seed design): ``Dense(d, 2d, GELU)`` → ``Dropout(0.1)`` → ``Dense(2d, out)``;
+- ``"residual"``: ``Dense(d, out)`` → ``Dense(out, out, GELU, use_residual=True)`` → ``Dense(out, out)``,
+  that is ``y = B(z + GELU(W z + b)) + c`` with ``z = A x + a``. The branch ``(W, b)`` starts at
+  zero and ``(B, c)`` at the identity, so a new residual head is the linear map ``z``; the
+  last layer is where ``recentre_head`` folds a corpus mean and scale.
 
 No activation on the last layer and no normalisation of the output.
 """
@@ -20,7 +24,7 @@ from sentence_transformers.base.modules import Dense, Normalize
 from sentence_transformers.sentence_transformer.modules import Dropout
 from torch import nn
 
-HEADS = ("linear", "mlp")
+HEADS = ("linear", "mlp", "residual")
 
 
 def build_head(in_dim: int, out_dim: int, head: str = "linear", dropout: float = 0.1) -> list[nn.Module]:
@@ -33,6 +37,12 @@ def build_head(in_dim: int, out_dim: int, head: str = "linear", dropout: float =
             Dropout(dropout),
             Dense(2 * in_dim, out_dim, activation_function=nn.Identity()),
         ]
+    elif head == "residual":
+        branch = Dense(out_dim, out_dim, activation_function=nn.GELU(), use_residual=True)
+        last = Dense(out_dim, out_dim, activation_function=nn.Identity())
+        set_affine(branch, np.zeros((out_dim, out_dim)), np.zeros(out_dim))
+        set_affine(last, np.eye(out_dim), np.zeros(out_dim))
+        layers = [Dense(in_dim, out_dim, activation_function=nn.Identity()), branch, last]
     else:
         raise ValueError(f"unknown head {head!r}; choose one of {HEADS}")
     return [Normalize(), *layers]
