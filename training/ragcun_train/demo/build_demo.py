@@ -3,7 +3,9 @@
     python training/ragcun_train/demo/build_demo.py [SCIFACT_DIR]
 
 Keeps every SciFact training pair (``qrels/train.tsv``) and a random sample of
-:data:`TEST_QUERIES` test queries (``qrels/test.tsv``, used only to report before/after), with a
+:data:`TEST_QUERIES` test queries (``qrels/test.tsv``, used only to report before/after) chosen
+among those none of whose relevant documents is a training positive — so the before/after measures
+ranking documents the head never saw as positives, not recalling memorised ones — with a
 corpus of every document those qrels name plus random SciFact distractors, :data:`CORPUS_SIZE`
 documents in all. Lines are written in SciFact's own order and format, so the output is
 deterministic.
@@ -33,7 +35,9 @@ def build(source: Path, target: Path = HERE) -> dict[str, int]:
     rng = random.Random(SEED)
     train = _qrels(source / "qrels" / "train.tsv")
     test_all = _qrels(source / "qrels" / "test.tsv")
-    test_qids = set(rng.sample(sorted({q for q, _, _ in test_all}), TEST_QUERIES))
+    train_docs = {d for _, d, _ in train}
+    seen = {q for q, d, _ in test_all if d in train_docs}
+    test_qids = set(rng.sample(sorted({q for q, _, _ in test_all} - seen), TEST_QUERIES))
     test = [r for r in test_all if r[0] in test_qids]
     needed = {d for _, d, _ in train + test}
     corpus_lines = (source / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
