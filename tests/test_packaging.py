@@ -1,4 +1,4 @@
-"""A plain ``pip install .`` ships every module of the source tree (built wheel's contents)."""
+"""A plain ``pip install .`` ships every module and the bundled demo data (built wheel's contents)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ def test_wheel_contains_every_module(tmp_path):
     assert expected, "no source modules found"
     missing = sorted(expected - shipped)
     assert not missing, f"modules missing from the wheel: {missing}"
+    demo = REPO_ROOT / "training" / "ragcun_train" / "demo"
+    data_files = {str(p.relative_to(REPO_ROOT / "training")) for p in demo.rglob("*") if p.suffix in {".jsonl", ".tsv", ".md"}}
+    assert data_files and not data_files - shipped, f"demo data missing from the wheel: {sorted(data_files - shipped)}"
     entry_points = next(name for name in shipped if name.endswith("entry_points.txt"))
     scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "ragcun-train" in scripts and "ragcun-eval" in scripts
