@@ -32,7 +32,7 @@ def test_jsonl_pairs_report_bad_lines_with_file_and_line(tmp_path, caplog):
     assert sum(data.skipped.values()) == 4
     for line in (2, 3, 4, 5):
         assert f"{f}:{line}" in caplog.text
-    assert "invalid JSON" in caplog.text and "missing or empty 'query'" in caplog.text and "no 'positive' column" in caplog.text
+    assert "not valid JSON" in caplog.text and "missing or empty 'query'" in caplog.text and "no 'positive' column" in caplog.text
 
 
 def test_csv_with_header_and_triplets(tmp_path):

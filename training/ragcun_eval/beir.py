@@ -18,7 +18,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 Qrels = dict[str, dict[str, int]]
 
@@ -52,9 +52,17 @@ class BeirDataset:
                            {q: self.queries[q] for q in qids}, {q: self.qrels[q] for q in qids})
 
 
-def _read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing (a BEIR folder needs corpus.jsonl, queries.jsonl, qrels/<split>.tsv)")
+def raise_at(path: Path, lineno: int | None, reason: str) -> None:
+    """The strict ``on_error`` of :func:`iter_jsonl_objects`: raise ``ValueError`` naming file and line."""
+    raise ValueError(f"{path}:{lineno}: {reason}")
+
+
+def iter_jsonl_objects(path: Path, on_error: Callable[[Path, int | None, str], None] = raise_at) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` for each JSON object line of ``path``; blank lines are passed over.
+
+    A line that is not valid JSON or not an object goes to ``on_error(path, lineno, reason)``, which
+    raises (the default) or records and skips it.
+    """
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -62,10 +70,21 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict) or not isinstance(row.get("_id"), (str, int)):
-                raise ValueError(f"{path}:{lineno}: expected an object with an '_id'")
+                on_error(path, lineno, f"not valid JSON ({exc.msg})")
+                continue
+            if not isinstance(row, dict):
+                on_error(path, lineno, "not a JSON object")
+                continue
             yield lineno, row
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing (a BEIR folder needs corpus.jsonl, queries.jsonl, qrels/<split>.tsv)")
+    for lineno, row in iter_jsonl_objects(path):
+        if not isinstance(row.get("_id"), (str, int)):
+            raise ValueError(f"{path}:{lineno}: expected an object with an '_id'")
+        yield lineno, row
 
 
 def load_corpus(path: str | Path) -> tuple[list[str], list[str]]:

@@ -8,7 +8,6 @@ columns are logged with file and line number and counted in :attr:`TrainingSet.s
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import re
 from collections import Counter
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from ragcun_eval.beir import load_corpus, load_qrels, load_queries
+from ragcun_eval.beir import iter_jsonl_objects, load_corpus, load_qrels, load_queries
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +87,7 @@ def detect_format(path: str | Path) -> str:
     if suffix == ".txt":
         return "corpus"
     if suffix in (".jsonl", ".json"):
-        for _, row in _json_rows(p, _Skips()):
+        for _, row in iter_jsonl_objects(p, _Skips()):
             if any(k in row for k in QUERY_KEYS):
                 return "pairs"
             if "text" in row:
@@ -116,20 +115,6 @@ def load_training_set(path: str | Path, fmt: str = "auto") -> TrainingSet:
 # -- pairs / triplets ------------------------------------------------------------------------------
 
 
-def _json_rows(path: Path, skip: _Skips) -> Iterator[tuple[int, dict]]:
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                skip(path, lineno, f"invalid JSON: {exc.msg}")
-                continue
-            if not isinstance(row, dict):
-                skip(path, lineno, "not a JSON object")
-                continue
-            yield lineno, row
 
 
 def _table_rows(path: Path, skip: _Skips) -> Iterator[tuple[int, dict]]:
@@ -163,7 +148,7 @@ def _text(row: dict, key: str) -> str | None:
 
 def _load_pairs(path: Path) -> TrainingSet:
     skip = _Skips()
-    rows = _json_rows(path, skip) if path.suffix.lower() in (".jsonl", ".json") else _table_rows(path, skip)
+    rows = iter_jsonl_objects(path, skip) if path.suffix.lower() in (".jsonl", ".json") else _table_rows(path, skip)
     anchors, positives, negatives = [], [], []
     for lineno, row in rows:
         query_key = next((k for k in QUERY_KEYS if k in row), QUERY_KEYS[0])
@@ -263,7 +248,7 @@ def _documents(path: Path, skip: _Skips) -> Iterator[tuple[Path, int | None, str
             else:
                 yield f, None, "", text
     elif path.suffix.lower() in (".jsonl", ".json"):
-        for lineno, row in _json_rows(path, skip):
+        for lineno, row in iter_jsonl_objects(path, skip):
             if not isinstance(row.get("text"), str):
                 skip(path, lineno, "no 'text' field")
                 continue
