@@ -27,7 +27,7 @@ from ragcun.filters import compile_filter  # noqa: E402
 from ragcun.l2_index import L2Index  # noqa: E402
 from ragcun.milvus_index import MilvusL2Index  # noqa: E402
 from ragcun.persistence import SaveFormatError  # noqa: E402
-from ragcun.vector_index import MetadataFilterIndex, VectorIndex  # noqa: E402
+from ragcun.vector_index import VectorIndex  # noqa: E402
 
 DIM, N = 16, 200
 TAGS = ("red", "green", "blue")
@@ -98,10 +98,12 @@ def assert_same_hits(got: list, want: list) -> None:
     np.testing.assert_allclose([h.distance for h in got], [h.distance for h in want], atol=1e-3)
 
 
-def test_protocol_membership(stores):
+def test_capabilities(stores):
     milvus, _ = stores
-    assert isinstance(milvus.index, MetadataFilterIndex)
-    assert isinstance(L2Index(), VectorIndex) and not isinstance(L2Index(), MetadataFilterIndex)
+    assert isinstance(milvus.index, VectorIndex) and milvus.index.capabilities.metadata_filter
+    assert not milvus.index.capabilities.saves_to_dir
+    assert isinstance(L2Index(), VectorIndex) and not L2Index().capabilities.metadata_filter
+    assert L2Index().capabilities.saves_to_dir
 
 
 def test_metadata_are_stored_in_milvus(stores, data):

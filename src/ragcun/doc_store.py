@@ -2,7 +2,7 @@
 
 It owns the id -> (text, metadata) records, filtered search (one place), relevance scores
 (:mod:`ragcun.scores`), MMR (:mod:`ragcun.mmr`) and atomic JSON persistence. It knows nothing of
-LlamaIndex or LangChain. On an index that stores metadata (a ``MetadataFilterIndex`` such as
+LlamaIndex or LangChain. On an index that stores metadata (``capabilities.metadata_filter``, such as
 ``MilvusL2Index``) it stores each record's metadata there too and pushes metadata filters down.
 """
 
@@ -18,11 +18,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ragcun.filters import compile_filter
-from ragcun.l2_index import L2Index, as_matrix
+from ragcun.l2_index import L2Index
 from ragcun.mmr import mmr_select
 from ragcun.persistence import SaveFormatError, atomic_save, read_json, read_manifest
 from ragcun.scores import RelevanceScorer
-from ragcun.vector_index import MetadataFilterIndex, VectorIndex
+from ragcun.vector_index import VectorIndex, as_matrix, check_k
 
 FORMAT = "ragcun.DocStore"
 VERSION = 1
@@ -70,7 +70,7 @@ class DocStore:
         if index is not None and not isinstance(index, VectorIndex):
             raise TypeError(f"index must implement ragcun.VectorIndex; got {type(index).__name__}")
         self.index: VectorIndex = index if index is not None else L2Index()
-        self._pushdown = isinstance(self.index, MetadataFilterIndex)
+        self._pushdown = self.index.capabilities.metadata_filter
         self.scorer = scorer or RelevanceScorer()
         self._records: dict[str, Record] = {}
         self._lock = threading.RLock()
@@ -140,10 +140,9 @@ class DocStore:
         """Up to ``k`` nearest records to ``query`` (D,) that satisfy ``where`` and ``filter``, nearest first.
 
         ``where`` is a record predicate; ``filter`` a metadata filter spec (:mod:`ragcun.filters`),
-        also passed down to a ``MetadataFilterIndex`` so the index narrows the search itself.
+        also passed down to an index with ``capabilities.metadata_filter`` so the index narrows the search itself.
         """
-        if not isinstance(k, (int, np.integer)) or k <= 0:
-            raise ValueError(f"k must be a positive int; got {k!r}")
+        k = check_k(k)
         with self._lock:
             if not self._records:
                 return []
@@ -182,7 +181,7 @@ class DocStore:
         """Atomically save records (``records.json``), scorer state and, if it can save, the index (``index/``)."""
         with self._lock:
             def write(tmp: Path) -> dict:
-                saves_index = hasattr(self.index, "save")
+                saves_index = self.index.capabilities.saves_to_dir
                 if saves_index:
                     self.index.save(tmp / "index")
                 (tmp / "records.json").write_text(json.dumps(
@@ -195,8 +194,8 @@ class DocStore:
     def load(cls, path: str | os.PathLike, index: VectorIndex | None = None) -> tuple["DocStore", dict[str, Any]]:
         """Load a :meth:`save` directory (verified); returns the store and the ``extra`` dict saved with it.
 
-        ``index`` supplies the vectors for saves of indexes that persist themselves (e.g. Milvus); a
-        ``MetadataFilterIndex`` must hold every saved id, and any metadata it holds that differ from
+        ``index`` supplies the vectors for saves of indexes that persist themselves (e.g. Milvus); an
+        index with ``capabilities.metadata_filter`` must hold every saved id, and any metadata it holds that differ from
         the saved records' (e.g. written before metadata were pushed down) are re-stored from them.
         """
         path = Path(path)

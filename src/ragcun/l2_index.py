@@ -18,38 +18,10 @@ import faiss
 import numpy as np
 
 from ragcun.persistence import SaveFormatError, atomic_save, read_json, read_manifest
+from ragcun.vector_index import IndexCapabilities, as_matrix, check_ids, check_k, padded_result
 
 FORMAT = "ragcun.L2Index"
 VERSION = 1
-
-
-def as_matrix(vectors: object, dim: int | None, what: str = "vectors") -> np.ndarray:
-    """``vectors`` as a finite float32 (N, D) C-contiguous array; clear ``ValueError`` otherwise."""
-    if vectors is None:
-        raise ValueError(f"{what} is None")
-    try:
-        arr = np.asarray(vectors, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{what} must be numeric: {exc}") from exc
-    if arr.ndim == 1:
-        arr = arr[None, :]
-    if arr.ndim != 2 or arr.shape[1] == 0:
-        raise ValueError(f"{what} must have shape (N, D); got {arr.shape}")
-    if dim is not None and arr.shape[1] != dim:
-        raise ValueError(f"{what} have dimension {arr.shape[1]}, the index expects {dim}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{what} contain NaN or infinite values")
-    return np.ascontiguousarray(arr)
-
-
-def _check_ids(ids: Sequence[str]) -> list[str]:
-    if isinstance(ids, str):
-        raise TypeError("ids must be a sequence of strings, not a single string")
-    ids = list(ids)
-    bad = [i for i in ids if not isinstance(i, str) or not i]
-    if bad:
-        raise ValueError(f"ids must be non-empty strings; got {bad[:3]!r}")
-    return ids
 
 
 class L2Index:
@@ -60,6 +32,8 @@ class L2Index:
     list, else 1000; at least 10000 for PQ). ``ef_search`` / ``nprobe`` tune HNSW / IVF search. All methods take one lock,
     so searches are safe while another thread adds or removes.
     """
+
+    capabilities = IndexCapabilities(saves_to_dir=True)
 
     def __init__(self, dim: int | None = None, factory: str = "Flat", *, train_size: int | None = None,
                  ef_search: int | None = None, nprobe: int | None = None) -> None:
@@ -146,7 +120,7 @@ class L2Index:
     # -- mutation -----------------------------------------------------------------------------
     def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
         """Store ``vectors`` (N, D) under ``ids``; an existing id is replaced."""
-        ids = _check_ids(ids)
+        ids = check_ids(ids)
         with self._lock:
             arr = as_matrix(vectors, self._dim)
             if len(ids) != len(arr):
@@ -169,7 +143,7 @@ class L2Index:
 
     def remove(self, ids: Sequence[str]) -> int:
         """Remove ``ids``; returns how many were removed. Unknown ids raise ``KeyError`` (nothing removed)."""
-        ids = _check_ids(ids)
+        ids = check_ids(ids)
         with self._lock:
             missing = [i for i in ids if i not in self._str2int]
             if missing:
@@ -232,12 +206,10 @@ class L2Index:
 
         Rows with fewer than ``k`` stored vectors are padded with ``None`` ids and ``inf`` distances.
         """
-        if not isinstance(k, (int, np.integer)) or k <= 0:
-            raise ValueError(f"k must be a positive int; got {k!r}")
+        k = check_k(k)
         with self._lock:
             q = as_matrix(queries, self._dim, "queries")
-            out_ids: list[list[str | None]] = [[None] * k for _ in range(len(q))]
-            out_d = np.full((len(q), k), np.inf, dtype=np.float32)
+            out_ids, out_d = padded_result(len(q), k)
             if self.count == 0:
                 return out_ids, out_d
             fetch = min(k + len(self._dead), self._index.ntotal)
@@ -257,7 +229,7 @@ class L2Index:
 
     def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
         """The stored vectors for ``ids`` (approximate for PQ indexes); unknown ids raise ``KeyError``."""
-        ids = _check_ids(ids)
+        ids = check_ids(ids)
         with self._lock:
             missing = [i for i in ids if i not in self._str2int]
             if missing:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ragcun.filters import compile_filter
-from ragcun.l2_index import as_matrix
+from ragcun.vector_index import IndexCapabilities, as_matrix, check_ids, check_k, padded_result
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -78,17 +78,6 @@ def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start:start + size]
 
 
-def _check_ids(ids: Sequence[str], where: str) -> list[str]:
-    if isinstance(ids, str):
-        raise TypeError(f"{where}: ids must be a sequence of strings, not a single string")
-    ids = list(ids)
-    bad = [i for i in ids if not isinstance(i, str) or not i or len(i.encode("utf-8")) > MAX_ID_BYTES]
-    if bad:
-        raise ValueError(f"{where}: ids must be non-empty strings of at most {MAX_ID_BYTES} UTF-8 bytes; "
-                         f"got {[b if not isinstance(b, str) else b[:40] for b in bad[:3]]!r}")
-    return ids
-
-
 def _normalise_index_params(index_params: Mapping[str, Any] | None) -> dict[str, Any]:
     """``{"index_type", "params", "search_params"}`` with defaults; ``ValueError`` on anything else."""
     given = dict(index_params or {})
@@ -118,6 +107,8 @@ class MilvusL2Index:
     consistency, so a search right after ``add`` or ``remove`` sees it. Call :meth:`close` (or use
     ``with``) to free the connection and, for Milvus Lite, the file lock.
     """
+
+    capabilities = IndexCapabilities(metadata_filter=True)
 
     def __init__(self, uri: str, collection: str = "ragcun", dim: int | None = None,
                  index_params: Mapping[str, Any] | None = None, *, token: str = "",
@@ -287,7 +278,7 @@ class MilvusL2Index:
         ``metadata`` (one JSON-serialisable mapping per id, or ``None``) is stored in the JSON
         field that :meth:`search`'s ``filter`` reads; without it a row's metadata is ``{}``.
         """
-        ids = _check_ids(ids, self._where)
+        ids = check_ids(ids, f"{self._where}: ids", MAX_ID_BYTES)
         with self._lock:
             arr = self._matrix(vectors, "vectors")
             if len(ids) != len(arr):
@@ -321,7 +312,7 @@ class MilvusL2Index:
 
     def remove(self, ids: Sequence[str]) -> int:
         """Remove ``ids``; returns how many were removed. Unknown ids raise ``KeyError`` (nothing removed)."""
-        ids = list(dict.fromkeys(_check_ids(ids, self._where)))
+        ids = list(dict.fromkeys(check_ids(ids, f"{self._where}: ids", MAX_ID_BYTES)))
         with self._lock:
             present = set(self._fetch(ids, [ID_FIELD]))
             missing = [i for i in ids if i not in present]
@@ -342,15 +333,13 @@ class MilvusL2Index:
         ``$in``/``$nin``, ``$any``/``$all`` and their ``$and``/``$or``/``$not``), so apply the
         spec's predicate to the hits too.
         """
-        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
-            raise ValueError(f"{self._where}: k must be a positive int; got {k!r}")
+        k = check_k(k, f"{self._where}: k")
         if k > MAX_TOPK:
             raise ValueError(f"{self._where}: Milvus returns at most {MAX_TOPK} neighbours per query; got k={k}")
         expression = filter if isinstance(filter, str) else milvus_filter_expression(filter)
         with self._lock:
             q = self._matrix(queries, "queries")
-            out_ids: list[list[str | None]] = [[None] * k for _ in range(len(q))]
-            out_d = np.full((len(q), k), np.inf, dtype=np.float32)
+            out_ids, out_d = padded_result(len(q), k)
             if not self._created:
                 return out_ids, out_d
             client = self._live
@@ -374,7 +363,7 @@ class MilvusL2Index:
 
     def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
         """The stored vectors for ``ids``, in order; unknown ids raise ``KeyError``."""
-        ids = _check_ids(ids, self._where)
+        ids = check_ids(ids, f"{self._where}: ids", MAX_ID_BYTES)
         with self._lock:
             found = self._fetch(list(dict.fromkeys(ids)), [VECTOR_FIELD])
             missing = [i for i in ids if i not in found]
@@ -388,7 +377,7 @@ class MilvusL2Index:
 
     def get_metadata(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         """The stored metadata for ``ids``, in order; unknown ids raise ``KeyError``."""
-        ids = _check_ids(ids, self._where)
+        ids = check_ids(ids, f"{self._where}: ids", MAX_ID_BYTES)
         with self._lock:
             found = self._fetch(list(dict.fromkeys(ids)), [METADATA_FIELD])
             missing = [i for i in ids if i not in found]

@@ -1,10 +1,38 @@
-"""The index protocols ragcun vector backends satisfy (FAISS in-process, Milvus, ...)."""
+"""The index protocol every ragcun vector backend satisfies, and the checks they all share.
+
+Backends (``L2Index`` on FAISS, ``MilvusL2Index``) and ``DocStore`` validate their inputs here, in
+one place: :func:`as_matrix` (finite float32 (N, D) matrices), :func:`check_ids` (lists of
+non-empty strings, never a bare string), :func:`check_k` (a positive int) and
+:func:`padded_result` (the ``None`` / ``inf`` padding of short result rows). What a backend can
+do beyond the protocol is declared in its :class:`IndexCapabilities`, never guessed with
+``isinstance`` or ``hasattr``.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from dataclasses import dataclass
+from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class IndexCapabilities:
+    """What a ``VectorIndex`` does beyond the base protocol.
+
+    ``metadata_filter``: ``add`` takes ``metadata=``, ``search`` takes ``filter=`` (a ragcun filter
+    spec, see :mod:`ragcun.filters`) and narrows the search itself, returning a superset of the
+    matches (callers re-check the spec), and ``get_metadata(ids)`` returns what it holds.
+    ``saves_to_dir``: ``save(path)`` / ``cls.load(path, dim=)`` persist the index inside a
+    ``DocStore`` save; otherwise the index persists itself (a database) and is passed to ``load``.
+    ``lexical``: ``add`` takes ``texts=`` and the index answers ``lexical_search(query, k, filter=)``
+    and ``lexical_scores(query, ids)`` itself (e.g. Milvus's BM25), instead of ``DocStore``'s own
+    :class:`ragcun.lexical.BM25Index`.
+    """
+
+    metadata_filter: bool = False
+    saves_to_dir: bool = False
+    lexical: bool = False
 
 
 @runtime_checkable
@@ -13,8 +41,10 @@ class VectorIndex(Protocol):
 
     ``search`` returns, per query row, the ids of the ``k`` nearest vectors and their Euclidean
     (not squared) distances, nearest first; rows with fewer than ``k`` stored vectors are padded
-    with ``None`` ids and ``inf`` distances.
+    with ``None`` ids and ``inf`` distances (:func:`padded_result`).
     """
+
+    capabilities: IndexCapabilities
 
     @property
     def dim(self) -> int | None:
@@ -37,22 +67,47 @@ class VectorIndex(Protocol):
         """The stored vectors for ``ids`` (for MMR and re-scoring); unknown ids raise ``KeyError``."""
 
 
-@runtime_checkable
-class MetadataFilterIndex(VectorIndex, Protocol):
-    """A ``VectorIndex`` that stores each vector's metadata and narrows searches by a filter itself.
+def as_matrix(vectors: object, dim: int | None, what: str = "vectors") -> np.ndarray:
+    """``vectors`` as a finite float32 (N, D) C-contiguous array; clear ``ValueError`` otherwise."""
+    if vectors is None:
+        raise ValueError(f"{what} is None")
+    try:
+        arr = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} must be numeric: {exc}") from exc
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] == 0:
+        raise ValueError(f"{what} must have shape (N, D); got {arr.shape}")
+    if dim is not None and arr.shape[1] != dim:
+        raise ValueError(f"{what} have dimension {arr.shape[1]}, the index expects {dim}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{what} contain NaN or infinite values")
+    return np.ascontiguousarray(arr)
 
-    ``search``'s ``filter`` is a ragcun filter spec (:mod:`ragcun.filters`); the index may return a
-    superset of its matches (never drop one), so callers check the spec on the hits too.
-    ``isinstance`` checks only that these methods exist (``MilvusL2Index`` has them, ``L2Index`` not).
-    """
 
-    def add(self, ids: Sequence[str], vectors: np.ndarray,
-            metadata: Sequence[Mapping[str, Any]] | None = None) -> None:
-        """Store ``vectors`` (N, D) under ``ids`` with one metadata mapping each (``None``: empty)."""
+def check_ids(ids: Sequence[str], what: str = "ids", max_bytes: int | None = None) -> list[str]:
+    """``ids`` as a list of non-empty strings (at most ``max_bytes`` UTF-8 bytes each); a bare string is refused."""
+    if isinstance(ids, (str, bytes)):
+        raise TypeError(f"{what} must be a sequence of strings, not a single string ({ids!r:.40})")
+    ids = list(ids)
+    bad = [i for i in ids if not isinstance(i, str) or not i
+           or (max_bytes is not None and len(i.encode("utf-8", "surrogatepass")) > max_bytes)]
+    if bad:
+        limit = f" of at most {max_bytes} UTF-8 bytes" if max_bytes is not None else ""
+        raise ValueError(f"{what} must be non-empty strings{limit}; got "
+                         f"{[b[:40] if isinstance(b, str) else b for b in bad[:3]]!r}")
+    return ids
 
-    def search(self, queries: np.ndarray, k: int,
-               filter: Any = None) -> tuple[list[list[str | None]], np.ndarray]:
-        """The ``k`` nearest ids and distances per query row among rows that may match ``filter``."""
 
-    def get_metadata(self, ids: Sequence[str]) -> list[dict[str, Any]]:
-        """The stored metadata for ``ids``, in order; unknown ids raise ``KeyError``."""
+def check_k(k: object, what: str = "k") -> int:
+    """``k`` as a positive int; ``ValueError`` naming it for floats, strings, booleans and ``k <= 0``."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
+        raise ValueError(f"{what} must be a positive int; got {k!r}")
+    return int(k)
+
+
+def padded_result(n_queries: int, k: int) -> tuple[list[list[str | None]], np.ndarray]:
+    """Result rows for ``n_queries`` queries holding nothing yet: ``None`` ids, ``inf`` distances."""
+    return [[None] * k for _ in range(n_queries)], np.full((n_queries, k), np.inf, dtype=np.float32)
+
