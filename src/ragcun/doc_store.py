@@ -1,8 +1,9 @@
 """``DocStore``: texts and metadata beside any ``VectorIndex`` - the core both framework stores wrap.
 
-It owns the id -> (text, metadata) records, filtered search (one place), relevance scores
-(:mod:`ragcun.scores`), MMR (:mod:`ragcun.mmr`) and atomic JSON persistence. It knows nothing of
-LlamaIndex or LangChain. On an index that stores metadata (``capabilities.metadata_filter``, such as
+It owns the id -> (text, metadata) records, a lexical (BM25) index of the texts kept in step with
+the vectors, filtered search in three modes (one place: dense L2, lexical BM25, and hybrid fusion
+of both, :mod:`ragcun.fusion`), relevance scores (:mod:`ragcun.scores`), MMR (:mod:`ragcun.mmr`)
+and atomic JSON persistence. It knows nothing of LlamaIndex or LangChain. On an index that stores metadata (``capabilities.metadata_filter``, such as
 ``MilvusL2Index``) it stores each record's metadata there too and pushes metadata filters down.
 """
 
@@ -18,7 +19,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ragcun.filters import compile_filter
+from ragcun.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha, check_mode, fuse
 from ragcun.l2_index import L2Index
+from ragcun.lexical import BM25Index
 from ragcun.mmr import mmr_select
 from ragcun.persistence import SaveFormatError, atomic_save, read_json, read_manifest
 from ragcun.scores import RelevanceScorer
@@ -26,6 +29,7 @@ from ragcun.vector_index import VectorIndex, as_matrix, check_k
 
 FORMAT = "ragcun.DocStore"
 VERSION = 1
+LEXICAL_DIR = "lexical"
 
 
 @dataclass
@@ -39,11 +43,21 @@ class Record:
 
 @dataclass
 class Hit:
-    """A search result: the record, its Euclidean distance and its relevance score in [0, 1]."""
+    """A search result: the record, its Euclidean distance and a score in [0, 1].
+
+    ``score`` is the distance law's relevance (:mod:`ragcun.scores`) when ``mode`` is ``"dense"``
+    and the fused score (:mod:`ragcun.fusion`) for ``"lexical"`` and ``"hybrid"``;
+    ``lexical_score`` is the raw BM25 score (``None`` in dense mode); ``distance`` is ``nan`` for a
+    lexical search given no query vector. ``fallback`` says why a lexical or hybrid search ranked
+    densely instead (e.g. the query had no lexical terms); ``None`` when it ran as asked.
+    """
 
     record: Record
     distance: float
     score: float
+    lexical_score: float | None = None
+    mode: str = "dense"
+    fallback: str | None = None
 
 
 RecordFilter = Callable[[Record], bool]
@@ -66,11 +80,16 @@ def _all_of(*checks: RecordFilter | None) -> RecordFilter | None:
 class DocStore:
     """Records (text + metadata) keyed by id, their vectors in a ``VectorIndex`` (default: a new ``L2Index``)."""
 
-    def __init__(self, index: VectorIndex | None = None, scorer: RelevanceScorer | None = None) -> None:
+    def __init__(self, index: VectorIndex | None = None, scorer: RelevanceScorer | None = None,
+                 lexical: BM25Index | None = None) -> None:
         if index is not None and not isinstance(index, VectorIndex):
             raise TypeError(f"index must implement ragcun.VectorIndex; got {type(index).__name__}")
         self.index: VectorIndex = index if index is not None else L2Index()
         self._pushdown = self.index.capabilities.metadata_filter
+        self._index_lexical = self.index.capabilities.lexical
+        if self._index_lexical and lexical is not None:
+            raise ValueError(f"{type(self.index).__name__} searches texts itself; do not pass lexical=")
+        self.lexical: BM25Index | None = None if self._index_lexical else (lexical or BM25Index())
         self.scorer = scorer or RelevanceScorer()
         self._records: dict[str, Record] = {}
         self._lock = threading.RLock()
@@ -100,14 +119,22 @@ class DocStore:
             raise ValueError(f"got {len(records)} records for {len(vecs)} vectors")
         with self._lock:
             ids = [r.id for r in records]
-            if self._pushdown:
-                self.index.add(ids, vecs, [r.metadata for r in records])
-            else:
-                self.index.add(ids, vecs)
+            self._index_add(records, vecs)
+            if self.lexical is not None:
+                self.lexical.add(ids, [r.text for r in records])
             for rec in records:
                 self._records.pop(rec.id, None)
                 self._records[rec.id] = Record(rec.id, rec.text, dict(rec.metadata))
         return [r.id for r in records]
+
+    def _index_add(self, records: Sequence[Record], vectors: np.ndarray) -> None:
+        """Add to the index, with metadata and texts where it stores them (``capabilities``)."""
+        extra: dict[str, Any] = {}
+        if self._pushdown:
+            extra["metadata"] = [r.metadata for r in records]
+        if self._index_lexical:
+            extra["texts"] = [r.text for r in records]
+        self.index.add([r.id for r in records], vectors, **extra)
 
     def delete(self, ids: Sequence[str], missing_ok: bool = True) -> int:
         """Delete ``ids``; returns how many existed. Unknown ids are skipped, or raise ``KeyError`` if not ``missing_ok``."""
@@ -117,6 +144,8 @@ class DocStore:
                 raise KeyError(f"unknown ids: {[i for i in ids if i not in self._records][:5]!r}")
             if present:
                 self.index.remove(present)
+                if self.lexical is not None:
+                    self.lexical.remove(present)
                 for i in present:
                     del self._records[i]
             return len(present)
@@ -135,35 +164,105 @@ class DocStore:
         recs = list(self._records.values())
         return recs if where is None else [r for r in recs if where(r)]
 
-    def search(self, query: np.ndarray, k: int, where: RecordFilter | None = None,
-               filter: Any = None) -> list[Hit]:
-        """Up to ``k`` nearest records to ``query`` (D,) that satisfy ``where`` and ``filter``, nearest first.
+    def search(self, query: np.ndarray | None, k: int, where: RecordFilter | None = None,
+               filter: Any = None, *, text: str | None = None, mode: str = "dense",
+               alpha: float = DEFAULT_ALPHA, candidates: int = DEFAULT_CANDIDATES) -> list[Hit]:
+        """Up to ``k`` records for ``query`` (a (D,) vector) and/or ``text`` that satisfy ``where`` and ``filter``, best first.
 
-        ``where`` is a record predicate; ``filter`` a metadata filter spec (:mod:`ragcun.filters`),
-        also passed down to an index with ``capabilities.metadata_filter`` so the index narrows the search itself.
+        ``mode``: ``"dense"`` ranks by L2 distance to ``query``; ``"lexical"`` by BM25 on ``text``
+        (``query`` optional: it only fills in distances); ``"hybrid"`` fuses both over the union of
+        each side's top ``candidates`` (:mod:`ragcun.fusion`; ``alpha`` = dense weight, 1 = dense
+        only). A lexical or hybrid search whose ``text`` has no lexical terms, or matches nothing,
+        ranks densely instead and says so in each hit's ``fallback``. ``where`` is a record
+        predicate; ``filter`` a metadata filter spec (:mod:`ragcun.filters`), also passed down to an
+        index with ``capabilities.metadata_filter`` so the index narrows the search itself.
         """
-        k = check_k(k)
+        k, mode, alpha = check_k(k), check_mode(mode), check_alpha(alpha)
+        candidates = check_k(candidates, "candidates")
+        if mode != "dense" and (not isinstance(text, str) or not text.strip()):
+            raise ValueError(f"a {mode} search needs the query text (text=...); got {text!r}")
+        if query is None and mode != "lexical":
+            raise ValueError(f"a {mode} search needs a query vector")
         with self._lock:
             if not self._records:
                 return []
-            q = as_matrix(query, self.index.dim, "query vector")
-            if len(q) != 1:
-                raise ValueError(f"search takes one query vector; got {len(q)}")
+            q = None if query is None else self._query_matrix(query)
             check = _all_of(where, metadata_filter(filter))
-            pushed = {"filter": filter} if self._pushdown and filter is not None else {}
-            total = len(self._records)
-            fetch = k if check is None else min(total, max(4 * k, 32))
-            while True:
-                ids, dist = self.index.search(q, min(fetch, total), **pushed)
-                pairs = [(self._records[i], float(d)) for i, d in zip(ids[0], dist[0])
-                         if i is not None and (check is None or check(self._records[i]))]
-                if len(pairs) >= k or fetch >= total or ids[0][-1] is None:  # None pads: no more rows
-                    break
-                fetch *= 4
-            pairs = pairs[:k]
-            law = self.scorer.current(self.index, lambda: list(self._records))
-            scores = law(np.array([d for _, d in pairs])) if pairs else []
-            return [Hit(rec, d, float(s)) for (rec, d), s in zip(pairs, scores)]
+            if mode == "dense":
+                return self._dense_hits(self._nearest(q, k, check, filter))
+            if not self._lexical_count():
+                if mode == "lexical":
+                    raise ValueError(f"lexical search needs stored texts; none of this store's "
+                                     f"{len(self._records)} records has any lexical terms")
+                return self._dense_hits(self._nearest(q, k, check, filter), "no stored texts to search")
+            found = self._lexical_search(text, max(k, candidates), check, filter)
+            if not found:
+                if q is None:
+                    return []
+                reason = "no lexical terms in the query" if not self._has_terms(text) else "no lexical match"
+                return self._dense_hits(self._nearest(q, k, check, filter), reason)
+            dense = [] if mode == "lexical" else [r.id for r, _ in self._nearest(q, max(k, candidates), check, filter)]
+            ids = list(dict.fromkeys([*dense, *found]))
+            return self._fused_hits(ids, q, text, k, 0.0 if mode == "lexical" else alpha, mode)
+
+    def _query_matrix(self, query: np.ndarray) -> np.ndarray:
+        q = as_matrix(query, self.index.dim, "query vector")
+        if len(q) != 1:
+            raise ValueError(f"search takes one query vector; got {len(q)}")
+        return q
+
+    def _nearest(self, q: np.ndarray, k: int, check: RecordFilter | None, filter: Any) -> list[tuple[Record, float]]:
+        """The ``k`` nearest (record, distance) pairs passing ``check``, widening the index search until found."""
+        pushed = {"filter": filter} if self._pushdown and filter is not None else {}
+        total = len(self._records)
+        fetch = k if check is None else min(total, max(4 * k, 32))
+        while True:
+            ids, dist = self.index.search(q, min(fetch, total), **pushed)
+            pairs = [(self._records[i], float(d)) for i, d in zip(ids[0], dist[0])
+                     if i is not None and (check is None or check(self._records[i]))]
+            if len(pairs) >= k or fetch >= total or ids[0][-1] is None:  # None pads: no more rows
+                return pairs[:k]
+            fetch *= 4
+
+    def _dense_hits(self, pairs: list[tuple[Record, float]], fallback: str | None = None) -> list[Hit]:
+        law = self.scorer.current(self.index, lambda: list(self._records))
+        scores = law(np.array([d for _, d in pairs])) if pairs else []
+        return [Hit(rec, d, float(s), fallback=fallback) for (rec, d), s in zip(pairs, scores)]
+
+    def _lexical_count(self) -> int:
+        return self.lexical.count if self.lexical is not None else self.index.count  # type: ignore[attr-defined]
+
+    def _has_terms(self, text: str) -> bool:
+        return self.lexical is None or bool(self.lexical.query_terms(text))
+
+    def _lexical_search(self, text: str, n: int, check: RecordFilter | None, filter: Any) -> list[str]:
+        """Ids of the ``n`` best BM25 matches for ``text`` that pass ``check``."""
+        if self.lexical is not None:
+            allowed = None if check is None else (lambda i: check(self._records[i]))
+            return self.lexical.search(text, n, allowed)[0]
+        pushed = {"filter": filter} if filter is not None else {}
+        total = len(self._records)
+        fetch = n if check is None else min(total, max(4 * n, 32))
+        while True:
+            ids, _ = self.index.lexical_search(text, min(fetch, total), **pushed)  # type: ignore[attr-defined]
+            kept = [i for i in ids if i in self._records and (check is None or check(self._records[i]))]
+            if len(kept) >= n or fetch >= total or len(ids) < min(fetch, total):
+                return kept[:n]
+            fetch *= 4
+
+    def _fused_hits(self, ids: list[str], q: np.ndarray | None, text: str, k: int, alpha: float,
+                    mode: str) -> list[Hit]:
+        """The ``k`` best of candidate ``ids`` by fused score, each with its exact distance and BM25 score."""
+        lex = np.asarray(self.lexical.scores(text, ids) if self.lexical is not None
+                         else self.index.lexical_scores(text, ids), dtype=np.float64)  # type: ignore[attr-defined]
+        if q is None:
+            dist = np.full(len(ids), np.nan)
+            fused = fuse(np.zeros(len(ids)), lex, 0.0)
+        else:
+            dist = np.sqrt(np.maximum(((self.index.get_vectors(ids).astype(np.float64) - q[0]) ** 2).sum(axis=1), 0.0))
+            fused = fuse(dist, lex, alpha)
+        order = np.lexsort((np.nan_to_num(dist), -fused))[:k]
+        return [Hit(self._records[ids[j]], float(dist[j]), float(fused[j]), float(lex[j]), mode) for j in order]
 
     def mmr_search(self, query: np.ndarray, k: int, fetch_k: int = 20, lambda_mult: float = 0.5,
                    where: RecordFilter | None = None, filter: Any = None) -> list[Hit]:
@@ -178,16 +277,20 @@ class DocStore:
             return [candidates[p] for p in picks]
 
     def save(self, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
-        """Atomically save records (``records.json``), scorer state and, if it can save, the index (``index/``)."""
+        """Atomically save records (``records.json``), scorer state, the lexical index (``lexical/``) and,
+        if it can save, the vector index (``index/``)."""
         with self._lock:
             def write(tmp: Path) -> dict:
                 saves_index = self.index.capabilities.saves_to_dir
                 if saves_index:
                     self.index.save(tmp / "index")
+                if self.lexical is not None:
+                    self.lexical.save(tmp / LEXICAL_DIR)
                 (tmp / "records.json").write_text(json.dumps(
                     [[r.id, r.text, r.metadata] for r in self._records.values()]), encoding="utf-8")
                 return {"dim": self.index.dim, "count": len(self._records), "index_saved": saves_index,
-                        "scorer": self.scorer.to_dict(), "extra": extra or {}}
+                        "lexical_saved": self.lexical is not None, "scorer": self.scorer.to_dict(),
+                        "extra": extra or {}}
             return atomic_save(path, FORMAT, VERSION, write)
 
     @classmethod
@@ -197,6 +300,8 @@ class DocStore:
         ``index`` supplies the vectors for saves of indexes that persist themselves (e.g. Milvus); an
         index with ``capabilities.metadata_filter`` must hold every saved id, and any metadata it holds that differ from
         the saved records' (e.g. written before metadata were pushed down) are re-stored from them.
+        The lexical index is read back and checked against the records (a save without one is
+        re-indexed from the records' texts).
         """
         path = Path(path)
         man = read_manifest(path, FORMAT, VERSION)
@@ -204,9 +309,20 @@ class DocStore:
             if not man["index_saved"]:
                 raise ValueError(f"{path}: the index was not saved here; pass the index= it lives in")
             index = L2Index.load(path / "index", dim=man["dim"])
-        store = cls(index, RelevanceScorer.from_dict(man["scorer"]))
+        lexical = None
+        if man.get("lexical_saved") and not index.capabilities.lexical:
+            try:
+                lexical = BM25Index.load(path / LEXICAL_DIR)
+            except (ValueError, KeyError, OSError) as exc:
+                raise SaveFormatError(f"{path / LEXICAL_DIR}: unreadable lexical index ({exc})") from exc
+        store = cls(index, RelevanceScorer.from_dict(man["scorer"]), lexical)
         rows = read_json(path / "records.json")
         store._records = {i: Record(i, t, m) for i, t, m in rows}
+        if store.lexical is not None:
+            if lexical is None:
+                store.lexical.add(list(store._records), [r.text for r in store._records.values()])
+            elif any(i not in store._records for i in lexical.ids):
+                raise SaveFormatError(f"{path / LEXICAL_DIR}: indexes ids that are not among the saved records")
         if len(store._records) != man["count"] or index.count != man["count"]:
             raise SaveFormatError(f"{path}: {len(store._records)} records and {index.count} vectors, "
                                   f"manifest says {man['count']}")
@@ -225,4 +341,4 @@ class DocStore:
                 raise SaveFormatError(f"{path}: saved records are missing from the index: {exc}") from None
             stale = [i for i, m in zip(chunk, held) if m != self._records[i].metadata]
             if stale:
-                self.index.add(stale, self.index.get_vectors(stale), [self._records[i].metadata for i in stale])
+                self._index_add([self._records[i] for i in stale], self.index.get_vectors(stale))

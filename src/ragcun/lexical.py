@@ -1,0 +1,309 @@
+"""``BM25Index``: an incremental BM25 (Lucene variant) index over stored texts, framework-free.
+
+Scores are exactly those of ``bm25s`` (``method="lucene"``, ``k1=1.5``, ``b=0.75``) on the same
+tokens: for a query term ``t`` occurring ``tf`` times in a document of ``dl`` tokens,
+
+    idf(t) = ln(1 + (N - df(t) + 0.5) / (df(t) + 0.5))
+    score  = sum over query tokens t of idf(t) * tf / (tf + k1 * (1 - b + b * dl / avgdl)),
+
+with ``N`` the live documents, ``df`` counted over them and ``avgdl`` their mean length. Unlike
+``bm25s``, which precomputes every score and must re-index the whole corpus after any change,
+this index stores postings (term, document, tf) in immutable *segments*, as Lucene does: an add
+writes a new segment (merged with its predecessors when they are no larger, so merging costs
+O(n log n) over a corpus's life), a delete only marks its document dead, and ``df``, ``N`` and
+``avgdl`` are computed at query time from the live postings of the query's terms. So every add,
+upsert and delete is visible to the next query with no re-indexing.
+
+Tokens come from an :class:`Analyzer` (lower-case, ``\\w\\w+`` words, a language's stop words,
+Snowball stemming via PyStemmer; English by default), the same pipeline as ``bm25s.tokenize``.
+A document whose text has no tokens (an embedding-only node) has no lexical entry and never
+matches. Saved as JSON plus safetensors arrays, never pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import Stemmer
+from bm25s.tokenization import _infer_stopwords
+from safetensors.numpy import load_file, save_file
+
+from ragcun.vector_index import check_ids, check_k
+
+_WORD = re.compile(r"(?u)\b\w\w+\b")
+
+
+class Analyzer:
+    """Text -> index terms: lower-case, ``\\w\\w+`` words, stop words removed, then stemmed.
+
+    ``language`` names the Snowball stemmer (``Stemmer.algorithms()``; ``None``: no stemming);
+    ``stopwords`` is a language name or code understood by ``bm25s`` (``"en"``, ``"de"``, ...),
+    a list of words, or ``None`` for none. Defaults: English stemmer and stop words.
+    """
+
+    def __init__(self, language: str | None = "english", stopwords: str | Sequence[str] | None = "en") -> None:
+        if language is not None and language not in Stemmer.algorithms():
+            raise ValueError(f"no stemmer for language {language!r}; choose one of {Stemmer.algorithms()} or None")
+        try:
+            words = _infer_stopwords(stopwords if isinstance(stopwords, str) or stopwords is None else list(stopwords))
+        except ValueError as exc:
+            raise ValueError(f"unknown stop word list {stopwords!r}: {exc}") from None
+        self.language = language
+        self.stopwords = stopwords if isinstance(stopwords, str) or stopwords is None else sorted(set(stopwords))
+        self._stop = frozenset(words)
+        self._stemmer = Stemmer.Stemmer(language) if language is not None else None
+        self._terms: dict[str, str | None] = {}  # word -> term (None: a stop word)
+        self._lock = threading.Lock()
+
+    def _lookup(self, words: list[str]) -> list[str]:
+        new = [w for w in dict.fromkeys(words) if w not in self._terms]
+        if new:
+            kept = [w for w in new if w not in self._stop]
+            stems = self._stemmer.stemWords(kept) if self._stemmer is not None else kept
+            with self._lock:
+                self._terms.update(dict.fromkeys(new))
+                self._terms.update(zip(kept, stems))
+        terms = self._terms
+        return [t for t in (terms[w] for w in words) if t is not None]
+
+    def __call__(self, text: str) -> list[str]:
+        """The index terms of ``text``, in order, repeats kept."""
+        return self._lookup(_WORD.findall(text.lower()))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready settings."""
+        return {"language": self.language, "stopwords": self.stopwords}
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """Immutable postings sorted by term: ``docs[starts[i]:starts[i+1]]`` hold ``terms[i]``."""
+
+    terms: np.ndarray   # (T,) int64 term ids, ascending
+    starts: np.ndarray  # (T + 1,) int64
+    docs: np.ndarray    # (P,) int64 document keys
+    tfs: np.ndarray     # (P,) float32 term frequencies
+
+    @classmethod
+    def build(cls, terms: np.ndarray, docs: np.ndarray, tfs: np.ndarray) -> "_Segment":
+        """A segment from unsorted (term, doc, tf) triples with unique (term, doc) pairs."""
+        order = np.lexsort((docs, terms))
+        terms, docs, tfs = terms[order], docs[order], tfs[order]
+        uniq, first = np.unique(terms, return_index=True)
+        return cls(uniq.astype(np.int64), np.append(first, len(terms)).astype(np.int64),
+                   docs.astype(np.int64), tfs.astype(np.float32))
+
+    @property
+    def size(self) -> int:
+        """Number of postings."""
+        return len(self.docs)
+
+    def postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
+        """(doc keys, tfs) of ``term`` (empty if absent)."""
+        i = int(np.searchsorted(self.terms, term))
+        if i == len(self.terms) or self.terms[i] != term:
+            return self.docs[:0], self.tfs[:0]
+        lo, hi = self.starts[i], self.starts[i + 1]
+        return self.docs[lo:hi], self.tfs[lo:hi]
+
+    def triples(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Its postings as (term, doc, tf) arrays."""
+        return np.repeat(self.terms, np.diff(self.starts)), self.docs, self.tfs
+
+
+def _merge(segments: Sequence[_Segment], live: np.ndarray) -> _Segment:
+    """One segment holding the live postings of ``segments``."""
+    parts = [s.triples() for s in segments]
+    terms, docs, tfs = (np.concatenate([p[i] for p in parts]) for i in range(3))
+    keep = live[docs]
+    return _Segment.build(terms[keep], docs[keep], tfs[keep])
+
+
+class BM25Index:
+    """String-keyed texts searched by BM25; add, upsert and delete are visible to the next query.
+
+    ``analyzer`` turns text into terms (default: English, see :class:`Analyzer`); ``k1`` and ``b``
+    are BM25's parameters (``bm25s``'s defaults). Thread-safe: one lock guards every method.
+    """
+
+    def __init__(self, analyzer: Analyzer | None = None, *, k1: float = 1.5, b: float = 0.75) -> None:
+        if not k1 > 0 or not 0 <= b <= 1:
+            raise ValueError(f"BM25 needs k1 > 0 and 0 <= b <= 1; got k1={k1!r}, b={b!r}")
+        self.analyzer = analyzer or Analyzer()
+        self.k1, self.b = float(k1), float(b)
+        self._vocab: dict[str, int] = {}
+        self._keys: dict[str, int] = {}   # id -> document key (live documents with terms only)
+        self._ids: list[str | None] = []  # key -> id (None once dead)
+        self._lengths = np.zeros(0, dtype=np.float32)
+        self._live = np.zeros(0, dtype=bool)
+        self._total_length = 0.0
+        self._segments: list[_Segment] = []
+        self._lock = threading.Lock()
+
+    @property
+    def count(self) -> int:
+        """Number of indexed documents (those whose text has at least one term)."""
+        return len(self._keys)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    @property
+    def ids(self) -> list[str]:
+        """The indexed ids."""
+        return list(self._keys)
+
+    # -- writes -------------------------------------------------------------------------------
+    def add(self, ids: Sequence[str], texts: Sequence[str | None]) -> None:
+        """Index ``texts`` under ``ids``, replacing what an id had; a text with no terms (or ``None``) is not indexed."""
+        ids = check_ids(ids)
+        texts = list(texts)
+        if len(texts) != len(ids):
+            raise ValueError(f"got {len(ids)} ids for {len(texts)} texts")
+        tokens = [self.analyzer(t) if t else [] for t in texts]
+        with self._lock:
+            self._drop([i for i in ids if i in self._keys])
+            terms = [[self._vocab.setdefault(w, len(self._vocab)) for w in doc] for doc in tokens]
+            sizes = np.array([len(t) for t in terms], dtype=np.int64)
+            indexed = [i for i, n in zip(ids, sizes) if n]
+            if not indexed:
+                return
+            first = len(self._ids)
+            keys = np.arange(first, first + len(indexed))
+            self._ids.extend(indexed)
+            self._keys.update(zip(indexed, keys.tolist()))
+            lengths = sizes[sizes > 0].astype(np.float32)
+            self._lengths = np.concatenate([self._lengths, lengths])
+            self._live = np.concatenate([self._live, np.ones(len(indexed), dtype=bool)])
+            self._total_length += float(lengths.sum())
+            flat_terms = np.fromiter((t for doc in terms for t in doc), dtype=np.int64, count=int(sizes.sum()))
+            flat_docs = np.repeat(keys, sizes[sizes > 0])
+            pairs, tfs = np.unique(flat_terms * len(self._ids) + flat_docs, return_counts=True)
+            self._segments.append(_Segment.build(pairs // len(self._ids), pairs % len(self._ids), tfs))
+            while len(self._segments) > 1 and self._segments[-2].size <= 2 * self._segments[-1].size:
+                self._segments[-2:] = [_merge(self._segments[-2:], self._live)]
+
+    def remove(self, ids: Sequence[str]) -> int:
+        """Drop ``ids`` from the index; returns how many were indexed (others are ignored)."""
+        ids = check_ids(ids)
+        with self._lock:
+            present = [i for i in dict.fromkeys(ids) if i in self._keys]
+            self._drop(present)
+            return len(present)
+
+    def clear(self) -> None:
+        """Drop everything (the analyzer and parameters are kept)."""
+        with self._lock:
+            self.__init__(self.analyzer, k1=self.k1, b=self.b)  # type: ignore[misc]
+
+    def _drop(self, ids: list[str]) -> None:
+        if not ids:
+            return
+        keys = np.array([self._keys.pop(i) for i in ids], dtype=np.int64)
+        self._live[keys] = False
+        self._total_length -= float(self._lengths[keys].sum())
+        for key in keys.tolist():
+            self._ids[key] = None
+        if int(self._live.sum()) * 2 < len(self._live) and self._segments:  # mostly dead: compact
+            self._segments = [_merge(self._segments, self._live)]
+
+    # -- queries ------------------------------------------------------------------------------
+    def query_terms(self, query: str) -> list[str]:
+        """The terms of ``query`` that BM25 matches on (empty: the query has no lexical content)."""
+        if not isinstance(query, str):
+            raise ValueError(f"a lexical query must be a string; got {type(query).__name__}")
+        return self.analyzer(query)
+
+    def _scores(self, query: str) -> np.ndarray:
+        """BM25 score of ``query`` for every document key (0 for dead documents and non-matches)."""
+        words = self.query_terms(query)
+        scores = np.zeros(len(self._ids), dtype=np.float64)
+        n = len(self._keys)
+        if not n:
+            return scores
+        avgdl = self._total_length / n
+        counts: dict[int, int] = {}
+        for w in words:
+            if w in self._vocab:
+                counts[self._vocab[w]] = counts.get(self._vocab[w], 0) + 1
+        for term, times in counts.items():
+            found = [s.postings(term) for s in self._segments]
+            docs = np.concatenate([d for d, _ in found])
+            tfs = np.concatenate([t for _, t in found])
+            alive = self._live[docs]
+            docs, tfs = docs[alive], tfs[alive].astype(np.float64)
+            if not len(docs):
+                continue
+            df = len(docs)
+            idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
+            norm = self.k1 * (1.0 - self.b + self.b * self._lengths[docs] / avgdl)
+            scores[docs] += times * idf * tfs / (tfs + norm)
+        return scores
+
+    def search(self, query: str, k: int,
+               allowed: Callable[[str], bool] | None = None) -> tuple[list[str], np.ndarray]:
+        """Up to ``k`` ids with a positive BM25 score for ``query`` (and ``allowed(id)``), best first, with their scores."""
+        k = check_k(k)
+        with self._lock:
+            scores = self._scores(query)
+            matched = np.flatnonzero(scores > 0)
+            if allowed is None and len(matched) > k:
+                matched = matched[np.argpartition(-scores[matched], k - 1)[:k]]
+            order = matched[np.lexsort((matched, -scores[matched]))]  # score desc, then insertion order
+            ids: list[str] = []
+            for key in order.tolist():
+                doc = self._ids[key]
+                if doc is not None and (allowed is None or allowed(doc)):
+                    ids.append(doc)
+                    if len(ids) == k:
+                        break
+            return ids, np.array([scores[self._keys[i]] for i in ids], dtype=np.float32)
+
+    def scores(self, query: str, ids: Sequence[str]) -> np.ndarray:
+        """The BM25 score of ``query`` for each of ``ids`` (0 where nothing matches or an id has no terms)."""
+        ids = check_ids(ids)
+        with self._lock:
+            scores = self._scores(query)
+            return np.array([scores[self._keys[i]] if i in self._keys else 0.0 for i in ids], dtype=np.float32)
+
+    # -- persistence --------------------------------------------------------------------------
+    def save(self, folder: Path) -> None:
+        """Write ``lexical.json`` and ``postings.safetensors`` into ``folder`` (inside a caller's atomic save)."""
+        with self._lock:
+            merged = _merge(self._segments, self._live) if self._segments else None
+            keys = sorted(self._keys.values())
+            remap = np.full(len(self._ids), -1, dtype=np.int64)
+            remap[keys] = np.arange(len(keys))
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "lexical.json").write_text(json.dumps({
+                "analyzer": self.analyzer.to_dict(), "k1": self.k1, "b": self.b,
+                "vocab": list(self._vocab), "ids": [self._ids[k] for k in keys]}), encoding="utf-8")
+            save_file({"terms": merged.terms if merged else np.zeros(0, np.int64),
+                       "starts": merged.starts if merged else np.zeros(1, np.int64),
+                       "docs": remap[merged.docs] if merged else np.zeros(0, np.int64),
+                       "tfs": merged.tfs if merged else np.zeros(0, np.float32),
+                       "lengths": self._lengths[keys]}, str(folder / "postings.safetensors"))
+
+    @classmethod
+    def load(cls, folder: Path) -> "BM25Index":
+        """Read what :meth:`save` wrote (the caller has verified the files' checksums)."""
+        meta = json.loads((folder / "lexical.json").read_text(encoding="utf-8"))
+        arrays = load_file(str(folder / "postings.safetensors"))
+        index = cls(Analyzer(**meta["analyzer"]), k1=meta["k1"], b=meta["b"])
+        ids, lengths = meta["ids"], arrays["lengths"]
+        if len(ids) != len(lengths) or len(arrays["starts"]) != len(arrays["terms"]) + 1:
+            raise ValueError(f"{folder}: lexical index arrays do not match its {len(ids)} ids")
+        index._vocab = {w: i for i, w in enumerate(meta["vocab"])}
+        index._ids = list(ids)
+        index._keys = {i: k for k, i in enumerate(ids)}
+        index._lengths, index._live = lengths.astype(np.float32), np.ones(len(ids), dtype=bool)
+        index._total_length = float(lengths.sum())
+        if len(arrays["docs"]):
+            index._segments = [_Segment(arrays["terms"], arrays["starts"], arrays["docs"], arrays["tfs"])]
+        return index
