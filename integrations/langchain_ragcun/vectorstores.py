@@ -1,8 +1,13 @@
 """``GaussianVectorStore``: a LangChain ``VectorStore`` over ``ragcun.doc_store.DocStore`` (any ``VectorIndex``).
 
-``similarity_search_with_score`` returns Euclidean distances (lower is closer, like LangChain's
-FAISS store); ``similarity_search_with_relevance_scores`` and the ``similarity_score_threshold``
-retriever use the calibrated scores of :mod:`ragcun.scores` in [0, 1]. ``filter`` is a metadata
+Text queries are hybrid by default: L2 and BM25 fused over both sides' candidates
+(:mod:`ragcun.fusion`), like ``langchain-qdrant``'s ``retrieval_mode``: set it on the store
+(``retrieval_mode="hybrid" | "dense" | "lexical"``, ``alpha`` = dense weight) or per call / per
+retriever (``as_retriever(search_kwargs={"retrieval_mode": "dense"})``). Searches by vector are
+dense. ``similarity_search_with_score`` returns Euclidean distances in the mode's order (lower is
+closer, like LangChain's FAISS store); ``similarity_search_with_relevance_scores`` and the
+``similarity_score_threshold`` retriever use scores in [0, 1]: the distance law of
+:mod:`ragcun.scores` (dense) or the fused score (hybrid, lexical). ``filter`` is a metadata
 dict (``ragcun.filters`` syntax: equality, ``$gt``, ``$in``, ``$and`` ...), pushed down to indexes
 that filter themselves (Milvus), or a callable taking a ``Document``.
 """
@@ -20,6 +25,8 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 
 from ragcun.doc_store import DocStore, Hit, Record
+from ragcun.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha, check_mode
+from ragcun.lexical import BM25Index
 from ragcun.scores import RelevanceScorer
 from ragcun.vector_index import VectorIndex
 
@@ -30,6 +37,11 @@ def _doc(record: Record) -> Document:
     return Document(id=record.id, page_content=record.text, metadata=dict(record.metadata))
 
 
+def _mode_args(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The ``retrieval_mode`` / ``alpha`` a caller passed among a search method's ``kwargs``."""
+    return {key: kwargs[key] for key in ("retrieval_mode", "alpha") if key in kwargs}
+
+
 def _criteria(filter: Filter) -> dict[str, Any]:
     """``DocStore.search`` arguments for a LangChain ``filter``: a metadata spec dict, or a ``Document`` check."""
     if callable(filter):
@@ -38,12 +50,22 @@ def _criteria(filter: Filter) -> dict[str, Any]:
 
 
 class GaussianVectorStore(VectorStore):
-    """LangChain vector store ranking by Euclidean distance on a ragcun ``VectorIndex`` (default ``L2Index``)."""
+    """LangChain vector store on a ragcun ``VectorIndex`` (default ``L2Index``): hybrid L2 + BM25 by default.
+
+    ``retrieval_mode``: ``"hybrid"`` (default), ``"dense"`` or ``"lexical"``; ``alpha``: the
+    dense weight of hybrid search; ``candidates``: how many candidates each side contributes;
+    ``lexical``: a ``ragcun.lexical.BM25Index`` with another language's analyzer. Search methods
+    taking a query string accept ``retrieval_mode=`` and ``alpha=`` per call.
+    """
 
     def __init__(self, embedding: Embeddings, index: Optional[VectorIndex] = None, score_mode: str = "auto",
-                 *, store: Optional[DocStore] = None) -> None:
+                 *, retrieval_mode: str = "hybrid", alpha: float = DEFAULT_ALPHA,
+                 candidates: int = DEFAULT_CANDIDATES, lexical: Optional[BM25Index] = None,
+                 store: Optional[DocStore] = None) -> None:
         self.embedding = embedding
-        self.store = store if store is not None else DocStore(index, RelevanceScorer(score_mode))
+        self.retrieval_mode, self.alpha = check_mode(retrieval_mode), check_alpha(alpha)
+        self.candidates = candidates
+        self.store = store if store is not None else DocStore(index, RelevanceScorer(score_mode), lexical)
 
     @property
     def embeddings(self) -> Embeddings:
@@ -90,6 +112,14 @@ class GaussianVectorStore(VectorStore):
     def _hits(self, embedding: Sequence[float], k: int, filter: Filter) -> list[Hit]:
         return self.store.search(np.asarray(embedding, dtype=np.float32), k, **_criteria(filter))
 
+    def _text_hits(self, query: str, k: int, filter: Filter, retrieval_mode: Optional[str] = None,
+                   alpha: Optional[float] = None) -> list[Hit]:
+        """Hits for a query string in ``retrieval_mode`` (default: the store's); lexical needs no embedding."""
+        mode = check_mode(retrieval_mode or self.retrieval_mode)
+        vector = None if mode == "lexical" else np.asarray(self.embedding.embed_query(query), dtype=np.float32)
+        return self.store.search(vector, k, text=query, mode=mode, alpha=self.alpha if alpha is None else alpha,
+                                 candidates=self.candidates, **_criteria(filter))
+
     def similarity_search_with_score_by_vector(self, embedding: list[float], k: int = 4, filter: Filter = None,
                                                **kwargs: Any) -> list[tuple[Document, float]]:
         """``(document, euclidean_distance)`` pairs nearest to ``embedding``, nearest first."""
@@ -97,8 +127,8 @@ class GaussianVectorStore(VectorStore):
 
     def similarity_search_with_score(self, query: str, k: int = 4, filter: Filter = None,
                                      **kwargs: Any) -> list[tuple[Document, float]]:
-        """``(document, euclidean_distance)`` pairs nearest to ``query``, nearest first."""
-        return self.similarity_search_with_score_by_vector(self.embedding.embed_query(query), k, filter)
+        """``(document, euclidean_distance)`` pairs for ``query``, best first in the retrieval mode's ranking."""
+        return [(_doc(h.record), h.distance) for h in self._text_hits(query, k, filter, **_mode_args(kwargs))]
 
     def similarity_search_by_vector(self, embedding: list[float], k: int = 4, filter: Filter = None,
                                     **kwargs: Any) -> list[Document]:
@@ -106,12 +136,12 @@ class GaussianVectorStore(VectorStore):
         return [_doc(h.record) for h in self._hits(embedding, k, filter)]
 
     def similarity_search(self, query: str, k: int = 4, filter: Filter = None, **kwargs: Any) -> list[Document]:
-        """Documents nearest to ``query``."""
-        return self.similarity_search_by_vector(self.embedding.embed_query(query), k, filter)
+        """Documents for ``query``, best first (``retrieval_mode=`` / ``alpha=`` override the store's)."""
+        return [_doc(h.record) for h in self._text_hits(query, k, filter, **_mode_args(kwargs))]
 
     def _similarity_search_with_relevance_scores(self, query: str, k: int = 4, filter: Filter = None,
                                                  **kwargs: Any) -> list[tuple[Document, float]]:
-        return [(_doc(h.record), h.score) for h in self._hits(self.embedding.embed_query(query), k, filter)]
+        return [(_doc(h.record), h.score) for h in self._text_hits(query, k, filter, **_mode_args(kwargs))]
 
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
         law = self.store.scorer.current(self.store.index, lambda: self.store.ids)
@@ -136,8 +166,8 @@ class GaussianVectorStore(VectorStore):
     def from_texts(cls, texts: list[str], embedding: Embeddings, metadatas: Optional[list[dict]] = None, *,
                    ids: Optional[list[str]] = None, index: Optional[VectorIndex] = None, score_mode: str = "auto",
                    **kwargs: Any) -> "GaussianVectorStore":
-        """A new store holding ``texts``."""
-        store = cls(embedding, index=index, score_mode=score_mode)
+        """A new store holding ``texts``; ``kwargs`` (``retrieval_mode``, ``alpha``, ...) go to the constructor."""
+        store = cls(embedding, index=index, score_mode=score_mode, **kwargs)
         store.add_texts(texts, metadatas, ids=ids)
         return store
 
@@ -150,6 +180,7 @@ class GaussianVectorStore(VectorStore):
                    index: Optional[VectorIndex] = None, allow_dangerous_deserialization: bool = False,
                    **kwargs: Any) -> "GaussianVectorStore":
         """Load a :meth:`save_local` folder (verified). Nothing is unpickled, so
-        ``allow_dangerous_deserialization`` is accepted for drop-in compatibility and ignored."""
+        ``allow_dangerous_deserialization`` is accepted for drop-in compatibility and ignored;
+        ``kwargs`` (``retrieval_mode``, ``alpha``, ...) go to the constructor."""
         store, _ = DocStore.load(folder_path, index=index)
-        return cls(embeddings, store=store)
+        return cls(embeddings, store=store, **kwargs)

@@ -2,8 +2,10 @@
 
 Each side's top ``candidates`` documents form the candidate set; every candidate is scored by
 *both* sides (its exact Euclidean distance to the query and its BM25 score, 0 where no query term
-occurs), each side is min–max normalised over the candidates (the dense side on ``-distance``),
-and the fused score is
+occurs), each side is min–max normalised over the candidates (the dense side on ``-distance²``:
+the Gaussian log-likelihood up to constants, and on unit vectors exactly cosine similarity up to
+an affine map, so for a cosine model the fusion is the usual cosine + BM25 one), and the fused
+score is
 
     fused = alpha * dense_norm + (1 - alpha) * lexical_norm,    alpha = dense weight in [0, 1].
 
@@ -51,4 +53,5 @@ def minmax(values: np.ndarray) -> np.ndarray:
 
 def fuse(distances: np.ndarray, lexical_scores: np.ndarray, alpha: float) -> np.ndarray:
     """Fused scores in [0, 1] of candidates with Euclidean ``distances`` and BM25 ``lexical_scores``."""
-    return alpha * minmax(-np.asarray(distances, dtype=np.float64)) + (1.0 - alpha) * minmax(lexical_scores)
+    d = np.asarray(distances, dtype=np.float64)
+    return alpha * minmax(-d * d) + (1.0 - alpha) * minmax(lexical_scores)

@@ -1,4 +1,4 @@
-"""``GaussianRetriever``: the seed's small API - add texts, retrieve by Euclidean distance, save/load (no pickle)."""
+"""``GaussianRetriever``: a small API - add texts, retrieve (hybrid L2 + BM25 by default), save/load (no pickle)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,17 @@ import uuid
 from pathlib import Path
 from typing import Any, Sequence
 
-from ragcun.doc_store import DocStore, Record
+from ragcun.doc_store import DocStore, Hit, Record
+from ragcun.fusion import DEFAULT_ALPHA
 from ragcun.l2_index import L2Index
 from ragcun.text_encoding import encode_texts, load_encoder
 
 
 class GaussianRetriever:
-    """Encode documents with a ``GaussianEncoder`` and retrieve the nearest by L2 distance.
+    """Encode documents with a ``GaussianEncoder`` and retrieve them: hybrid L2 + BM25 by default.
+
+    ``retrieve(query, top_k, mode=...)``: ``"hybrid"`` (default; ``alpha`` = dense weight),
+    ``"dense"`` (L2 distance only) or ``"lexical"`` (BM25 only); see :mod:`ragcun.fusion`.
 
     ``model_path``: a model name or path (``None`` = the bundled model); or pass a loaded ``encoder``.
     ``factory``: FAISS index factory string for the underlying :class:`ragcun.l2_index.L2Index`.
@@ -38,15 +42,19 @@ class GaussianRetriever:
         ids = [uuid.uuid4().hex for _ in range(len(vecs))]
         return self.store.add([Record(i, t) for i, t in zip(ids, documents)], vecs)
 
-    def retrieve(self, query: str, top_k: int = 5) -> list[tuple[str, float]]:
-        """The ``top_k`` nearest documents to ``query`` as ``(document, euclidean_distance)``, nearest first."""
-        vec = encode_texts(self.encoder, [query], batch_size=1, what="query")
-        return [(h.record.text, h.distance) for h in self.store.search(vec[0], top_k)]
+    def retrieve(self, query: str, top_k: int = 5, mode: str = "hybrid",
+                 alpha: float = DEFAULT_ALPHA) -> list[tuple[str, float]]:
+        """The ``top_k`` best documents for ``query`` as ``(document, euclidean_distance)``, best first."""
+        return [(h.record.text, h.distance) for h in self._hits(query, top_k, mode, alpha)]
 
-    def retrieve_with_scores(self, query: str, top_k: int = 5) -> list[tuple[str, float, float]]:
-        """Like :meth:`retrieve`, with the relevance score of ``ragcun.scores`` as a third element."""
-        vec = encode_texts(self.encoder, [query], batch_size=1, what="query")
-        return [(h.record.text, h.distance, h.score) for h in self.store.search(vec[0], top_k)]
+    def retrieve_with_scores(self, query: str, top_k: int = 5, mode: str = "hybrid",
+                             alpha: float = DEFAULT_ALPHA) -> list[tuple[str, float, float]]:
+        """Like :meth:`retrieve`, with the hit's score in [0, 1] (``ragcun.doc_store.Hit.score``) as a third element."""
+        return [(h.record.text, h.distance, h.score) for h in self._hits(query, top_k, mode, alpha)]
+
+    def _hits(self, query: str, top_k: int, mode: str, alpha: float) -> list[Hit]:
+        vec = None if mode == "lexical" else encode_texts(self.encoder, [query], batch_size=1, what="query")[0]
+        return self.store.search(vec, top_k, text=query, mode=mode, alpha=alpha)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Atomically save documents and index to directory ``path`` (the model is referenced, not copied)."""

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from ragcun.fusion import DEFAULT_ALPHA, check_alpha
 from ragcun_eval.beir import BeirDataset, find_beir_dirs, load_beir
 from ragcun_eval.claims import ClaimResult, judge_separation, measure_claims, verdict_lines
 from ragcun_eval.models import Embedder, ModelSpec, parse_model_spec
@@ -36,9 +37,10 @@ def load_datasets(paths: Sequence[str], split: str, max_queries: int | None, max
     return datasets
 
 
-def run_all(datasets: Sequence[BeirDataset], specs: Sequence[ModelSpec], embedder: Embedder) -> list[ModelRun]:
-    """Every model on every dataset, in order."""
-    return [run_model(data, spec, embedder) for data in datasets for spec in specs]
+def run_all(datasets: Sequence[BeirDataset], specs: Sequence[ModelSpec], embedder: Embedder,
+            alpha: float = DEFAULT_ALPHA) -> list[ModelRun]:
+    """Every model on every dataset, in order (``alpha``: the dense weight of ``hybrid`` rows)."""
+    return [run_model(data, spec, embedder, alpha=alpha) for data in datasets for spec in specs]
 
 
 def retrieval_outputs(runs: Sequence[ModelRun], out_dir: Path | None) -> str:
@@ -65,7 +67,8 @@ def claims_outputs(runs: Sequence[ModelRun], datasets: Sequence[BeirDataset], ou
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", action="append", metavar="NAME[:GEOMETRY]",
-                   help="model name or path, optional :cosine/:l2/:whitened; repeat to compare (default: bundled)")
+                   help="model name or path, optional :cosine/:l2/:whitened/:hybrid/:lexical; repeat to compare "
+                        "(default: bundled)")
     p.add_argument("--output", type=Path, help="folder for the result files")
     p.add_argument("--cache-dir", type=Path, help="base-embedding cache, shared with ragcun-train (default $RAGCUN_CACHE_DIR or ~/.cache/ragcun/embeddings)")
     p.add_argument("--batch-size", type=int, default=64)
@@ -83,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--split", default="test", help="qrels split (default test)")
         p.add_argument("--max-queries", type=int, help="evaluate a random subset of queries (quick runs)")
         p.add_argument("--max-docs", type=int, help="cut the corpus to the relevant docs plus random others, this many in all")
+        p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
+                       help=f"dense weight of :hybrid rows, in [0, 1] (default {DEFAULT_ALPHA})")
         _add_common(p)
     p = sub.add_parser("isotropy", help="isotropy metrics side by side (CSV) and plots")
     p.add_argument("--texts", required=True, help="a text file (one text per line) or a BEIR folder (its corpus)")
@@ -104,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(run_isotropy(specs, args.texts, embedder, args.output or Path("isotropy"), args.max_texts))
             return 0
         datasets = load_datasets(args.data_dir, args.split, args.max_queries, args.max_docs)
-        runs = run_all(datasets, specs, embedder)
+        runs = run_all(datasets, specs, embedder, check_alpha(args.alpha))
         print(retrieval_outputs(runs, args.output))
         if args.command == "claims":
             print("\n".join(verdict_lines(claims_outputs(runs, datasets, args.output))))

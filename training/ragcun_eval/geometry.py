@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ragcun.head import whitening_map
-from ragcun_eval.models import GEOMETRIES
+from ragcun_eval.models import DENSE_GEOMETRIES
 
 
 @dataclass
@@ -42,8 +42,8 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def apply_geometry(geometry: str, docs_raw: np.ndarray, queries_raw: np.ndarray) -> Space:
     """The :class:`Space` of ``geometry`` for raw document and query outputs."""
-    if geometry not in GEOMETRIES:
-        raise ValueError(f"unknown geometry {geometry!r}; choose one of {GEOMETRIES}")
+    if geometry not in DENSE_GEOMETRIES:
+        raise ValueError(f"unknown dense geometry {geometry!r}; choose one of {DENSE_GEOMETRIES}")
     docs, queries = np.asarray(docs_raw, np.float64), np.asarray(queries_raw, np.float64)
     if geometry == "cosine":
         d, q, norms = _unit(docs), _unit(queries), np.linalg.norm(queries, axis=1)

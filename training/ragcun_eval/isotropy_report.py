@@ -184,7 +184,7 @@ def run_isotropy(specs: Sequence[ModelSpec], texts_source: str | Path, embedder:
     embeddings = {}
     for spec, label in zip(specs, display_labels(specs)):
         raw = embedder.embed(spec, texts, "document")
-        embeddings[label] = apply_geometry(spec.geometry, raw, raw[:0]).docs.astype(np.float64)
+        embeddings[label] = apply_geometry(spec.dense_geometry, raw, raw[:0]).docs.astype(np.float64)
     out.mkdir(parents=True, exist_ok=True)
     metrics = {label: measure(x) for label, x in embeddings.items()}
     names = list(next(iter(metrics.values())))

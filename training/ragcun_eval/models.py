@@ -1,9 +1,11 @@
 """``--model`` values: ``NAME[:geometry]`` parsing, Gaussian-model detection, loading (:class:`Embedder`).
 
-A value is a model name or path with an optional ``:cosine``, ``:l2`` or ``:whitened`` suffix. Only a
-suffix that names a geometry is split off, so a path containing ``:`` stays whole. Without a suffix a
-Gaussian model (a saved ragcun model: its ``config_sentence_transformers.json`` has a ``"ragcun"``
-entry) is scored by L2 and any other model by cosine. ``bundled`` names the bundled all-MiniLM-L6-v2.
+A value is a model name or path with an optional ``:cosine``, ``:l2``, ``:whitened``, ``:hybrid`` or
+``:lexical`` suffix. Only a suffix that names a geometry is split off, so a path containing ``:``
+stays whole. Without a suffix a Gaussian model (a saved ragcun model: its
+``config_sentence_transformers.json`` has a ``"ragcun"`` entry) is scored by L2 and any other model
+by cosine. ``hybrid`` fuses that default geometry's ranking with BM25 (``ragcun.fusion``, through
+``ragcun.DocStore``); ``lexical`` is BM25 alone. ``bundled`` names the bundled all-MiniLM-L6-v2.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from sentence_transformers import SentenceTransformer
 from ragcun.embedding_cache import EmbeddingCache, default_cache_dir
 from ragcun.encoder import resolve_model_path
 
-GEOMETRIES = ("cosine", "l2", "whitened")
+DENSE_GEOMETRIES = ("cosine", "l2", "whitened")
+GEOMETRIES = (*DENSE_GEOMETRIES, "hybrid", "lexical")
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,13 @@ class ModelSpec:
     path: str
     geometry: str
     gaussian: bool
+
+    @property
+    def dense_geometry(self) -> str:
+        """The geometry of the dense vectors: ``geometry`` itself, or the model's default for ``hybrid`` / ``lexical``."""
+        if self.geometry in DENSE_GEOMETRIES:
+            return self.geometry
+        return "l2" if self.gaussian else "cosine"
 
     @property
     def label(self) -> str:

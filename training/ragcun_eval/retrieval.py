@@ -1,4 +1,4 @@
-"""§1: retrieve with one model and geometry on a BEIR split and score the run."""
+"""Retrieve with one model and geometry on a BEIR split and score the run."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ragcun.doc_store import DocStore, Record
+from ragcun.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES
 from ragcun.l2_index import L2Index
 from ragcun_eval.beir import BeirDataset
 from ragcun_eval.geometry import Space, apply_geometry
@@ -37,18 +39,33 @@ class ModelRun:
                 **mean_metrics(self.per_query)}
 
 
-def run_model(data: BeirDataset, spec: ModelSpec, embedder: Embedder, depth: int = DEPTH) -> ModelRun:
-    """Encode (through ``embedder``, whose base outputs are cached), apply ``spec.geometry``, search exactly by L2 and score the run.
+def run_model(data: BeirDataset, spec: ModelSpec, embedder: Embedder, depth: int = DEPTH,
+              alpha: float = DEFAULT_ALPHA) -> ModelRun:
+    """Encode (through ``embedder``, whose base outputs are cached), apply ``spec``'s dense geometry and rank:
+    exactly by L2, or for ``hybrid`` / ``lexical`` through ``ragcun.DocStore`` (BM25 on the texts,
+    fused with dense weight ``alpha``). Then score the run.
 
     As in BEIR, a document whose id equals the query id is never returned.
     """
     query_ids = list(data.queries)
+    query_texts = [data.queries[q] for q in query_ids]
     docs_raw = embedder.embed(spec, data.doc_texts, "document")
-    queries_raw = embedder.embed(spec, [data.queries[q] for q in query_ids], "query")
-    space = apply_geometry(spec.geometry, docs_raw, queries_raw)
-    index = L2Index(space.docs.shape[1])
-    index.add(data.doc_ids, space.docs)
-    ids, dist = index.search(space.queries, min(depth + 1, len(data.doc_ids)))
+    queries_raw = embedder.embed(spec, query_texts, "query")
+    space = apply_geometry(spec.dense_geometry, docs_raw, queries_raw)
+    fetch = min(depth + 1, len(data.doc_ids))
+    if spec.geometry in ("hybrid", "lexical"):
+        store = DocStore(L2Index(space.docs.shape[1]))
+        store.add([Record(d, t) for d, t in zip(data.doc_ids, data.doc_texts)], space.docs)
+        ids, dist = [], np.full((len(query_ids), fetch), np.inf)
+        for row, (vector, text) in enumerate(zip(space.queries, query_texts)):
+            hits = store.search(vector, fetch, text=text, mode=spec.geometry, alpha=alpha,
+                                candidates=max(DEFAULT_CANDIDATES, fetch))
+            ids.append([h.record.id for h in hits] + [None] * (fetch - len(hits)))
+            dist[row, :len(hits)] = [h.distance for h in hits]
+    else:
+        index = L2Index(space.docs.shape[1])
+        index.add(data.doc_ids, space.docs)
+        ids, dist = index.search(space.queries, fetch)
     ranked, distances = {}, {}
     for row, q in enumerate(query_ids):
         keep = [j for j, d in enumerate(ids[row]) if d is not None and d != q][:depth]

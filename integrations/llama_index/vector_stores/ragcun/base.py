@@ -1,9 +1,13 @@
 """``GaussianVectorStore``: a LlamaIndex vector store over ``ragcun.doc_store.DocStore`` (any ``VectorIndex``).
 
 Nodes are stored as text plus LlamaIndex's own metadata dict (``node_to_metadata_dict``); search,
-filtering, MMR, scores and persistence are the core's. Node similarities are the relevance scores
-of :mod:`ragcun.scores`; the Euclidean distance is in each returned node's metadata under
-``l2_distance`` (hidden from the LLM and the embedder). Metadata filters and ``doc_ids`` become one
+filtering, MMR, scores and persistence are the core's. Query modes map onto the core's retrieval
+modes: ``HYBRID`` fuses L2 and BM25 (``query.alpha`` = dense weight, 1 = dense only),
+``TEXT_SEARCH`` / ``SPARSE`` rank by BM25 alone, and ``DEFAULT`` uses the store's
+``retrieval_mode`` (``"hybrid"`` unless set otherwise; dense when the query carries no text).
+Node similarities are the relevance scores of :mod:`ragcun.scores` (dense) or the fused scores of
+:mod:`ragcun.fusion` (hybrid, lexical), all in [0, 1]; each returned node's metadata holds
+``l2_distance``, ``bm25_score`` and ``retrieval_mode`` (hidden from the LLM and the embedder). Metadata filters and ``doc_ids`` become one
 ragcun filter spec, which the core pushes down to indexes that filter themselves (Milvus).
 """
 
@@ -28,11 +32,18 @@ from llama_index.core.vector_stores.types import (
 )
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
-from ragcun.doc_store import DocStore, Record, metadata_filter
+from ragcun.doc_store import DocStore, Hit, Record, metadata_filter
+from ragcun.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha, check_mode
+from ragcun.lexical import BM25Index
 from ragcun.scores import RelevanceScorer
 from ragcun.vector_index import VectorIndex
 
 DISTANCE_KEY = "l2_distance"
+LEXICAL_KEY = "bm25_score"
+MODE_KEY = "retrieval_mode"
+_HIT_KEYS = (DISTANCE_KEY, LEXICAL_KEY, MODE_KEY)
+_CORE_MODES = {VectorStoreQueryMode.HYBRID: "hybrid", VectorStoreQueryMode.TEXT_SEARCH: "lexical",
+               VectorStoreQueryMode.SPARSE: "lexical"}
 DEFAULT_NAMESPACE = "default"
 _OPS = {
     FilterOperator.EQ: "$eq", FilterOperator.NE: "$ne", FilterOperator.GT: "$gt",
@@ -73,16 +84,25 @@ class GaussianVectorStore(BasePydanticVectorStore):
 
     ``GaussianVectorStore()`` takes its dimension from the first add; ``GaussianVectorStore(index=...)``
     wraps an existing index (``L2Index``, ``MilvusL2Index``, ...). ``score_mode``: see ``ragcun.scores``.
+    ``retrieval_mode`` (``"hybrid"``, ``"dense"`` or ``"lexical"``) is what ``DEFAULT`` queries do;
+    ``alpha`` the dense weight of hybrid queries that set none; ``hybrid_candidates`` how many
+    candidates each side contributes; ``lexical`` a ``ragcun.lexical.BM25Index`` with another
+    language's analyzer.
     """
 
     stores_text: bool = True
     flat_metadata: bool = False
+    retrieval_mode: str = "hybrid"
+    alpha: float = DEFAULT_ALPHA
+    hybrid_candidates: int = DEFAULT_CANDIDATES
     _store: DocStore = PrivateAttr()
 
     def __init__(self, index: Optional[VectorIndex] = None, score_mode: str = "auto", *,
-                 store: Optional[DocStore] = None, **kwargs: Any) -> None:
+                 store: Optional[DocStore] = None, lexical: Optional[BM25Index] = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._store = store if store is not None else DocStore(index, RelevanceScorer(score_mode))
+        check_mode(self.retrieval_mode)
+        check_alpha(self.alpha)
+        self._store = store if store is not None else DocStore(index, RelevanceScorer(score_mode), lexical)
 
     @classmethod
     def class_name(cls) -> str:
@@ -152,9 +172,8 @@ class GaussianVectorStore(BasePydanticVectorStore):
         return parts[0] if len(parts) == 1 else {"$and": parts}
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        """Nearest nodes by Euclidean distance (``DEFAULT``) or Euclidean MMR (``MMR``; ``mmr_threshold`` = lambda)."""
-        if query.query_embedding is None:
-            raise ValueError("GaussianVectorStore needs query.query_embedding (it searches by vector)")
+        """Nodes ranked by the query's mode: L2 (``DEFAULT`` with ``retrieval_mode="dense"``), hybrid,
+        BM25 (``TEXT_SEARCH`` / ``SPARSE``) or Euclidean MMR (``MMR``; ``mmr_threshold`` = lambda)."""
         spec = self._filter_spec(query.filters, query.doc_ids)
         nodes = set(query.node_ids or ())
         where = (lambda r: r.id in nodes) if nodes else None
@@ -162,21 +181,43 @@ class GaussianVectorStore(BasePydanticVectorStore):
         if query.mode == VectorStoreQueryMode.MMR:
             lam = kwargs.get("mmr_threshold", query.mmr_threshold)
             fetch_k = kwargs.get("mmr_prefetch_k") or k * kwargs.get("mmr_prefetch_factor", 4)
-            hits = self._store.mmr_search(query.query_embedding, k, fetch_k, 0.5 if lam is None else lam,
-                                          where, spec)
-        elif query.mode == VectorStoreQueryMode.DEFAULT:
-            hits = self._store.search(query.query_embedding, k, where, spec)
+            hits = self._store.mmr_search(self._vector(query), k, fetch_k, 0.5 if lam is None else lam, where, spec)
+        elif query.mode == VectorStoreQueryMode.DEFAULT or query.mode in _CORE_MODES:
+            mode = _CORE_MODES.get(query.mode, self.retrieval_mode)
+            text = query.query_str if query.query_str and query.query_str.strip() else None
+            if text is None:
+                if query.mode != VectorStoreQueryMode.DEFAULT:
+                    raise ValueError(f"query mode {query.mode.value!r} needs query.query_str (the query text)")
+                mode = "dense"
+            if mode == "hybrid":
+                k = query.hybrid_top_k or k
+            elif mode == "lexical":
+                k = query.sparse_top_k or k
+            vector = self._vector(query) if mode != "lexical" or query.query_embedding is not None else None
+            alpha = self.alpha if query.alpha is None else query.alpha
+            hits = self._store.search(vector, k, where, spec, text=text, mode=mode, alpha=alpha,
+                                      candidates=max(self.hybrid_candidates, query.sparse_top_k or 0))
         else:
             raise ValueError(f"GaussianVectorStore does not support query mode {query.mode.value!r}")
-        results = []
-        for hit in hits:
-            node = metadata_dict_to_node(hit.record.metadata, hit.record.text)
-            node.metadata[DISTANCE_KEY] = hit.distance
-            node.excluded_llm_metadata_keys.append(DISTANCE_KEY)
-            node.excluded_embed_metadata_keys.append(DISTANCE_KEY)
-            results.append(node)
-        return VectorStoreQueryResult(nodes=results, similarities=[h.score for h in hits],
+        return VectorStoreQueryResult(nodes=[self._node(h) for h in hits], similarities=[h.score for h in hits],
                                       ids=[h.record.id for h in hits])
+
+    @staticmethod
+    def _vector(query: VectorStoreQuery) -> List[float]:
+        if query.query_embedding is None:
+            raise ValueError(f"query mode {query.mode.value!r} needs query.query_embedding (it searches by vector)")
+        return query.query_embedding
+
+    @staticmethod
+    def _node(hit: Hit) -> BaseNode:
+        """The stored node with the hit's distance, BM25 score and retrieval mode in hidden metadata."""
+        node = metadata_dict_to_node(hit.record.metadata, hit.record.text)
+        node.metadata[DISTANCE_KEY] = hit.distance
+        node.metadata[LEXICAL_KEY] = hit.lexical_score
+        node.metadata[MODE_KEY] = hit.mode if hit.fallback is None else f"{hit.mode} ({hit.fallback})"
+        node.excluded_llm_metadata_keys.extend(_HIT_KEYS)
+        node.excluded_embed_metadata_keys.extend(_HIT_KEYS)
+        return node
 
     # -- persistence --------------------------------------------------------------------------
     def persist(self, persist_path: str, fs: Any = None) -> None:
@@ -187,16 +228,17 @@ class GaussianVectorStore(BasePydanticVectorStore):
         self._store.save(_store_dir(persist_path))
 
     @classmethod
-    def from_persist_path(cls, persist_path: str, index: Optional[VectorIndex] = None) -> "GaussianVectorStore":
-        """Load what :meth:`persist` wrote at ``persist_path`` (verified; no pickle)."""
+    def from_persist_path(cls, persist_path: str, index: Optional[VectorIndex] = None,
+                          **kwargs: Any) -> "GaussianVectorStore":
+        """Load what :meth:`persist` wrote at ``persist_path`` (verified; no pickle); ``kwargs`` as for the constructor."""
         store, _ = DocStore.load(_store_dir(persist_path), index=index)
-        return cls(store=store)
+        return cls(store=store, **kwargs)
 
     @classmethod
     def from_persist_dir(cls, persist_dir: str, namespace: str = DEFAULT_NAMESPACE,
-                         index: Optional[VectorIndex] = None) -> "GaussianVectorStore":
+                         index: Optional[VectorIndex] = None, **kwargs: Any) -> "GaussianVectorStore":
         """Load the store that ``StorageContext.persist(persist_dir)`` saved under ``namespace``."""
-        return cls.from_persist_path(str(Path(persist_dir) / f"{namespace}__vector_store"), index=index)
+        return cls.from_persist_path(str(Path(persist_dir) / f"{namespace}__vector_store"), index=index, **kwargs)
 
     # -- async --------------------------------------------------------------------------------
     async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> List[str]:
