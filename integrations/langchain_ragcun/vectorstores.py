@@ -77,13 +77,22 @@ class GaussianVectorStore(VectorStore):
                   ids: Optional[list[Optional[str]]] = None, **kwargs: Any) -> list[str]:
         """Embed and store ``texts``; an existing id is replaced. Returns the ids (new ones are UUIDs)."""
         texts = list(texts)
+        return self.add_embeddings(zip(texts, self.embedding.embed_documents(texts) if texts else []),
+                                   metadatas, ids=ids)
+
+    def add_embeddings(self, text_embeddings: Iterable[tuple[str, Sequence[float]]],
+                       metadatas: Optional[list[dict]] = None, *, ids: Optional[list[Optional[str]]] = None,
+                       **kwargs: Any) -> list[str]:
+        """Store already embedded ``(text, embedding)`` pairs (as LangChain's FAISS store does); returns the ids."""
+        pairs = list(text_embeddings)
+        texts = [t for t, _ in pairs]
         if metadatas is not None and len(metadatas) != len(texts):
             raise ValueError(f"got {len(metadatas)} metadatas for {len(texts)} texts")
         if ids is not None and len(ids) != len(texts):
             raise ValueError(f"got {len(ids)} ids for {len(texts)} texts")
         if not texts:
             return []
-        vectors = self.embedding.embed_documents(texts)
+        vectors = [v for _, v in pairs]
         ids_ = [i or str(uuid.uuid4()) for i in (ids or [None] * len(texts))]
         metas = metadatas or [{} for _ in texts]
         return self.store.add([Record(i, t, dict(m or {})) for i, t, m in zip(ids_, texts, metas)], vectors)
