@@ -201,9 +201,9 @@ class DocStore:
                     return []
                 reason = "no lexical terms in the query" if not self._has_terms(text) else "no lexical match"
                 return self._dense_hits(self._nearest(q, k, check, filter), reason)
-            dense = [] if mode == "lexical" else [r.id for r, _ in self._nearest(q, max(k, candidates), check, filter)]
-            ids = list(dict.fromkeys([*dense, *found]))
-            return self._fused_hits(ids, q, text, k, 0.0 if mode == "lexical" else alpha, mode)
+            known = {} if mode == "lexical" else {r.id: d for r, d in self._nearest(q, max(k, candidates), check, filter)}
+            ids = list(dict.fromkeys([*known, *found]))
+            return self._fused_hits(ids, known, q, text, k, 0.0 if mode == "lexical" else alpha, mode)
 
     def _query_matrix(self, query: np.ndarray) -> np.ndarray:
         q = as_matrix(query, self.index.dim, "query vector")
@@ -250,16 +250,22 @@ class DocStore:
                 return kept[:n]
             fetch *= 4
 
-    def _fused_hits(self, ids: list[str], q: np.ndarray | None, text: str, k: int, alpha: float,
-                    mode: str) -> list[Hit]:
-        """The ``k`` best of candidate ``ids`` by fused score, each with its exact distance and BM25 score."""
+    def _fused_hits(self, ids: list[str], known: dict[str, float], q: np.ndarray | None, text: str, k: int,
+                    alpha: float, mode: str) -> list[Hit]:
+        """The ``k`` best of candidate ``ids`` by fused score, each with its distance and BM25 score.
+
+        ``known`` holds the distances the index search returned; the others are computed from the
+        stored vectors."""
         lex = np.asarray(self.lexical.scores(text, ids) if self.lexical is not None
                          else self.index.lexical_scores(text, ids), dtype=np.float64)  # type: ignore[attr-defined]
+        dist = np.array([known.get(i, np.nan) for i in ids], dtype=np.float64)
         if q is None:
-            dist = np.full(len(ids), np.nan)
             fused = fuse(np.zeros(len(ids)), lex, 0.0)
         else:
-            dist = np.sqrt(np.maximum(((self.index.get_vectors(ids).astype(np.float64) - q[0]) ** 2).sum(axis=1), 0.0))
+            missing = np.flatnonzero(np.isnan(dist))
+            if len(missing):
+                vecs = self.index.get_vectors([ids[j] for j in missing]).astype(np.float64)
+                dist[missing] = np.sqrt(((vecs - q[0]) ** 2).sum(axis=1))
             fused = fuse(dist, lex, alpha)
         order = np.lexsort((np.nan_to_num(dist), -fused))[:k]
         return [Hit(self._records[ids[j]], float(dist[j]), float(fused[j]), float(lex[j]), mode) for j in order]

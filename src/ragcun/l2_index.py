@@ -198,7 +198,7 @@ class L2Index:
     def _reconstruct(self, keys: np.ndarray) -> np.ndarray:
         if len(keys) == 0:
             return np.zeros((0, self._dim), dtype=np.float32)
-        return np.vstack([self._index.reconstruct(int(k)) for k in keys]).astype(np.float32)
+        return np.asarray(self._index.reconstruct_batch(keys), dtype=np.float32).reshape(len(keys), self._dim)
 
     # -- queries ------------------------------------------------------------------------------
     def search(self, queries: np.ndarray, k: int) -> tuple[list[list[str | None]], np.ndarray]:

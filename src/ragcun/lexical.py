@@ -144,6 +144,8 @@ class BM25Index:
         self._live = np.zeros(0, dtype=bool)
         self._total_length = 0.0
         self._segments: list[_Segment] = []
+        self._last: tuple[str, int, np.ndarray] | None = None  # (query, version, scores): search then scores
+        self._version = 0
         self._lock = threading.Lock()
 
     @property
@@ -203,6 +205,7 @@ class BM25Index:
             self.__init__(self.analyzer, k1=self.k1, b=self.b)  # type: ignore[misc]
 
     def _drop(self, ids: list[str]) -> None:
+        self._version += 1
         if not ids:
             return
         keys = np.array([self._keys.pop(i) for i in ids], dtype=np.int64)
@@ -221,7 +224,12 @@ class BM25Index:
         return self.analyzer(query)
 
     def _scores(self, query: str) -> np.ndarray:
-        """BM25 score of ``query`` for every document key (0 for dead documents and non-matches)."""
+        """BM25 score of ``query`` for every document key (0 for dead documents and non-matches).
+
+        The last query's scores are kept until the next write, so a hybrid search that ranks the
+        lexical side and then scores the dense side's candidates computes them once."""
+        if self._last is not None and self._last[0] == query and self._last[1] == self._version:
+            return self._last[2]
         words = self.query_terms(query)
         scores = np.zeros(len(self._ids), dtype=np.float64)
         n = len(self._keys)
@@ -244,6 +252,7 @@ class BM25Index:
             idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
             norm = self.k1 * (1.0 - self.b + self.b * self._lengths[docs] / avgdl)
             scores[docs] += times * idf * tfs / (tfs + norm)
+        self._last = (query, self._version, scores)
         return scores
 
     def search(self, query: str, k: int,
