@@ -42,16 +42,26 @@ def _stemmer() -> Any:
 
 def english_terms(text: str) -> list[str]:
     """The BM25 terms of ``text``: lowercased word tokens (2+ characters), stopwords dropped, English stems."""
-    return _stemmer().stemWords([t for t in _TOKEN.findall(text.lower()) if t not in ENGLISH_STOPWORDS])
+    return english_terms_many([text])[0]
+
+
+def english_terms_many(texts: Sequence[str]) -> list[list[str]]:
+    """:func:`english_terms` of each text, stemming each distinct word once."""
+    tokens = [[t for t in _TOKEN.findall(text.lower()) if t not in ENGLISH_STOPWORDS] for text in texts]
+    vocabulary = list({t for row in tokens for t in row})
+    stems = dict(zip(vocabulary, _stemmer().stemWords(vocabulary)))
+    return [[stems[t] for t in row] for row in tokens]
 
 
 def stored_texts(ids: Sequence[str], texts: Sequence[str | None], english: bool, where: str) -> list[str]:
     """What to store in the text field for each id (``""`` for no text); ``ValueError`` naming the id for bad texts."""
-    out: list[str] = []
     for i, text in zip(ids, texts):
         if text is not None and not isinstance(text, str):
             raise ValueError(f"{where}: text of id {i!r} must be a string or None; got {type(text).__name__}")
-        value = " ".join(english_terms(text)) if english and text else (text or "")
+    values = [text or "" for text in texts]
+    if english:
+        values = [" ".join(terms) for terms in english_terms_many(values)]
+    for i, value in zip(ids, values):
         try:
             size = len(value.encode("utf-8"))
         except UnicodeEncodeError as exc:
@@ -60,8 +70,7 @@ def stored_texts(ids: Sequence[str], texts: Sequence[str | None], english: bool,
             what = "analyses to" if english else "is"
             raise ValueError(f"{where}: text of id {i!r} {what} {size} UTF-8 bytes; Milvus stores at most "
                              f"{MAX_TEXT_BYTES} per text: split the document into smaller chunks")
-        out.append(value)
-    return out
+    return values
 
 
 def analysis_mode(analyzer_params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
