@@ -25,11 +25,11 @@ from pathlib import Path
 import bm25s
 import numpy as np
 import Stemmer
+from ragcun_eval.beir import BeirDataset, load_beir
+from ragcun_eval.metrics import ndcg_at_k
 
 from ragcun.milvus_index import SPARSE_FIELD, VECTOR_FIELD, MilvusL2Index
 from ragcun.milvus_text import ENGLISH_STOPWORDS, english_terms
-from ragcun_eval.beir import BeirDataset, load_beir
-from ragcun_eval.metrics import ndcg_at_k
 
 K = 10
 DEPTH = 100  # candidates per side for the hybrid rankings

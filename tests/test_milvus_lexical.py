@@ -120,7 +120,7 @@ def test_queries_without_terms_give_nothing(corpus_index, query):
 
 def test_bad_lexical_arguments(corpus_index):
     index, ids, _, _ = corpus_index
-    with pytest.raises(ValueError, match="must be a string"):
+    with pytest.raises(TypeError, match="must be a string"):
         index.lexical_search(["cat"], 5)
     for k in (0, 2.5, "3", 16_385):
         with pytest.raises(ValueError, match="k"):
@@ -157,7 +157,7 @@ def test_bad_texts_are_refused_whole(tmp_path):
             index.add(["x"], _vectors(1), texts="one text")
         with pytest.raises(ValueError, match="1 ids"):
             index.add(["x"], _vectors(1), texts=["a", "b"])
-        with pytest.raises(ValueError, match="'x'.*string or None"):
+        with pytest.raises(TypeError, match="'x'.*string or None"):
             index.add(["x"], _vectors(1), texts=[3])
         assert index.count == 1 and index.lexical_search("fine", 5)[0] == []
 

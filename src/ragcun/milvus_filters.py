@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ragcun.filters import compile_filter
 
@@ -52,7 +53,7 @@ def _literal(value: object) -> str | None:
     return None
 
 
-def _atom(path: str, op: str, want: object) -> _Translation:
+def _atom(path: str, op: str, want: Any) -> _Translation:
     """One ``{key: {op: want}}`` test; exact ones are two-valued (never null), so ``not`` keeps them exact."""
     if op in ("$exists", "$nin", "$in", "$any", "$all"):
         if op == "$exists":  # Milvus cannot tell a JSON null from a missing key: `not exists` keeps both
@@ -64,10 +65,11 @@ def _atom(path: str, op: str, want: object) -> _Translation:
         if op == "$in":
             return _disjoin([_atom(path, "$eq", w) for w in items]) if items else _ANYTHING
         literals = [_literal(w) for w in items]
-        if not items or None in literals:
+        known = [w for w in literals if w is not None]
+        if not items or len(known) < len(items):
             return _ANYTHING
         function = "json_contains_any" if op == "$any" else "json_contains_all"
-        return f"(exists {path} and {function}({path}, [{', '.join(literals)}]))", True
+        return f"(exists {path} and {function}({path}, [{', '.join(known)}]))", True
     literal = _literal(want)
     if (literal is None or op == "$text_match" or (op == "$contains" and isinstance(want, str))
             or (op in ("$gt", "$gte", "$lt", "$lte") and isinstance(want, bool))):
@@ -95,11 +97,11 @@ def _disjoin(parts: list[_Translation]) -> _Translation:
         return _ANYTHING
     if any(e is None for e, _ in parts):
         return None, any(e is None and x for e, x in parts)
-    exprs = [e for e, _ in parts]
+    exprs = [e for e, _ in parts if e is not None]
     return (exprs[0] if len(exprs) == 1 else "(" + " or ".join(exprs) + ")"), all(x for _, x in parts)
 
 
-def _translate(spec: object) -> _Translation:
+def _translate(spec: Any) -> _Translation:
     if spec is None:
         return None, True
     if callable(spec):
@@ -121,7 +123,7 @@ def _translate(spec: object) -> _Translation:
     return _conjoin(parts)
 
 
-def translate_filter(spec: object) -> tuple[str, bool]:
+def translate_filter(spec: Any) -> tuple[str, bool]:
     """A ragcun filter spec (see :mod:`ragcun.filters`) as ``(milvus_expression, exact)``.
 
     The expression tests the JSON ``metadata`` field and keeps every row the spec keeps (``""``
@@ -136,6 +138,6 @@ def translate_filter(spec: object) -> tuple[str, bool]:
     return expr or "", exact
 
 
-def milvus_filter_expression(spec: object) -> str:
+def milvus_filter_expression(spec: Any) -> str:
     """The Milvus expression of :func:`translate_filter` (a superset of the spec's matches; ``""`` = all)."""
     return translate_filter(spec)[0]

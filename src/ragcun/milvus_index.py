@@ -125,6 +125,7 @@ class MilvusL2Index:
         try:
             self._index_params = _normalise_index_params(index_params)
             # the text field's name (``None``: no lexical side) and its Milvus analyzer
+            self._text: str | None
             self._text, self._analyzer = analysis_mode(analyzer_params) if lexical else (None, {})
         except ValueError as exc:
             raise ValueError(f"{self._where}: {exc}") from None
@@ -441,7 +442,7 @@ class MilvusL2Index:
             params = {"metric_type": "L2", "params": self._index_params["search_params"]}
             step = _SEARCH_BATCH
             if self._lite_path and len(q) > 1:
-                step = max(1, min(step, _LITE_SEARCH_BYTES // (4 * self._dim * max(1, self.count))))
+                step = max(1, min(step, _LITE_SEARCH_BYTES // (4 * (self._dim or 1) * max(1, self.count))))
             for start in range(0, len(q), step):
                 try:
                     hits = client.search(self.collection, data=list(q[start:start + step]),
@@ -497,7 +498,7 @@ class MilvusL2Index:
         if self._text is None:
             raise ValueError(f"{self._where} has no text field (made with lexical=False): no lexical search")
         if not isinstance(query, str):
-            raise ValueError(f"{self._where}: a lexical query must be a string; got {type(query).__name__}")
+            raise TypeError(f"{self._where}: a lexical query must be a string; got {type(query).__name__}")
         text = " ".join(english_terms(query)) if self._text == STEMS_FIELD else query
         return text if text.strip() else None
 

@@ -57,7 +57,7 @@ def stored_texts(ids: Sequence[str], texts: Sequence[str | None], english: bool,
     """What to store in the text field for each id (``""`` for no text); ``ValueError`` naming the id for bad texts."""
     for i, text in zip(ids, texts):
         if text is not None and not isinstance(text, str):
-            raise ValueError(f"{where}: text of id {i!r} must be a string or None; got {type(text).__name__}")
+            raise TypeError(f"{where}: text of id {i!r} must be a string or None; got {type(text).__name__}")
     values = [text or "" for text in texts]
     if english:
         values = [" ".join(terms) for terms in english_terms_many(values)]
