@@ -70,7 +70,7 @@ def _run_inserter(path: str, acked_batches: int, die_in_flush: bool) -> int:
     return acked
 
 
-def _check_consistent(path: str, acked: int) -> None:
+def _check_consistent(path: str, acked: int, extra: tuple[str, ...] = ()) -> None:
     """Reopened: count = distinct ids = ids a full query returns, every acknowledged id present, full searches."""
     with MilvusL2Index(path) as index:
         count = index.count
@@ -80,7 +80,7 @@ def _check_consistent(path: str, acked: int) -> None:
             for row in ids:
                 assert None not in row and len(set(row)) == k, f"search k={k} returned {len(set(row))} distinct ids"
         found, _ = index.lexical_search("topic3", count)
-        assert len(set(found)) == len(found) == sum(1 for i in range(count) if i % 7 == 3)
+        assert len(set(found)) == len(found) == sum(1 for i in range(count - len(extra)) if i % 7 == 3)
     client = MilvusClient(path)  # a raw client sees the repaired file too
     try:
         client.load_collection("ragcun")
@@ -95,8 +95,9 @@ def _check_consistent(path: str, acked: int) -> None:
 
         server_manager_instance.release_server(os.path.abspath(path))
     assert len(stored) == len(set(stored)) == count
-    assert set(stored) == {f"d{i}" for i in range(count)}  # batches land whole, in order
-    assert count >= acked * BATCH and count % BATCH == 0
+    batches = count - len(extra)
+    assert set(stored) == {f"d{i}" for i in range(batches)} | set(extra)  # batches land whole, in order
+    assert batches >= acked * BATCH and batches % BATCH == 0
 
 
 def test_kill_mid_insert_reopens_consistent(tmp_path):
@@ -118,6 +119,24 @@ def test_kill_inside_flush_does_not_duplicate_rows(tmp_path):
     assert unflushed_log(os.path.abspath(path), "ragcun")
     _check_consistent(path, acked)
     assert not unflushed_log(os.path.abspath(path), "ragcun")
+
+
+def test_rows_left_twice_after_replay_are_stored_once(tmp_path):
+    """A crashed file reopened and written by another client, which dies too: its flush writes the replayed
+    rows into a new segment beside the committed one, so they stay duplicated until re-upserted."""
+    path = str(tmp_path / "twice.db")
+    acked = _run_inserter(path, 6, die_in_flush=True)
+    script = textwrap.dedent(f"""
+        import os, signal
+        from pymilvus import MilvusClient
+        client = MilvusClient({path!r})
+        client.load_collection("ragcun")
+        client.insert("ragcun", [{{"id": "extra", "vector": [0.5] * {DIM}, "metadata": {{}}, "stems": "extra"}}])
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    _check_consistent(path, acked, extra=("extra",))
 
 
 def test_clean_close_leaves_no_log(tmp_path):

@@ -361,7 +361,8 @@ class MilvusL2Index:
         ``metadata`` (one JSON-serialisable mapping per id, or ``None``) is stored in the JSON
         field that :meth:`search`'s ``filter`` reads; without it a row's metadata is ``{}``.
         ``texts`` (one per id; ``None`` or ``""`` for none) feed the lexical search; a row without
-        text never matches lexically. A text longer than Milvus's VARCHAR (65,535 UTF-8 bytes,
+        text never matches lexically. Like its vector and metadata, a replaced row's text is
+        replaced: re-adding an id without its text removes the text from the lexical side. A text longer than Milvus's VARCHAR (65,535 UTF-8 bytes,
         after analysis) raises ``ValueError`` naming its id, and nothing is stored.
         """
         ids = check_ids(ids, f"{self._where}: ids", MAX_ID_BYTES)
