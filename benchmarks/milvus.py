@@ -63,8 +63,9 @@ def milvus_specs(m: int = 16, ef_construction: int = 200, ef: int = 64) -> dict[
 def measure_milvus(path: str, spec: dict[str, Any], vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray,
                    k: int, batch_size: int = 1_000) -> tuple[float, float, np.ndarray, float]:
     """``(add s, flush + build s, ms per single query, recall@k)`` of ``vectors`` (ids ``"0"``, ``"1"``, ...)
-    in a ``MilvusL2Index`` on a fresh Milvus Lite file ``path``; ``truth`` holds the exact top-k rows."""
-    with MilvusL2Index(path, index_params=spec, batch_size=batch_size) as index:
+    in a ``MilvusL2Index`` (vectors only, no text field) on a fresh Milvus Lite file ``path``; ``truth`` holds the
+    exact top-k rows."""
+    with MilvusL2Index(path, index_params=spec, batch_size=batch_size, lexical=False) as index:
         start = time.perf_counter()
         index.add([str(i) for i in range(len(vectors))], vectors)
         add_s = time.perf_counter() - start

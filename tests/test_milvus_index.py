@@ -17,9 +17,9 @@ pytest.importorskip("milvus_lite", reason='Milvus tests need Milvus Lite: pip in
 
 from ragcun.filters import compile_filter  # noqa: E402
 from ragcun.l2_index import L2Index  # noqa: E402
-from ragcun.milvus_index import (  # noqa: E402
-    MAX_TOPK, MilvusL2Index, is_lite_uri, milvus_filter_expression, quote, translate_filter,
-)
+from ragcun.milvus_filters import milvus_filter_expression, quote, translate_filter  # noqa: E402
+from ragcun.milvus_index import MAX_TOPK, MilvusL2Index  # noqa: E402
+from ragcun.milvus_lite import is_lite_uri  # noqa: E402
 
 DIM = 384
 N = 5_000

@@ -1,10 +1,12 @@
 """``MilvusL2Index``: the ``VectorIndex`` protocol on Milvus (a cluster by URI, or embedded Milvus Lite).
 
-The same code runs on Milvus Lite (``uri="./ragcun.db"``, a local directory served in-process) and
-on a Milvus server or cluster (``uri="http://HOST:19530"``). Vectors are ranked by Milvus's L2
-metric; Milvus reports squared distances, this class returns their square root so results match
-``ragcun.l2_index.L2Index``. Each row also holds a JSON ``metadata`` field so stores can push
-metadata filters down into Milvus (see :func:`translate_filter`).
+The same code runs on Milvus Lite (``uri="./ragcun.db"``, a local directory served in-process, see
+:mod:`ragcun.milvus_lite`) and on a Milvus server or cluster (``uri="http://HOST:19530"``).
+Vectors are ranked by Milvus's L2 metric; Milvus reports squared distances, this class returns
+their square root so results match ``ragcun.l2_index.L2Index``. Each row also holds a JSON
+``metadata`` field so stores can push metadata filters down into Milvus (see
+:mod:`ragcun.milvus_filters`) and, by default, its text for Milvus's native BM25 search (see
+:mod:`ragcun.milvus_text`).
 
 ``pymilvus`` is an optional extra (``pip install "ragcun[milvus]"``) imported only when a
 ``MilvusL2Index`` is created, so ``import ragcun`` never needs it.
@@ -12,23 +14,29 @@ metadata filters down into Milvus (see :func:`translate_filter`).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import threading
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ragcun.filters import compile_filter
+from ragcun import milvus_lite
+from ragcun.milvus_filters import ID_FIELD, METADATA_FIELD, filter_expression, id_expression
+from ragcun.milvus_text import STEMS_FIELD, TEXT_FIELD, analysis_mode, english_terms, stored_texts
 from ragcun.vector_index import IndexCapabilities, as_matrix, check_ids, check_k, padded_result
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
-ID_FIELD = "id"
 VECTOR_FIELD = "vector"
-METADATA_FIELD = "metadata"
+SPARSE_FIELD = "sparse"
+BM25_FUNCTION = "bm25"
+BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}
+"""BM25 saturation and length normalisation, as ``bm25s``'s and Lucene's defaults."""
 MAX_ID_BYTES = 65_535
 """Milvus's largest VARCHAR, the longest id (in UTF-8 bytes) this index stores."""
 MAX_TOPK = 16_384
@@ -36,16 +44,12 @@ MAX_TOPK = 16_384
 INDEX_TYPES = ("FLAT", "IVF_FLAT", "HNSW", "IVF_PQ")
 """Milvus index types accepted in ``index_params["index_type"]``."""
 _LITE_MISSING = frozenset({"IVF_PQ"})  # accepted by Milvus Lite 3.x but never built (NotImplementedError)
-_QUERY_BATCH = 1_000  # ids per `id in [...]` query or delete
+_QUERY_BATCH = 1_000  # ids per `id in [...]` query, delete or lexical scoring search
 _SEARCH_BATCH = 256  # query rows per search request
 # Milvus Lite's exact L2 materialises (queries, rows, dim) float32 differences: cap that per request
 _LITE_SEARCH_BYTES = 256 * 2 ** 20
-_INSTALL_HINT = 'MilvusL2Index needs pymilvus with Milvus Lite: pip install "ragcun[milvus]"'
-
-# Milvus Lite serves each ``.db`` directory from an in-process server that keeps a lock on it, so a
-# second process cannot open the file until this one releases it: count our users per path.
-_lite_lock = threading.Lock()
-_lite_users: dict[str, int] = {}
+_SCAN_BATCH = 10_000  # ids per page when reconciling a Lite file after a crash
+_INSTALL_HINT = 'MilvusL2Index needs pymilvus: pip install "ragcun[milvus]"'
 
 
 def _pymilvus() -> Any:
@@ -55,22 +59,6 @@ def _pymilvus() -> Any:
     except ImportError as exc:
         raise ImportError(_INSTALL_HINT) from exc
     return pymilvus
-
-
-def is_lite_uri(uri: str) -> bool:
-    """Whether pymilvus serves ``uri`` with embedded Milvus Lite (a local path ending in ``.db``)."""
-    return uri.endswith(".db")
-
-
-def quote(value: str) -> str:
-    """``value`` as a double-quoted Milvus string literal (backslash, quote and newlines escaped)."""
-    escaped = (value.replace("\\", "\\\\").replace('"', '\\"')
-               .replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t"))
-    return f'"{escaped}"'
-
-
-def _id_expression(ids: Sequence[str]) -> str:
-    return f"{ID_FIELD} in [{', '.join(quote(i) for i in ids)}]"
 
 
 def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -95,23 +83,36 @@ def _normalise_index_params(index_params: Mapping[str, Any] | None) -> dict[str,
             "search_params": dict(given.get("search_params") or {})}
 
 
+def _bm25_score(distance: float) -> float:
+    """A BM25 hit's score: Milvus servers report it as is, Milvus Lite negated (so it sorts ascending)."""
+    return abs(float(distance))
+
+
 class MilvusL2Index:
     """String-keyed vectors in a Milvus collection, searched by Euclidean distance; implements ``VectorIndex``.
 
     ``uri`` is a Milvus Lite file (``"./ragcun.db"``) or a server (``"http://HOST:19530"``, with
     ``token="user:password"`` where auth is on). The collection holds a VARCHAR primary key ``id``,
-    a FLOAT_VECTOR ``vector`` and a JSON ``metadata``; it is created on the first ``add`` (or at
-    once when ``dim`` is given), or opened and checked if it exists. ``index_params`` picks the
-    index: ``{"index_type": "HNSW", "params": {"M": 16, "efConstruction": 200},
-    "search_params": {"ef": 64}}``; the default is exact ``FLAT``. Every read uses Strong
-    consistency, so a search right after ``add`` or ``remove`` sees it. Call :meth:`close` (or use
-    ``with``) to free the connection and, for Milvus Lite, the file lock.
+    a FLOAT_VECTOR ``vector``, a JSON ``metadata`` and, with ``lexical=True`` (the default), an
+    analysed VARCHAR (``stems`` or ``text``, see below) feeding Milvus's BM25 function into a SPARSE_FLOAT_VECTOR
+    ``sparse`` (k1 = 1.5, b = 0.75) for :meth:`lexical_search` / :meth:`lexical_scores`. It is
+    created on the first ``add`` (or at once when ``dim`` is given), or opened and checked if it
+    exists; an existing collection keeps its schema, so one made without text opens with
+    ``capabilities.lexical`` False. ``analyzer_params``: ``None`` analyses texts in English on the
+    client and stores their ``stems`` (see :mod:`ragcun.milvus_text`); a mapping stores the raw
+    ``text`` for Milvus to analyse with it.
+    ``index_params`` picks the vector index: ``{"index_type": "HNSW", "params": {"M": 16,
+    "efConstruction": 200}, "search_params": {"ef": 64}}``; the default is exact ``FLAT``. Every
+    read uses Strong consistency, so a search right after ``add`` or ``remove`` sees it. A Milvus
+    Lite file left by a crashed process is reconciled on open (see :meth:`_reconcile`). Call
+    :meth:`close` (or use ``with``) to free the connection and, for Milvus Lite, the file lock.
     """
 
-    capabilities = IndexCapabilities(metadata_filter=True)
+    capabilities = IndexCapabilities(metadata_filter=True, lexical=True)
 
     def __init__(self, uri: str, collection: str = "ragcun", dim: int | None = None,
-                 index_params: Mapping[str, Any] | None = None, *, token: str = "",
+                 index_params: Mapping[str, Any] | None = None, *, lexical: bool = True,
+                 analyzer_params: Mapping[str, Any] | None = None, token: str = "",
                  timeout: float | None = None, batch_size: int = 1_000) -> None:
         self.uri = str(uri)
         self.collection = collection
@@ -123,9 +124,14 @@ class MilvusL2Index:
         self._explicit_index = index_params is not None
         try:
             self._index_params = _normalise_index_params(index_params)
+            # the text field's name (``None``: no lexical side) and its Milvus analyzer
+            self._text: str | None
+            self._text, self._analyzer = analysis_mode(analyzer_params) if lexical else (None, {})
         except ValueError as exc:
             raise ValueError(f"{self._where}: {exc}") from None
-        self._lite_path = os.path.abspath(self.uri) if is_lite_uri(self.uri) else None
+        self._explicit_analyzer = analyzer_params is not None
+        self.capabilities = IndexCapabilities(metadata_filter=True, lexical=self._text is not None)
+        self._lite_path = os.path.abspath(self.uri) if milvus_lite.is_lite_uri(self.uri) else None
         if self._lite_path and self._index_params["index_type"] in _LITE_MISSING:
             raise ValueError(f"{self._where}: Milvus Lite cannot build {self._index_params['index_type']}; "
                              "use FLAT, IVF_FLAT or HNSW locally, or a Milvus server")
@@ -133,10 +139,14 @@ class MilvusL2Index:
         self._lock = threading.RLock()
         self._dim: int | None = None
         self._created = False
-        self._client = self._connect(token, timeout)
+        self._unflushed = False  # Lite rows not yet in a segment (BM25 statistics of those depend on filters)
+        self._client: MilvusClient | None = None
+        crashed = self._connect(token, timeout)
         try:
-            if self._client.has_collection(collection):
+            if self._live.has_collection(collection):
                 self._open_existing(dim)
+                if crashed:
+                    self._reconcile()
             elif dim is not None:
                 self._create(dim)
         except BaseException:
@@ -144,34 +154,26 @@ class MilvusL2Index:
             raise
 
     # -- connection -----------------------------------------------------------------------------
-    def _connect(self, token: str, timeout: float | None) -> MilvusClient:
+    def _connect(self, token: str, timeout: float | None) -> bool:
+        """Connect; for Milvus Lite, return whether a crashed process left the collection's log behind."""
         pymilvus = _pymilvus()
+        crashed = False
         if self._lite_path:
+            milvus_lite.require_lite()
             parent = os.path.dirname(self._lite_path)
             if not os.path.isdir(parent):
                 raise ConnectionError(f"cannot open {self._where}: directory {parent!r} does not exist")
-            with _lite_lock:
-                _lite_users[self._lite_path] = _lite_users.get(self._lite_path, 0) + 1
+            first = milvus_lite.acquire(self._lite_path)
+            crashed = first and milvus_lite.unflushed_log(self._lite_path, self.collection)
         try:
-            return pymilvus.MilvusClient(uri=self.uri, token=token, timeout=timeout)
+            self._client = pymilvus.MilvusClient(uri=self.uri, token=token, timeout=timeout)
         except Exception as exc:
-            self._release_lite()
+            if self._lite_path:
+                milvus_lite.release(self._lite_path)
             hint = (" (a Milvus Lite file is served by one process at a time: close the other"
                     " MilvusL2Index or client using it)" if self._lite_path else "")
             raise ConnectionError(f"cannot connect to {self._where}: {exc}{hint}") from exc
-
-    def _release_lite(self) -> None:
-        if not self._lite_path:
-            return
-        with _lite_lock:
-            users = _lite_users.get(self._lite_path, 0) - 1
-            if users > 0:
-                _lite_users[self._lite_path] = users
-                return
-            _lite_users.pop(self._lite_path, None)
-        from milvus_lite.server_manager import server_manager_instance
-
-        server_manager_instance.release_server(self._lite_path)
+        return crashed
 
     def close(self) -> None:
         """Close the connection; for Milvus Lite, stop the embedded server once no index in this process uses the file.
@@ -184,7 +186,8 @@ class MilvusL2Index:
         if client is None:
             return
         client.close()
-        self._release_lite()
+        if self._lite_path:
+            milvus_lite.release(self._lite_path)
 
     def __enter__(self) -> MilvusL2Index:
         """The index itself; :meth:`close` runs on leaving the ``with`` block."""
@@ -197,7 +200,7 @@ class MilvusL2Index:
     def __repr__(self) -> str:
         """Where the index lives and how it searches."""
         return (f"MilvusL2Index(uri={self.uri!r}, collection={self.collection!r}, dim={self._dim}, "
-                f"index_type={self._index_params['index_type']!r})")
+                f"index_type={self._index_params['index_type']!r}, lexical={self.capabilities.lexical})")
 
     @property
     def _live(self) -> MilvusClient:
@@ -216,31 +219,43 @@ class MilvusL2Index:
         index = client.prepare_index_params()
         index.add_index(field_name=VECTOR_FIELD, index_name=VECTOR_FIELD, metric_type="L2",
                         index_type=self._index_params["index_type"], params=self._index_params["params"])
+        if self._text is not None:
+            schema.add_field(self._text, pymilvus.DataType.VARCHAR, max_length=MAX_ID_BYTES,
+                             enable_analyzer=True, analyzer_params=self._analyzer)
+            schema.add_field(SPARSE_FIELD, pymilvus.DataType.SPARSE_FLOAT_VECTOR)
+            schema.add_function(pymilvus.Function(name=BM25_FUNCTION, function_type=pymilvus.FunctionType.BM25,
+                                                  input_field_names=[self._text], output_field_names=[SPARSE_FIELD]))
+            index.add_index(field_name=SPARSE_FIELD, index_name=SPARSE_FIELD, index_type="SPARSE_INVERTED_INDEX",
+                            metric_type="BM25", params=dict(BM25_PARAMS))
         try:
             client.create_collection(self.collection, schema=schema, index_params=index,
                                      consistency_level="Strong")
         except Exception as exc:
-            raise ValueError(f"cannot create {self._where} with {self._index_params}: {exc}") from exc
+            raise ValueError(f"cannot create {self._where} with {self._index_params}"
+                             f"{f' and analyzer {self._analyzer}' if self._text else ''}: {exc}") from exc
         self._dim, self._created = dim, True
 
     def _open_existing(self, dim: int | None) -> None:
         client = self._live
-        fields = {f["name"]: f for f in client.describe_collection(self.collection)["fields"]}
+        described = client.describe_collection(self.collection)
+        fields = {f["name"]: f for f in described["fields"]}
         pymilvus = _pymilvus()
         expected = {ID_FIELD: pymilvus.DataType.VARCHAR, VECTOR_FIELD: pymilvus.DataType.FLOAT_VECTOR,
                     METADATA_FIELD: pymilvus.DataType.JSON}
+        text_field = next((f for f in (STEMS_FIELD, TEXT_FIELD) if f in fields), None)
+        if text_field or SPARSE_FIELD in fields:
+            expected |= {text_field or TEXT_FIELD: pymilvus.DataType.VARCHAR,
+                         SPARSE_FIELD: pymilvus.DataType.SPARSE_FLOAT_VECTOR}
         found = {name: getattr(f["type"], "name", f["type"]) for name, f in fields.items()}
         if (set(fields) != set(expected) or not fields[ID_FIELD].get("is_primary")
                 or any(fields[name]["type"] != dtype for name, dtype in expected.items())):
             raise ValueError(f"{self._where} was not made by MilvusL2Index: expected fields id (VARCHAR "
-                             f"primary key), vector (FLOAT_VECTOR), metadata (JSON); found {found}")
+                             f"primary key), vector (FLOAT_VECTOR), metadata (JSON) and optionally stems or "
+                             f"text (VARCHAR) with sparse (SPARSE_FLOAT_VECTOR); found {found}")
         stored_dim = int(fields[VECTOR_FIELD]["params"]["dim"])
         if dim is not None and dim != stored_dim:
             raise ValueError(f"{self._where} holds vectors of dimension {stored_dim}, not {dim}")
-        names = client.list_indexes(self.collection, field_name=VECTOR_FIELD)
-        if not names:
-            raise ValueError(f"{self._where} has no index on field {VECTOR_FIELD!r}")
-        info = client.describe_index(self.collection, names[0])
+        info = self._index_info(VECTOR_FIELD)
         metric, index_type = str(info.get("metric_type")).upper(), str(info.get("index_type")).upper()
         if metric != "L2":
             raise ValueError(f"{self._where} ranks by metric {metric}; MilvusL2Index needs an L2 collection")
@@ -248,8 +263,75 @@ class MilvusL2Index:
             raise ValueError(f"{self._where} already has a {index_type} index, not the requested "
                              f"{self._index_params['index_type']}")
         self._index_params["index_type"] = index_type
+        self._open_text(fields.get(text_field or ""), described.get("functions") or [])
         client.load_collection(self.collection)
         self._dim, self._created = stored_dim, True
+        self._unflushed = self._lite_path is not None and self._text is not None
+
+    def _open_text(self, field: Mapping[str, Any] | None, functions: Sequence[Mapping[str, Any]]) -> None:
+        """Take the text analysis of an existing collection (``None``: it has no text field)."""
+        if field is None:
+            self._text, self._analyzer = None, {}
+            self.capabilities = IndexCapabilities(metadata_filter=True, lexical=False)
+            return
+        params = field.get("params") or {}
+        analyzer = params.get("analyzer_params") or "{}"
+        analyzer = json.loads(analyzer) if isinstance(analyzer, str) else dict(analyzer)
+        mode = field["name"]
+        bm25 = [f for f in functions if getattr(f.get("type"), "name", f.get("type")) == "BM25"
+                and list(f.get("input_field_names") or []) == [mode]
+                and list(f.get("output_field_names") or []) == [SPARSE_FIELD]]
+        if not bm25 or str(self._index_info(SPARSE_FIELD).get("metric_type")).upper() != "BM25":
+            raise ValueError(f"{self._where} was not made by MilvusL2Index: its {mode!r} field has no BM25 "
+                             "function into 'sparse' or no BM25 index")
+        if self._explicit_analyzer and (mode, analyzer) != (self._text, self._analyzer):
+            raise ValueError(f"{self._where} analyses texts with {analyzer} ({mode}), not the requested "
+                             f"{self._analyzer}; its analysis is fixed when the collection is created")
+        self._text, self._analyzer = mode, analyzer
+        self.capabilities = IndexCapabilities(metadata_filter=True, lexical=True)
+
+    def _index_info(self, field: str) -> dict[str, Any]:
+        names = self._live.list_indexes(self.collection, field_name=field)
+        if not names:
+            raise ValueError(f"{self._where} has no index on field {field!r}")
+        return dict(self._live.describe_index(self.collection, names[0]))
+
+    def _reconcile(self) -> None:
+        """Make a Milvus Lite collection consistent after its last process died (called on open).
+
+        Milvus Lite replays the write-ahead log left on disk, so every acknowledged write is back
+        (and possibly the one in flight). A crash after a flush committed its segment but before
+        it deleted the log replays rows the segment already holds, with the same sequence numbers:
+        Milvus Lite then counts them twice and a search returns each twice (5 ids where 10 were
+        asked). Flushing rewrites the replayed rows into that same segment; any id still stored
+        twice is re-upserted so one version supersedes the copies. Costs one scan of the ids.
+        """
+        client = self._live
+        client.flush(self.collection)
+        counts = self._id_counts()
+        duplicated = [i for i, n in counts.items() if n > 1]
+        if not duplicated:
+            return
+        fields = [ID_FIELD, VECTOR_FIELD, METADATA_FIELD] + ([self._text] if self._text else [])
+        rows = self._fetch(duplicated, fields)
+        for batch in _batches(list(rows.values()), self.batch_size):
+            client.upsert(self.collection, [{f: row[f] for f in fields} for row in batch])
+        client.flush(self.collection)
+        if self.count != len(self._id_counts()):
+            raise RuntimeError(f"{self._where}: rows are still duplicated after crash recovery; "
+                               "re-create the collection from the saved store")
+
+    def _id_counts(self) -> Counter[str]:
+        """How many stored rows hold each id (one each in a consistent collection)."""
+        counts: Counter[str] = Counter()
+        pages = self._live.query_iterator(self.collection, batch_size=_SCAN_BATCH, filter="",
+                                          output_fields=[ID_FIELD])
+        try:
+            while rows := pages.next():
+                counts.update(row[ID_FIELD] for row in rows)
+        finally:
+            pages.close()
+        return counts
 
     # -- protocol -------------------------------------------------------------------------------
     @property
@@ -272,11 +354,16 @@ class MilvusL2Index:
         return self.count
 
     def add(self, ids: Sequence[str], vectors: np.ndarray,
-            metadata: Sequence[Mapping[str, Any] | None] | None = None) -> None:
+            metadata: Sequence[Mapping[str, Any] | None] | None = None,
+            texts: Sequence[str | None] | None = None) -> None:
         """Store ``vectors`` (N, D) under ``ids`` (an existing id is replaced), in batches.
 
         ``metadata`` (one JSON-serialisable mapping per id, or ``None``) is stored in the JSON
         field that :meth:`search`'s ``filter`` reads; without it a row's metadata is ``{}``.
+        ``texts`` (one per id; ``None`` or ``""`` for none) feed the lexical search; a row without
+        text never matches lexically. Like its vector and metadata, a replaced row's text is
+        replaced: re-adding an id without its text removes the text from the lexical side. A text longer than Milvus's VARCHAR (65,535 UTF-8 bytes,
+        after analysis) raises ``ValueError`` naming its id, and nothing is stored.
         """
         ids = check_ids(ids, f"{self._where}: ids", MAX_ID_BYTES)
         with self._lock:
@@ -287,19 +374,29 @@ class MilvusL2Index:
                 raise ValueError(f"{self._where}: ids contain duplicates")
             if metadata is not None and len(metadata) != len(ids):
                 raise ValueError(f"{self._where}: got {len(metadata)} metadata entries for {len(ids)} ids")
+            if texts is not None and (isinstance(texts, str) or len(texts) != len(ids)):
+                raise ValueError(f"{self._where}: texts must be a sequence of one text (or None) per id; "
+                                 f"got {'a single string' if isinstance(texts, str) else len(texts)} for {len(ids)} ids")
+            if texts is not None and self._text is None:
+                raise ValueError(f"{self._where} has no text field (made with lexical=False): it cannot store texts")
             if not ids:
                 return
+            rows = [{ID_FIELD: i, VECTOR_FIELD: v, METADATA_FIELD: dict(m or {})}
+                    for i, v, m in zip(ids, arr, metadata if metadata is not None else [None] * len(ids))]
+            if self._text is not None:
+                stored = stored_texts(ids, texts if texts is not None else [None] * len(ids),
+                                      self._text == STEMS_FIELD, self._where)
+                for row, text in zip(rows, stored):
+                    row[self._text] = text
             if not self._created:
                 self._create(arr.shape[1])
-            metas = metadata if metadata is not None else [None] * len(ids)
-            rows = [{ID_FIELD: i, VECTOR_FIELD: v, METADATA_FIELD: dict(m or {})}
-                    for i, v, m in zip(ids, arr, metas)]
             client = self._live
             for batch in _batches(rows, self.batch_size):
                 try:
                     client.upsert(self.collection, list(batch))
                 except Exception as exc:
                     raise ValueError(f"{self._where}: upsert failed: {exc}") from exc
+                self._unflushed = self._lite_path is not None
 
     def flush(self) -> None:
         """Seal buffered rows into segments so Milvus builds the index on them (call after a bulk add).
@@ -309,9 +406,10 @@ class MilvusL2Index:
         with self._lock:
             if self._created:
                 self._live.flush(self.collection)
+                self._unflushed = False
 
     def remove(self, ids: Sequence[str]) -> int:
-        """Remove ``ids``; returns how many were removed. Unknown ids raise ``KeyError`` (nothing removed)."""
+        """Remove ``ids`` (vectors, metadata and texts); returns how many were removed. Unknown ids raise ``KeyError`` (nothing removed)."""
         ids = list(dict.fromkeys(check_ids(ids, f"{self._where}: ids", MAX_ID_BYTES)))
         with self._lock:
             present = set(self._fetch(ids, [ID_FIELD]))
@@ -319,7 +417,8 @@ class MilvusL2Index:
             if missing:
                 raise KeyError(f"{self._where}: {len(missing)} unknown id(s), nothing removed: {missing[:5]!r}")
             for batch in _batches(ids, _QUERY_BATCH):
-                self._live.delete(self.collection, filter=_id_expression(batch))
+                self._live.delete(self.collection, filter=id_expression(batch))
+            self._unflushed = self._unflushed or (self._lite_path is not None and bool(ids))
             return len(ids)
 
     def search(self, queries: np.ndarray, k: int,
@@ -329,14 +428,12 @@ class MilvusL2Index:
         Rows with fewer than ``k`` (matching) stored vectors are padded with ``None`` ids and
         ``inf`` distances. ``filter`` narrows the search inside Milvus: a Milvus boolean
         expression string (used as is), or a ragcun filter spec on the stored metadata, translated
-        by :func:`translate_filter` into a superset of its matches (exact for comparisons,
-        ``$in``/``$nin``, ``$any``/``$all`` and their ``$and``/``$or``/``$not``), so apply the
-        spec's predicate to the hits too.
+        by :func:`ragcun.milvus_filters.translate_filter` into a superset of its matches (exact for
+        comparisons, ``$in``/``$nin``, ``$any``/``$all`` and their ``$and``/``$or``/``$not``), so
+        apply the spec's predicate to the hits too.
         """
-        k = check_k(k, f"{self._where}: k")
-        if k > MAX_TOPK:
-            raise ValueError(f"{self._where}: Milvus returns at most {MAX_TOPK} neighbours per query; got k={k}")
-        expression = filter if isinstance(filter, str) else milvus_filter_expression(filter)
+        k = self._check_k(k)
+        expression = filter_expression(filter)
         with self._lock:
             q = self._matrix(queries, "queries")
             out_ids, out_d = padded_result(len(q), k)
@@ -346,13 +443,13 @@ class MilvusL2Index:
             params = {"metric_type": "L2", "params": self._index_params["search_params"]}
             step = _SEARCH_BATCH
             if self._lite_path and len(q) > 1:
-                step = max(1, min(step, _LITE_SEARCH_BYTES // (4 * self._dim * max(1, self.count))))
+                step = max(1, min(step, _LITE_SEARCH_BYTES // (4 * (self._dim or 1) * max(1, self.count))))
             for start in range(0, len(q), step):
                 try:
                     hits = client.search(self.collection, data=list(q[start:start + step]),
-                                             limit=int(k), filter=expression, output_fields=[ID_FIELD],
-                                             search_params=params, anns_field=VECTOR_FIELD,
-                                             consistency_level="Strong")
+                                         limit=int(k), filter=expression, output_fields=[ID_FIELD],
+                                         search_params=params, anns_field=VECTOR_FIELD,
+                                         consistency_level="Strong")
                 except Exception as exc:
                     raise ValueError(f"{self._where}: search failed (filter {expression!r}): {exc}") from exc
                 for row, row_hits in enumerate(hits, start):
@@ -361,6 +458,68 @@ class MilvusL2Index:
                         out_d[row, j] = math.sqrt(max(float(hit["distance"]), 0.0))
             return out_ids, out_d
 
+    # -- lexical ----------------------------------------------------------------------------------
+    def lexical_search(self, query: str, k: int, filter: object = None) -> tuple[list[str], np.ndarray]:
+        """Ids and BM25 scores (float32, best first) of up to ``k`` rows matching a term of ``query``.
+
+        Only rows with a positive score are returned; a query with no terms after analysis
+        (empty, only stopwords, no word characters) gives an empty result. ``filter`` is pushed
+        down exactly as in :meth:`search` (a superset of the spec's matches: re-check the hits).
+        """
+        k = self._check_k(k)
+        expression = filter_expression(filter)
+        with self._lock:
+            text = self._lexical_query(query)
+            if text is None or not self._created:
+                return [], np.zeros(0, dtype=np.float32)
+            hits = self._bm25_hits(text, k, expression)
+            return [i for i, _ in hits], np.asarray([s for _, s in hits], dtype=np.float32)
+
+    def lexical_scores(self, query: str, ids: Sequence[str]) -> np.ndarray:
+        """The BM25 score (float32) of ``query`` for each of ``ids``: 0.0 where no term matches or a row has no text.
+
+        Unknown ids raise ``KeyError``. Scores equal those :meth:`lexical_search` reports.
+        """
+        ids = check_ids(ids, f"{self._where}: ids", MAX_ID_BYTES)
+        with self._lock:
+            text = self._lexical_query(query)
+            unique = list(dict.fromkeys(ids))
+            present = self._fetch(unique, [ID_FIELD])
+            missing = [i for i in unique if i not in present]
+            if missing:
+                raise KeyError(f"{self._where}: {len(missing)} unknown id(s): {missing[:5]!r}")
+            scores = dict.fromkeys(unique, 0.0)
+            if text is not None:
+                for batch in _batches(unique, _QUERY_BATCH):
+                    scores.update(self._bm25_hits(text, len(batch), id_expression(batch)))
+            return np.asarray([scores[i] for i in ids], dtype=np.float32)
+
+    def _lexical_query(self, query: object) -> str | None:
+        """``query`` as sent to Milvus (stems for English analysis), or ``None`` when it has no terms."""
+        if self._text is None:
+            raise ValueError(f"{self._where} has no text field (made with lexical=False): no lexical search")
+        if not isinstance(query, str):
+            raise TypeError(f"{self._where}: a lexical query must be a string; got {type(query).__name__}")
+        text = " ".join(english_terms(query)) if self._text == STEMS_FIELD else query
+        return text if text.strip() else None
+
+    def _bm25_hits(self, text: str, k: int, expression: str) -> list[tuple[str, float]]:
+        """``(id, score)`` of Milvus's BM25 search, best first, positive scores only."""
+        if self._unflushed:
+            # Milvus Lite scores unflushed rows with statistics of the rows a search keeps, so a
+            # filter would change their scores: seal them first (a server keeps global statistics)
+            self.flush()
+        try:
+            hits = self._live.search(self.collection, data=[text], anns_field=SPARSE_FIELD, limit=int(k),
+                                     filter=expression, output_fields=[ID_FIELD],
+                                     search_params={"metric_type": "BM25", "params": {}},
+                                     consistency_level="Strong")
+        except Exception as exc:
+            raise ValueError(f"{self._where}: lexical search failed (filter {expression!r}): {exc}") from exc
+        scored = [(hit["id"], _bm25_score(hit["distance"])) for hit in hits[0]]
+        return sorted([(i, s) for i, s in scored if s > 0], key=lambda pair: -pair[1])
+
+    # -- reads ------------------------------------------------------------------------------------
     def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
         """The stored vectors for ``ids``, in order; unknown ids raise ``KeyError``."""
         ids = check_ids(ids, f"{self._where}: ids", MAX_ID_BYTES)
@@ -386,6 +545,12 @@ class MilvusL2Index:
             return [dict(found[i][METADATA_FIELD] or {}) for i in ids]
 
     # -- helpers --------------------------------------------------------------------------------
+    def _check_k(self, k: object) -> int:
+        k = check_k(k, f"{self._where}: k")
+        if k > MAX_TOPK:
+            raise ValueError(f"{self._where}: Milvus returns at most {MAX_TOPK} neighbours per query; got k={k}")
+        return k
+
     def _matrix(self, vectors: object, what: str) -> np.ndarray:
         try:
             return as_matrix(vectors, self._dim, what)
@@ -398,114 +563,7 @@ class MilvusL2Index:
             return {}
         rows: dict[str, dict[str, Any]] = {}
         for batch in _batches(ids, _QUERY_BATCH):
-            for row in self._live.query(self.collection, filter=_id_expression(batch),
+            for row in self._live.query(self.collection, filter=id_expression(batch),
                                         output_fields=[ID_FIELD, *fields], consistency_level="Strong"):
                 rows[row[ID_FIELD]] = row
         return rows
-
-
-_COMPARISONS = {"$eq": "==", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
-_Translation = tuple[str | None, bool]  # (expression, or None for "no constraint"; exact)
-_ANYTHING: _Translation = (None, False)  # no constraint: a superset of whatever the filter keeps
-
-
-def _literal(value: object) -> str | None:
-    """``value`` as a Milvus literal, or ``None`` when it is not a scalar Milvus compares like Python."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value) if -(2 ** 63) <= value < 2 ** 63 else None
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else None
-    if isinstance(value, str):
-        return quote(value)
-    return None
-
-
-def _atom(path: str, op: str, want: object) -> _Translation:
-    """One ``{key: {op: want}}`` test; exact ones are two-valued (never null), so ``not`` keeps them exact."""
-    if op in ("$exists", "$nin", "$in", "$any", "$all"):
-        if op == "$exists":  # Milvus cannot tell a JSON null from a missing key: `not exists` keeps both
-            return (f"(not exists {path})", False) if not want else _ANYTHING
-        items = list(want)
-        if op == "$nin":
-            parts = [_atom(path, "$ne", w) for w in items]
-            return _conjoin(parts) if parts else (None, True)
-        if op == "$in":
-            return _disjoin([_atom(path, "$eq", w) for w in items]) if items else _ANYTHING
-        literals = [_literal(w) for w in items]
-        if not items or None in literals:
-            return _ANYTHING
-        function = "json_contains_any" if op == "$any" else "json_contains_all"
-        return f"(exists {path} and {function}({path}, [{', '.join(literals)}]))", True
-    literal = _literal(want)
-    if (literal is None or op == "$text_match" or (op == "$contains" and isinstance(want, str))
-            or (op in ("$gt", "$gte", "$lt", "$lte") and isinstance(want, bool))):
-        return _ANYTHING  # substring tests, ordering by booleans and non-scalar values: left to the caller
-    if op == "$ne":
-        return f"(not exists {path} or {path} != {literal})", True
-    if op == "$contains":
-        literal = f"({literal})" if literal.startswith("-") else literal  # Milvus Lite's parser needs the parens
-        return f"(exists {path} and json_contains({path}, {literal}))", True
-    # an ordering test on a value of another type is null in Milvus (False in Python), so its
-    # negation would drop rows Python keeps: report it inexact and `$not` leaves it to the caller
-    return f"(exists {path} and {path} {_COMPARISONS[op]} {literal})", op == "$eq"
-
-
-def _conjoin(parts: list[_Translation]) -> _Translation:
-    exprs = [e for e, _ in parts if e is not None]
-    exact = all(x for _, x in parts)
-    if not exprs:
-        return None, exact
-    return (exprs[0] if len(exprs) == 1 else "(" + " and ".join(exprs) + ")"), exact
-
-
-def _disjoin(parts: list[_Translation]) -> _Translation:
-    if not parts:
-        return _ANYTHING
-    if any(e is None for e, _ in parts):
-        return None, any(e is None and x for e, x in parts)
-    exprs = [e for e, _ in parts]
-    return (exprs[0] if len(exprs) == 1 else "(" + " or ".join(exprs) + ")"), all(x for _, x in parts)
-
-
-def _translate(spec: object) -> _Translation:
-    if spec is None:
-        return None, True
-    if callable(spec):
-        return _ANYTHING
-    parts: list[_Translation] = []
-    for key, cond in spec.items():
-        if key in ("$and", "$or"):
-            subs = [_translate(s) for s in cond]
-            parts.append(_conjoin(subs) if key == "$and" else _disjoin(subs))
-        elif key == "$not":
-            expr, exact = _translate(cond)
-            parts.append((f"(not {expr})", True) if exact and expr is not None else _ANYTHING)
-        else:
-            path = f"{METADATA_FIELD}[{quote(str(key))}]"
-            if isinstance(cond, Mapping) and cond and all(str(op).startswith("$") for op in cond):
-                parts.append(_conjoin([_atom(path, op, want) for op, want in cond.items()]))
-            else:
-                parts.append(_atom(path, "$eq", cond))
-    return _conjoin(parts)
-
-
-def translate_filter(spec: object) -> tuple[str, bool]:
-    """A ragcun filter spec (see :mod:`ragcun.filters`) as ``(milvus_expression, exact)``.
-
-    The expression tests the JSON ``metadata`` field and keeps every row the spec keeps (``""``
-    keeps all). ``exact`` says it keeps no others, under negation too; where Milvus cannot match
-    Python's semantics (substring ``$contains`` / ``$text_match``, ``$exists``, ``None``, list or
-    dict values, callables, a negated ``$gt``-style ordering) that part is widened, so callers
-    apply the spec's predicate to the hits as well.
-    Invalid specs raise the errors :func:`ragcun.filters.compile_filter` raises.
-    """
-    compile_filter(spec)
-    expr, exact = _translate(spec)
-    return expr or "", exact
-
-
-def milvus_filter_expression(spec: object) -> str:
-    """The Milvus expression of :func:`translate_filter` (a superset of the spec's matches; ``""`` = all)."""
-    return translate_filter(spec)[0]

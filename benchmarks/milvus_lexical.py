@@ -1,0 +1,172 @@
+"""Milvus's native BM25 (``MilvusL2Index.lexical_search``) beside ``bm25s`` on SciFact: nDCG@10 and their ratio.
+
+The SciFact corpus goes, with its texts, into a ``MilvusL2Index`` on a fresh Milvus Lite file
+(default analysis: ragcun's English stems, see ``ragcun.milvus_text``) and, for comparison, into
+one that leaves analysis to Milvus Lite's own analyzer (standard tokenizer and the same English
+stopwords; Milvus Lite has no stemmer). The reference is ``bm25s`` (lucene BM25, k1 = 1.5,
+b = 0.75, English stopwords and Snowball stemmer). Each test query's top 10 is scored with
+nDCG@10. With ``--hybrid`` the bundled model's embeddings (cosine geometry, through ragcun's
+embedding cache) go in as the vectors, and dense-only, Milvus's own ``hybrid_search`` with a
+``WeightedRanker`` and ragcun's candidate fusion (union of each side's top 100, exact L2 and BM25
+per candidate, per-side min-max, ``alpha`` x dense + (1 - alpha) x lexical) fed by Milvus's
+BM25 or by ``bm25s`` are scored too. Run::
+
+    HF_HUB_OFFLINE=1 python benchmarks/milvus_lexical.py [--data ../shared/data/beir/scifact] [--hybrid]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import Stemmer
+from ragcun_eval.beir import BeirDataset, load_beir
+from ragcun_eval.metrics import ndcg_at_k
+
+from ragcun.milvus_index import SPARSE_FIELD, VECTOR_FIELD, MilvusL2Index
+from ragcun.milvus_text import ENGLISH_STOPWORDS, english_terms
+
+K = 10
+DEPTH = 100  # candidates per side for the hybrid rankings
+LITE_ANALYZER = {"tokenizer": "standard", "filter": [{"type": "stop", "stop_words": sorted(ENGLISH_STOPWORDS)}]}
+
+
+def mean_ndcg(data: BeirDataset, ranked: dict[str, Sequence[str]]) -> float:
+    """Mean nDCG@10 over the test queries."""
+    return float(np.mean([ndcg_at_k(list(ranked[q]), data.qrels[q], K) for q in data.queries]))
+
+
+def bm25s_model(data: BeirDataset) -> tuple[bm25s.BM25, Callable[[str], list[str]]]:
+    """``bm25s`` over the corpus and its query tokenizer (English stopwords and stemmer)."""
+    stemmer = Stemmer.Stemmer("english")
+    model = bm25s.BM25(k1=1.5, b=0.75)
+    model.index(bm25s.tokenize(data.doc_texts, stopwords="en", stemmer=stemmer, show_progress=False),
+                show_progress=False)
+
+    def tokens(query: str) -> list[str]:
+        return bm25s.tokenize([query], stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False)[0]
+
+    return model, tokens
+
+
+def bm25s_run(data: BeirDataset, model: bm25s.BM25, tokens: Callable[[str], list[str]]) -> dict[str, list[str]]:
+    """``bm25s``'s top 10 per query."""
+    run = {}
+    for q, text in data.queries.items():
+        scores = model.get_scores(tokens(text))
+        run[q] = [data.doc_ids[j] for j in np.argsort(-scores, kind="stable")[:K] if scores[j] > 0]
+    return run
+
+
+def fill(path: str, data: BeirDataset, vectors: np.ndarray, **options: object) -> tuple[MilvusL2Index, float]:
+    """A ``MilvusL2Index`` on ``path`` holding the corpus (vectors, and texts if lexical), flushed; and the add seconds."""
+    index = MilvusL2Index(path, dim=vectors.shape[1], **options)
+    start = time.perf_counter()
+    index.add(data.doc_ids, vectors, texts=data.doc_texts if index.capabilities.lexical else None)
+    index.flush()
+    return index, time.perf_counter() - start
+
+
+def lexical_run(data: BeirDataset, index: MilvusL2Index) -> tuple[dict[str, list[str]], float]:
+    """``lexical_search``'s top 10 per query, and the median ms per query."""
+    run, ms = {}, []
+    for q, text in data.queries.items():
+        start = time.perf_counter()
+        run[q] = index.lexical_search(text, K)[0]
+        ms.append((time.perf_counter() - start) * 1e3)
+    return run, float(np.median(ms))
+
+
+def _minmax(x: np.ndarray) -> np.ndarray:
+    span = float(x.max() - x.min())
+    return (x - x.min()) / span if span > 0 else np.zeros_like(x)
+
+
+def fused_run(data: BeirDataset, index: MilvusL2Index, doc_vectors: np.ndarray, queries: np.ndarray, alpha: float,
+              lexical_scores: Callable[[str, list[str]], np.ndarray]) -> dict[str, list[str]]:
+    """ragcun's candidate fusion, lexical scores from ``lexical_scores(query, ids)``."""
+    row_of = {d: j for j, d in enumerate(data.doc_ids)}
+    run = {}
+    for (q, text), qv in zip(data.queries.items(), queries):
+        dense = [i for i in index.search(qv[None, :], DEPTH)[0][0] if i is not None]
+        candidates = list(dict.fromkeys(dense + index.lexical_search(text, DEPTH)[0]))
+        dist = np.linalg.norm(doc_vectors[[row_of[c] for c in candidates]] - qv, axis=1)
+        fused = alpha * (1 - _minmax(dist)) + (1 - alpha) * _minmax(lexical_scores(text, candidates))
+        run[q] = [candidates[j] for j in np.argsort(-fused, kind="stable")[:K]]
+    return run
+
+
+def milvus_hybrid_run(data: BeirDataset, index: MilvusL2Index, queries: np.ndarray, alpha: float) -> dict[str, list[str]]:
+    """Milvus's own ``hybrid_search`` (L2 and BM25 requests, ``WeightedRanker(alpha, 1 - alpha)``)."""
+    from pymilvus import AnnSearchRequest, WeightedRanker
+
+    run = {}
+    for (q, text), qv in zip(data.queries.items(), queries):
+        requests = [AnnSearchRequest(data=[qv], anns_field=VECTOR_FIELD, param={"metric_type": "L2"}, limit=DEPTH),
+                    AnnSearchRequest(data=[" ".join(english_terms(text)) or "-"], anns_field=SPARSE_FIELD,
+                                     param={"metric_type": "BM25"}, limit=DEPTH)]
+        hits = index._live.hybrid_search(index.collection, requests, WeightedRanker(alpha, 1 - alpha), limit=K,
+                                         output_fields=["id"])
+        run[q] = [h["id"] for h in hits[0]]
+    return run
+
+
+def embeddings(data: BeirDataset) -> tuple[np.ndarray, np.ndarray]:
+    """The bundled model's cosine-geometry document and query vectors (through ragcun's embedding cache)."""
+    from ragcun_eval.geometry import apply_geometry
+    from ragcun_eval.models import Embedder, parse_model_spec
+
+    spec, embedder = parse_model_spec("bundled"), Embedder()
+    docs = embedder.embed(spec, data.doc_texts, "document")
+    queries = embedder.embed(spec, list(data.queries.values()), "query")
+    space = apply_geometry(spec.geometry, docs, queries)
+    return space.docs.astype(np.float32), space.queries.astype(np.float32)
+
+
+def main() -> None:
+    """Print nDCG@10 of bm25s and Milvus's BM25 (and the hybrid rankings with ``--hybrid``)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/data/beir/scifact"))
+    parser.add_argument("--hybrid", action="store_true", help="also dense and hybrid rankings (bundled model)")
+    parser.add_argument("--alpha", type=float, default=0.7, help="dense weight of the hybrid rankings")
+    args = parser.parse_args()
+    data = load_beir(args.data)
+    print(f"{data.name}: {len(data.doc_ids)} documents, {len(data.queries)} test queries, nDCG@{K}")
+    model, tokens = bm25s_model(data)
+    reference = mean_ndcg(data, bm25s_run(data, model, tokens))
+    print(f"{'bm25s (English stopwords + stemmer)':48s} {reference:.4f}")
+    doc_vectors, query_vectors = embeddings(data) if args.hybrid else (np.zeros((len(data.doc_ids), 2), np.float32), None)
+    with tempfile.TemporaryDirectory() as tmp:
+        index, add_s = fill(str(Path(tmp) / "stems.db"), data, doc_vectors)
+        run, ms = lexical_run(data, index)
+        ndcg = mean_ndcg(data, run)
+        print(f"{'MilvusL2Index.lexical_search (ragcun stems)':48s} {ndcg:.4f}  ratio {ndcg / reference:.4f}"
+              f"  (add {add_s:.1f} s, {ms:.1f} ms/query p50)")
+        plain, plain_s = fill(str(Path(tmp) / "plain.db"), data, doc_vectors, lexical=False)
+        plain.close()
+        print(f"{'  add without texts (lexical=False)':48s} {plain_s:.1f} s")
+        with fill(str(Path(tmp) / "lite.db"), data, doc_vectors, analyzer_params=LITE_ANALYZER)[0] as lite:
+            ndcg = mean_ndcg(data, lexical_run(data, lite)[0])
+        print(f"{'Milvus Lite analyzer (no stemmer)':48s} {ndcg:.4f}  ratio {ndcg / reference:.4f}")
+        if query_vectors is not None:
+            ids, _ = index.search(query_vectors, K)
+            print(f"{'dense (bundled, cosine)':48s} {mean_ndcg(data, dict(zip(data.queries, ids))):.4f}")
+            row_of = {d: j for j, d in enumerate(data.doc_ids)}
+            faiss_side = fused_run(data, index, doc_vectors, query_vectors, args.alpha,
+                                   lambda text, cands: model.get_scores(tokens(text))[[row_of[c] for c in cands]])
+            milvus_side = fused_run(data, index, doc_vectors, query_vectors, args.alpha, index.lexical_scores)
+            native = milvus_hybrid_run(data, index, query_vectors, args.alpha)
+            theirs, ours = mean_ndcg(data, faiss_side), mean_ndcg(data, milvus_side)
+            print(f"{f'hybrid fusion alpha={args.alpha}, bm25s scores':48s} {theirs:.4f}")
+            print(f"{f'hybrid fusion alpha={args.alpha}, Milvus BM25 scores':48s} {ours:.4f}  ratio {ours / theirs:.4f}")
+            print(f"{f'Milvus hybrid_search WeightedRanker({args.alpha})':48s} {mean_ndcg(data, native):.4f}")
+        index.close()
+
+
+if __name__ == "__main__":
+    main()
