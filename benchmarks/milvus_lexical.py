@@ -7,9 +7,8 @@ stopwords; Milvus Lite has no stemmer). The reference is ``bm25s`` (lucene BM25,
 b = 0.75, English stopwords and Snowball stemmer). Each test query's top 10 is scored with
 nDCG@10. With ``--hybrid`` the bundled model's embeddings (cosine geometry, through ragcun's
 embedding cache) go in as the vectors, and dense-only, Milvus's own ``hybrid_search`` with a
-``WeightedRanker`` and ragcun's candidate fusion (union of each side's top 100, exact L2 and BM25
-per candidate, per-side min-max, ``alpha`` x dense + (1 - alpha) x lexical) fed by Milvus's
-BM25 or by ``bm25s`` are scored too. Run::
+``WeightedRanker`` and ``DocStore``'s hybrid search (``ragcun.fusion``) on FAISS with ragcun's
+BM25 and on ``MilvusL2Index`` with Milvus's BM25 are scored too. Run::
 
     HF_HUB_OFFLINE=1 python benchmarks/milvus_lexical.py [--data ../shared/data/beir/scifact] [--hybrid]
 """
@@ -28,12 +27,16 @@ import Stemmer
 from ragcun_eval.beir import BeirDataset, load_beir
 from ragcun_eval.metrics import ndcg_at_k
 
+from bm25s.stopwords import STOPWORDS_EN
+
+from ragcun.doc_store import DocStore, Record
+from ragcun.l2_index import L2Index
 from ragcun.milvus_index import SPARSE_FIELD, VECTOR_FIELD, MilvusL2Index
-from ragcun.milvus_text import ENGLISH_STOPWORDS, english_terms
+from ragcun.milvus_text import english_terms
 
 K = 10
 DEPTH = 100  # candidates per side for the hybrid rankings
-LITE_ANALYZER = {"tokenizer": "standard", "filter": [{"type": "stop", "stop_words": sorted(ENGLISH_STOPWORDS)}]}
+LITE_ANALYZER = {"tokenizer": "standard", "filter": [{"type": "stop", "stop_words": sorted(STOPWORDS_EN)}]}
 
 
 def mean_ndcg(data: BeirDataset, ranked: dict[str, Sequence[str]]) -> float:
@@ -82,23 +85,19 @@ def lexical_run(data: BeirDataset, index: MilvusL2Index) -> tuple[dict[str, list
     return run, float(np.median(ms))
 
 
-def _minmax(x: np.ndarray) -> np.ndarray:
-    span = float(x.max() - x.min())
-    return (x - x.min()) / span if span > 0 else np.zeros_like(x)
+def store_run(data: BeirDataset, store: DocStore, queries: np.ndarray, alpha: float) -> dict[str, list[str]]:
+    """The top 10 per query of ``DocStore``'s hybrid search (ragcun's fusion, whatever the index)."""
+    return {q: [h.record.id for h in store.search(qv, K, text=text, mode="hybrid", alpha=alpha, candidates=DEPTH)]
+            for (q, text), qv in zip(data.queries.items(), queries)}
 
 
-def fused_run(data: BeirDataset, index: MilvusL2Index, doc_vectors: np.ndarray, queries: np.ndarray, alpha: float,
-              lexical_scores: Callable[[str, list[str]], np.ndarray]) -> dict[str, list[str]]:
-    """ragcun's candidate fusion, lexical scores from ``lexical_scores(query, ids)``."""
-    row_of = {d: j for j, d in enumerate(data.doc_ids)}
-    run = {}
-    for (q, text), qv in zip(data.queries.items(), queries):
-        dense = [i for i in index.search(qv[None, :], DEPTH)[0][0] if i is not None]
-        candidates = list(dict.fromkeys(dense + index.lexical_search(text, DEPTH)[0]))
-        dist = np.linalg.norm(doc_vectors[[row_of[c] for c in candidates]] - qv, axis=1)
-        fused = alpha * (1 - _minmax(dist)) + (1 - alpha) * _minmax(lexical_scores(text, candidates))
-        run[q] = [candidates[j] for j in np.argsort(-fused, kind="stable")[:K]]
-    return run
+def hybrid_stores(data: BeirDataset, doc_vectors: np.ndarray, milvus_path: str) -> tuple[DocStore, DocStore]:
+    """The corpus in a ``DocStore`` on FAISS (its own BM25) and one on Milvus Lite (Milvus's BM25)."""
+    records = [Record(d, t) for d, t in zip(data.doc_ids, data.doc_texts)]
+    stores = DocStore(L2Index()), DocStore(MilvusL2Index(milvus_path))
+    for store in stores:
+        store.add(records, doc_vectors)
+    return stores
 
 
 def milvus_hybrid_run(data: BeirDataset, index: MilvusL2Index, queries: np.ndarray, alpha: float) -> dict[str, list[str]]:
@@ -156,14 +155,14 @@ def main() -> None:
         if query_vectors is not None:
             ids, _ = index.search(query_vectors, K)
             print(f"{'dense (bundled, cosine)':48s} {mean_ndcg(data, dict(zip(data.queries, ids))):.4f}")
-            row_of = {d: j for j, d in enumerate(data.doc_ids)}
-            faiss_side = fused_run(data, index, doc_vectors, query_vectors, args.alpha,
-                                   lambda text, cands: model.get_scores(tokens(text))[[row_of[c] for c in cands]])
-            milvus_side = fused_run(data, index, doc_vectors, query_vectors, args.alpha, index.lexical_scores)
+            faiss_store, milvus_store = hybrid_stores(data, doc_vectors, str(Path(tmp) / "store.db"))
+            faiss_side = store_run(data, faiss_store, query_vectors, args.alpha)
+            milvus_side = store_run(data, milvus_store, query_vectors, args.alpha)
+            milvus_store.index.close()
             native = milvus_hybrid_run(data, index, query_vectors, args.alpha)
             theirs, ours = mean_ndcg(data, faiss_side), mean_ndcg(data, milvus_side)
-            print(f"{f'hybrid fusion alpha={args.alpha}, bm25s scores':48s} {theirs:.4f}")
-            print(f"{f'hybrid fusion alpha={args.alpha}, Milvus BM25 scores':48s} {ours:.4f}  ratio {ours / theirs:.4f}")
+            print(f"{f'DocStore hybrid alpha={args.alpha}, FAISS + ragcun BM25':48s} {theirs:.4f}")
+            print(f"{f'DocStore hybrid alpha={args.alpha}, MilvusL2Index':48s} {ours:.4f}  ratio {ours / theirs:.4f}")
             print(f"{f'Milvus hybrid_search WeightedRanker({args.alpha})':48s} {mean_ndcg(data, native):.4f}")
         index.close()
 

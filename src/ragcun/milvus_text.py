@@ -1,8 +1,8 @@
 """The text side of ``MilvusL2Index``: how texts are analysed for Milvus's BM25 and checked before storing.
 
-By default ragcun analyses texts itself, the way ``bm25s`` does with English stopwords and the
-Snowball English stemmer (tokens of two or more word characters, lowercased, Lucene's English
-stopwords dropped, stemmed), and stores the space-separated stems in an analysed ``VARCHAR``
+By default ragcun analyses texts itself, with the analyzer of its own BM25 index
+(:class:`ragcun.lexical.Analyzer`: tokens of two or more word characters, lowercased, Lucene's
+English stopwords dropped, Snowball English stems, as ``bm25s`` does), and stores the space-separated stems in an analysed ``VARCHAR``
 field named ``stems``; Milvus's BM25 function then only splits them. Milvus Lite's analyzers have no stemmer
 (standard and jieba tokenizers with stop words only), so this keeps lexical results the same on
 Milvus Lite and on a server, and the same as ragcun's own BM25 index. With explicit
@@ -12,10 +12,10 @@ Milvus Lite and on a server, and the same as ragcun's own BM25 index. With expli
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 from typing import Any
+
+from ragcun.lexical import Analyzer
 
 MAX_TEXT_BYTES = 65_535
 """Milvus's largest VARCHAR: the longest stored text (after analysis) in UTF-8 bytes."""
@@ -25,32 +25,13 @@ TEXT_FIELD = "text"
 """The text field holding raw texts, analysed by Milvus with the field's ``analyzer_params``."""
 SPLIT_STEMS: dict[str, Any] = {"tokenizer": "standard"}
 """The Milvus analyzer for stored stems: split them, nothing more (available on Milvus Lite too)."""
-ENGLISH_STOPWORDS = frozenset((
-    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no",
-    "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this",
-    "to", "was", "will", "with"))
-"""Lucene's English stopwords (Milvus's ``_english_``, ``bm25s``'s ``"en"``)."""
-_TOKEN = re.compile(r"(?u)\b\w\w+\b")
-
-
-@lru_cache(maxsize=1)
-def _stemmer() -> Any:
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
+ENGLISH = Analyzer()
+"""The analysis of texts and queries stored in the ``stems`` field."""
 
 
 def english_terms(text: str) -> list[str]:
-    """The BM25 terms of ``text``: lowercased word tokens (2+ characters), stopwords dropped, English stems."""
-    return english_terms_many([text])[0]
-
-
-def english_terms_many(texts: Sequence[str]) -> list[list[str]]:
-    """:func:`english_terms` of each text, stemming each distinct word once."""
-    tokens = [[t for t in _TOKEN.findall(text.lower()) if t not in ENGLISH_STOPWORDS] for text in texts]
-    vocabulary = list({t for row in tokens for t in row})
-    stems = dict(zip(vocabulary, _stemmer().stemWords(vocabulary)))
-    return [[stems[t] for t in row] for row in tokens]
+    """The BM25 terms of ``text`` under :data:`ENGLISH`."""
+    return ENGLISH(text)
 
 
 def stored_texts(ids: Sequence[str], texts: Sequence[str | None], english: bool, where: str) -> list[str]:
@@ -60,7 +41,7 @@ def stored_texts(ids: Sequence[str], texts: Sequence[str | None], english: bool,
             raise TypeError(f"{where}: text of id {i!r} must be a string or None; got {type(text).__name__}")
     values = [text or "" for text in texts]
     if english:
-        values = [" ".join(terms) for terms in english_terms_many(values)]
+        values = [" ".join(ENGLISH(v)) for v in values]
     for i, value in zip(ids, values):
         try:
             size = len(value.encode("utf-8"))
