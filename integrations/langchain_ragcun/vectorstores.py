@@ -21,7 +21,7 @@ from langchain_core.vectorstores import VectorStore
 
 from ragcun.doc_store import DocStore, Hit, Record
 from ragcun.scores import RelevanceScorer
-from ragcun.vector_index import VectorIndex
+from ragcun.vector_index import VectorIndex, id_list
 
 Filter = Optional[dict[str, Any] | Callable[[Document], bool]]
 
@@ -55,6 +55,7 @@ class GaussianVectorStore(VectorStore):
                   ids: Optional[list[Optional[str]]] = None, **kwargs: Any) -> list[str]:
         """Embed and store ``texts``; an existing id is replaced. Returns the ids (new ones are UUIDs)."""
         texts = list(texts)
+        ids = None if ids is None else id_list(ids)
         if metadatas is not None and len(metadatas) != len(texts):
             raise ValueError(f"got {len(metadatas)} metadatas for {len(texts)} texts")
         if ids is not None and len(ids) != len(texts):

@@ -30,7 +30,7 @@ from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_
 
 from ragcun.doc_store import DocStore, Record, metadata_filter
 from ragcun.scores import RelevanceScorer
-from ragcun.vector_index import VectorIndex
+from ragcun.vector_index import VectorIndex, check_ids
 
 DISTANCE_KEY = "l2_distance"
 DEFAULT_NAMESPACE = "default"
@@ -146,7 +146,7 @@ class GaussianVectorStore(BasePydanticVectorStore):
         if filters is not None and filters.filters:
             parts.append(to_filter_spec(filters))
         if doc_ids:  # LlamaIndex passes [] to mean "no restriction"
-            parts.append({"ref_doc_id": {"$in": list(doc_ids)}})
+            parts.append({"ref_doc_id": {"$in": check_ids(doc_ids, "doc_ids")}})
         if not parts:
             return None
         return parts[0] if len(parts) == 1 else {"$and": parts}
@@ -156,7 +156,7 @@ class GaussianVectorStore(BasePydanticVectorStore):
         if query.query_embedding is None:
             raise ValueError("GaussianVectorStore needs query.query_embedding (it searches by vector)")
         spec = self._filter_spec(query.filters, query.doc_ids)
-        nodes = set(query.node_ids or ())
+        nodes = set(check_ids(query.node_ids, "node_ids")) if query.node_ids else set()
         where = (lambda r: r.id in nodes) if nodes else None
         k = query.similarity_top_k
         if query.mode == VectorStoreQueryMode.MMR:
