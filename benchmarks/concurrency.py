@@ -22,12 +22,13 @@ import numpy as np
 from ragcun.l2_index import L2Index
 
 
-def measure(index: L2Index, queries: np.ndarray, threads: int, seconds: float, writer: bool) -> float:
+def measure(index: L2Index, queries: np.ndarray, threads: int, seconds: float, writer: bool, omp: int) -> float:
     """Queries per second over ``threads`` searching threads (plus one add/remove thread if ``writer``)."""
     stop = threading.Event()
     done = [0] * threads
 
     def search(slot: int) -> None:
+        faiss.omp_set_num_threads(omp)  # OpenMP's setting is per thread
         i = slot
         while not stop.is_set():
             index.search(queries[i % len(queries)], 10)
@@ -35,6 +36,7 @@ def measure(index: L2Index, queries: np.ndarray, threads: int, seconds: float, w
             i += threads
 
     def write() -> None:
+        faiss.omp_set_num_threads(omp)
         rng, step = np.random.default_rng(1), 0
         while not stop.is_set():
             ids = [f"w{step}-{j}" for j in range(10)]
@@ -76,7 +78,7 @@ def main() -> None:
         index.add([f"d{i}" for i in range(args.n)], data)
         for writer in (False, True):
             for threads in args.threads:
-                qps = measure(index, queries, threads, args.seconds, writer)
+                qps = measure(index, queries, threads, args.seconds, writer, args.omp)
                 print(f"{factory:<8} {threads:>7} {'yes' if writer else 'no':>6} {qps:>10.0f}", flush=True)
 
 

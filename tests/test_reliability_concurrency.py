@@ -90,3 +90,29 @@ def test_readers_share_the_lock_and_a_writer_excludes_them() -> None:
         assert late.is_alive() and order == ["writer"]  # the reader waits for the writer
     late.join(5)
     assert order == ["writer", "reader"]
+
+
+def test_concurrent_saves_to_one_path_leave_one_complete_copy(tmp_path) -> None:
+    """Threads saving different indexes to one path: every save succeeds, the last one wins, nothing is left over."""
+    indexes = []
+    for n in (3, 4, 5):
+        index = L2Index(DIM)
+        index.add([f"i{n}-{j}" for j in range(n)], np.random.default_rng(n).standard_normal((n, DIM)))
+        indexes.append(index)
+    errors: list[BaseException] = []
+
+    def save(index: L2Index) -> None:
+        try:
+            for _ in range(15):
+                index.save(tmp_path / "ix")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save, args=(index,)) for index in indexes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+    assert L2Index.load(tmp_path / "ix").count in (3, 4, 5)
+    assert [p.name for p in tmp_path.iterdir()] == ["ix"]

@@ -6,7 +6,8 @@ to ``X``, then the old copy is deleted. A crash (even ``kill -9``) at any point 
 copy: either ``X`` itself or, if the crash came between the two renames, the previous copy in
 ``.X.old-*/previous``, which :func:`read_save` loads in its place and the next save moves back
 before anything else. A ``.X.tmp-*`` directory is never loaded (the save it belongs to did not
-finish) and the next save deletes it. Saves into one directory are serialised by a lock on it.
+finish) and the next save deletes it. Saves into one parent directory are serialised by a lock on it;
+a load that runs while another thread or process saves to the same path is not (serialise them).
 
 ``manifest.json`` records the format name and version, caller metadata (dimension, count, ...),
 the size and SHA-256 of every file and the SHA-256 of its own canonical content
@@ -28,7 +29,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 try:
     import fcntl
-except ImportError:  # pragma: no cover - Windows: saves are serialised within the process only
+except ImportError:  # pragma: no cover - Windows: saves are serialised within this process only
     fcntl = None  # type: ignore[assignment]
 
 MANIFEST = "manifest.json"
@@ -80,17 +81,21 @@ def _fsync_tree(root: Path) -> None:
 
 @contextlib.contextmanager
 def _save_lock(directory: Path) -> Iterator[None]:
-    """Exclusive lock on ``directory`` while a save swaps entries in it (across threads and processes on POSIX)."""
-    if fcntl is None:  # pragma: no cover
-        with _LOCAL_LOCK:
-            yield
-        return
-    fd = os.open(directory, os.O_RDONLY)
+    """Exclusive lock on ``directory`` while a save swaps entries in it: across threads and processes where
+    the file system has ``flock``, else within this process."""
+    fd = os.open(directory, os.O_RDONLY) if fcntl is not None else None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:  # no flock on this file system
+                os.close(fd)
+                fd = None
+        with contextlib.nullcontext() if fd is not None else _LOCAL_LOCK:
+            yield
     finally:
-        os.close(fd)  # releases the lock
+        if fd is not None:
+            os.close(fd)  # releases the lock
 
 
 def _leftovers(target: Path) -> list[Path]:
