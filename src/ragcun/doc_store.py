@@ -27,7 +27,8 @@ from ragcun.vector_index import VectorIndex, as_matrix, check_ids, check_k
 
 FORMAT = "ragcun.DocStore"
 VERSION = 1
-MANIFEST_FIELDS = {"dim": (int, type(None)), "count": int, "index_saved": bool, "scorer": dict, "extra": dict}
+MANIFEST_FIELDS = {"dim": (int, type(None)), "count": (int,), "index_saved": (bool,), "scorer": (dict,),
+                   "extra": (dict,)}
 
 
 @dataclass

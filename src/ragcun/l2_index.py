@@ -25,7 +25,7 @@ from ragcun.vector_index import IndexCapabilities, as_matrix, check_ids, check_k
 FORMAT = "ragcun.L2Index"
 VERSION = 1
 _OPT_INT = (int, type(None))
-MANIFEST_FIELDS = {"dim": _OPT_INT, "count": int, "factory": str, "trained": bool, "train_size": _OPT_INT,
+MANIFEST_FIELDS = {"dim": _OPT_INT, "count": (int,), "factory": (str,), "trained": (bool,), "train_size": _OPT_INT,
                    "ef_search": _OPT_INT, "nprobe": _OPT_INT}
 
 

@@ -36,7 +36,7 @@ MANIFEST = "manifest.json"
 CHECKSUM = "manifest_sha256"
 _LOCAL_LOCK = threading.RLock()
 
-FieldTypes = Mapping[str, "type | tuple[type, ...]"]
+FieldTypes = Mapping[str, tuple[type, ...]]
 """Required manifest fields and their allowed types (``int`` never admits ``bool``)."""
 
 
@@ -83,7 +83,7 @@ def _fsync_tree(root: Path) -> None:
 def _save_lock(directory: Path) -> Iterator[None]:
     """Exclusive lock on ``directory`` while a save swaps entries in it: across threads and processes where
     the file system has ``flock``, else within this process."""
-    fd = os.open(directory, os.O_RDONLY) if fcntl is not None else None
+    fd: int | None = os.open(directory, os.O_RDONLY) if fcntl is not None else None
     try:
         if fd is not None:
             try:
@@ -165,8 +165,7 @@ def _check_fields(path: Path, manifest: dict[str, Any], fields: FieldTypes) -> N
         if name not in manifest:
             raise SaveFormatError(f"{path}: field {name!r} is missing")
         value = manifest[name]
-        allowed = types if isinstance(types, tuple) else (types,)
-        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             raise SaveFormatError(f"{path}: field {name!r} has the wrong type ({type(value).__name__})")
 
 

@@ -39,8 +39,9 @@ from ragcun.vector_index import VectorIndex
 MODES = ("auto", "isotropic", "empirical")
 LAW_SOURCES = ("isotropic", "empirical")
 _NUMBER = (int, float)
-_SETTINGS = {"mode": str, "min_fit": int, "refit_change": _NUMBER, "sample": int, "n_pairs": int, "seed": int}
-_LAW = {"dof": _NUMBER, "scale": _NUMBER, "source": str, "n_vectors": int}
+_SETTINGS = {"mode": (str,), "min_fit": (int,), "refit_change": _NUMBER, "sample": (int,), "n_pairs": (int,),
+             "seed": (int,)}
+_LAW = {"dof": _NUMBER, "scale": _NUMBER, "source": (str,), "n_vectors": (int,)}
 
 
 def chi2_relevance(distances: np.ndarray | float, dof: float, scale: float = 1.0) -> np.ndarray:
@@ -111,8 +112,9 @@ class RelevanceScorer:
             return RelevanceScore.isotropic(1)
         use_fit = self.mode == "empirical" or (self.mode == "auto" and count >= self.min_fit)
         if not use_fit or count < 2:
-            if self.law is None or self.law.source != "isotropic" or self.law.dof != dim:
-                self.law = RelevanceScore.isotropic(dim)
+            isotropic = RelevanceScore.isotropic(dim)
+            if self.law != isotropic:  # drops a fallback law's n_vectors (below): a later fit is not delayed
+                self.law = isotropic
             return self.law
         law = self.law
         if law is None or law.n_vectors == 0 or abs(count - law.n_vectors) > self.refit_change * law.n_vectors:
@@ -124,8 +126,8 @@ class RelevanceScorer:
                 fitted = RelevanceScore.fit(vectors, self.n_pairs, self.seed)
             except ValueError:  # identical vectors: no spread to fit (module docstring)
                 fitted = RelevanceScore.isotropic(dim)
-            self.law = RelevanceScore(fitted.dof, fitted.scale, fitted.source, count)
-        return self.law
+            law = self.law = RelevanceScore(fitted.dof, fitted.scale, fitted.source, count)
+        return law
 
     def to_dict(self) -> dict[str, Any]:
         """Settings and the current law, JSON-ready."""
@@ -153,7 +155,7 @@ class RelevanceScorer:
         return scorer
 
 
-def _check_type(what: str, value: Any, types: type | tuple[type, ...]) -> None:
+def _check_type(what: str, value: Any, types: tuple[type, ...]) -> None:
     """``ValueError`` unless ``value`` is one of ``types`` (a ``bool`` is never a number here)."""
     if isinstance(value, bool) or not isinstance(value, types):
         raise ValueError(f"{what} has the wrong type ({type(value).__name__})")
