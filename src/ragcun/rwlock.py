@@ -3,8 +3,22 @@
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Callable
+
+
+class _Guard:
+    """A reusable context manager calling ``acquire`` on entry and ``release`` on exit."""
+
+    __slots__ = ("_acquire", "_release")
+
+    def __init__(self, acquire: Callable[[], None], release: Callable[[], None]) -> None:
+        self._acquire, self._release = acquire, release
+
+    def __enter__(self) -> None:
+        self._acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._release()
 
 
 class RWLock:
@@ -25,12 +39,20 @@ class RWLock:
         self._writer: int | None = None
         self._depth = 0
         self._waiting_writers = 0
+        self._read = _Guard(self.acquire_read, self.release_read)
+        self._write = _Guard(self.acquire_write, self.release_write)
 
-    @contextmanager
-    def read(self) -> Iterator[None]:
-        """Hold the lock shared: waits while a thread writes, or waits to write and readers have had their turn."""
+    def read(self) -> _Guard:
+        """``with lock.read():`` holds the lock shared."""
+        return self._read
+
+    def write(self) -> _Guard:
+        """``with lock.write():`` holds the lock exclusively."""
+        return self._write
+
+    def acquire_read(self) -> None:
+        """Take the lock shared: waits while a thread writes, or waits to write and readers have had their turn."""
         if self._writer == threading.get_ident():  # the writer reads what it holds
-            yield
             return
         with self._cond:
             self._waiting_readers += 1
@@ -40,17 +62,18 @@ class RWLock:
             if not self._waiting_readers:
                 self._readers_turn = False
             self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
 
-    @contextmanager
-    def write(self) -> Iterator[None]:
-        """Hold the lock exclusively: waits for the readers (and those whose turn it is) and any other writer."""
+    def release_read(self) -> None:
+        """Give back a shared hold."""
+        if self._writer == threading.get_ident():
+            return
+        with self._cond:
+            self._readers -= 1
+            if not self._readers:
+                self._cond.notify_all()
+
+    def acquire_write(self) -> None:
+        """Take the lock exclusively: waits for the readers (and those whose turn it is) and any other writer."""
         me = threading.get_ident()
         with self._cond:
             if self._writer != me:
@@ -62,12 +85,12 @@ class RWLock:
                     self._waiting_writers -= 1
                 self._writer = me
             self._depth += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._depth -= 1
-                if not self._depth:
-                    self._writer = None
-                    self._readers_turn = self._waiting_readers > 0
-                    self._cond.notify_all()
+
+    def release_write(self) -> None:
+        """Give back one exclusive hold; the last one lets the waiting readers in first."""
+        with self._cond:
+            self._depth -= 1
+            if not self._depth:
+                self._writer = None
+                self._readers_turn = self._waiting_readers > 0
+                self._cond.notify_all()
