@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ragcun.l2_index import L2Index
-from ragcun.persistence import SaveFormatError
+from ragcun.persistence import SaveFormatError, manifest_checksum
 from ragcun.vector_index import VectorIndex
 
 DIM = 8
@@ -181,6 +181,7 @@ def test_load_rejects_other_format_version(tmp_path) -> None:
     index.save(tmp_path / "ix")
     manifest = json.loads((tmp_path / "ix" / "manifest.json").read_text())
     manifest["format_version"] = 99
+    manifest["manifest_sha256"] = manifest_checksum(manifest)  # a genuine save of another version
     (tmp_path / "ix" / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(SaveFormatError, match="format_version 99"):
         L2Index.load(tmp_path / "ix")

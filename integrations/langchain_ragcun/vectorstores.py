@@ -28,7 +28,7 @@ from ragcun.doc_store import DocStore, Hit, Record
 from ragcun.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha, check_mode
 from ragcun.lexical import BM25Index
 from ragcun.scores import RelevanceScorer
-from ragcun.vector_index import VectorIndex
+from ragcun.vector_index import VectorIndex, id_list
 
 Filter = Optional[dict[str, Any] | Callable[[Document], bool]]
 
@@ -86,6 +86,7 @@ class GaussianVectorStore(VectorStore):
         """Store already embedded ``(text, embedding)`` pairs (as LangChain's FAISS store does); returns the ids."""
         pairs = list(text_embeddings)
         texts = [t for t, _ in pairs]
+        ids = None if ids is None else id_list(ids)
         if metadatas is not None and len(metadatas) != len(texts):
             raise ValueError(f"got {len(metadatas)} metadatas for {len(texts)} texts")
         if ids is not None and len(ids) != len(texts):

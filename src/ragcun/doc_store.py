@@ -22,14 +22,17 @@ from ragcun.filters import compile_filter
 from ragcun.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha, check_mode, fuse
 from ragcun.l2_index import L2Index
 from ragcun.lexical import BM25Index
-from ragcun.mmr import mmr_select
-from ragcun.persistence import SaveFormatError, atomic_save, read_json, read_manifest
+from ragcun.metadata import check_metadata
+from ragcun.mmr import check_mmr_args, mmr_select
+from ragcun.persistence import MANIFEST, SaveFormatError, atomic_save, read_json, read_save
 from ragcun.scores import RelevanceScorer
-from ragcun.vector_index import VectorIndex, as_matrix, check_k
+from ragcun.vector_index import VectorIndex, as_matrix, check_ids, check_k
 
 FORMAT = "ragcun.DocStore"
 VERSION = 1
 LEXICAL_DIR = "lexical"
+MANIFEST_FIELDS = {"dim": (int, type(None)), "count": (int,), "index_saved": (bool,), "scorer": (dict,),
+                   "extra": (dict,)}
 
 
 @dataclass
@@ -110,13 +113,12 @@ class DocStore:
         for rec in records:
             if not isinstance(rec.text, str):
                 raise ValueError(f"record {rec.id!r}: text must be a string, got {type(rec.text).__name__}")
-            try:
-                json.dumps(rec.metadata)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"record {rec.id!r}: metadata is not JSON-serialisable ({exc})") from exc
+            check_metadata(rec.metadata, f"record {rec.id!r}")
         vecs = as_matrix(vectors, self.index.dim)
         if len(vecs) != len(records):
             raise ValueError(f"got {len(records)} records for {len(vecs)} vectors")
+        if not records:
+            return []
         with self._lock:
             ids = [r.id for r in records]
             self._index_add(records, vecs)
@@ -138,6 +140,7 @@ class DocStore:
 
     def delete(self, ids: Sequence[str], missing_ok: bool = True) -> int:
         """Delete ``ids``; returns how many existed. Unknown ids are skipped, or raise ``KeyError`` if not ``missing_ok``."""
+        ids = check_ids(ids)
         with self._lock:
             present = list(dict.fromkeys(i for i in ids if i in self._records))
             if not missing_ok and len(present) != len(set(ids)):
@@ -157,6 +160,7 @@ class DocStore:
 
     def get(self, ids: Sequence[str]) -> list[Record]:
         """The records for ``ids`` that exist, in the order asked."""
+        ids = check_ids(ids)
         return [self._records[i] for i in ids if i in self._records]
 
     def find(self, where: RecordFilter | None = None) -> list[Record]:
@@ -274,6 +278,7 @@ class DocStore:
                    where: RecordFilter | None = None, filter: Any = None) -> list[Hit]:
         """``k`` records chosen by Euclidean MMR (:func:`ragcun.mmr.mmr_select`) among the ``fetch_k`` nearest
         that satisfy ``where`` and ``filter`` (as in :meth:`search`)."""
+        k, fetch_k, lambda_mult = check_mmr_args(k, fetch_k, lambda_mult)
         with self._lock:
             candidates = self.search(query, max(k, fetch_k), where, filter)
             if not candidates:
@@ -295,33 +300,37 @@ class DocStore:
                 (tmp / "records.json").write_text(json.dumps(
                     [[r.id, r.text, r.metadata] for r in self._records.values()]), encoding="utf-8")
                 return {"dim": self.index.dim, "count": len(self._records), "index_saved": saves_index,
-                        "lexical_saved": self.lexical is not None, "scorer": self.scorer.to_dict(),
-                        "extra": extra or {}}
+                        "scorer": self.scorer.to_dict(), "extra": extra or {}}
             return atomic_save(path, FORMAT, VERSION, write)
 
     @classmethod
     def load(cls, path: str | os.PathLike, index: VectorIndex | None = None) -> tuple["DocStore", dict[str, Any]]:
         """Load a :meth:`save` directory (verified); returns the store and the ``extra`` dict saved with it.
 
-        ``index`` supplies the vectors for saves of indexes that persist themselves (e.g. Milvus); an
-        index with ``capabilities.metadata_filter`` must hold every saved id, and any metadata it holds that differ from
+        ``index`` supplies the vectors for saves of indexes that persist themselves (e.g. Milvus); it
+        must have the saved dimension and hold every saved id (else ``SaveFormatError``). On an index with
+        ``capabilities.metadata_filter``, any metadata it holds that differ from
         the saved records' (e.g. written before metadata were pushed down) are re-stored from them.
         The lexical index is read back and checked against the records (a save without one is
         re-indexed from the records' texts).
         """
-        path = Path(path)
-        man = read_manifest(path, FORMAT, VERSION)
+        path, man = read_save(path, FORMAT, VERSION, MANIFEST_FIELDS)
+        given = index is not None
         if index is None:
             if not man["index_saved"]:
                 raise ValueError(f"{path}: the index was not saved here; pass the index= it lives in")
             index = L2Index.load(path / "index", dim=man["dim"])
+        try:
+            scorer = RelevanceScorer.from_dict(man["scorer"])
+        except ValueError as exc:
+            raise SaveFormatError(f"{path / MANIFEST}: {exc}") from None
         lexical = None
-        if man.get("lexical_saved") and not index.capabilities.lexical:
+        if f"{LEXICAL_DIR}/{BM25Index.META}" in man["files"] and not index.capabilities.lexical:
             try:
                 lexical = BM25Index.load(path / LEXICAL_DIR)
             except (ValueError, KeyError, OSError) as exc:
                 raise SaveFormatError(f"{path / LEXICAL_DIR}: unreadable lexical index ({exc})") from exc
-        store = cls(index, RelevanceScorer.from_dict(man["scorer"]), lexical)
+        store = cls(index, scorer, lexical)
         rows = read_json(path / "records.json")
         store._records = {i: Record(i, t, m) for i, t, m in rows}
         if store.lexical is not None:
@@ -332,9 +341,22 @@ class DocStore:
         if len(store._records) != man["count"] or index.count != man["count"]:
             raise SaveFormatError(f"{path}: {len(store._records)} records and {index.count} vectors, "
                                   f"manifest says {man['count']}")
+        if given and store._records and index.dim != man["dim"]:
+            raise SaveFormatError(f"{path}: the index has dimension {index.dim}, the save {man['dim']}")
         if store._pushdown:
             store._sync_index_metadata(path)
+        elif given:
+            store._check_index_holds(path)
         return store, man["extra"]
+
+    def _check_index_holds(self, path: Path, batch: int = 10_000) -> None:
+        """``SaveFormatError`` unless the index holds every saved id (read back in batches)."""
+        ids = list(self._records)
+        for start in range(0, len(ids), batch):
+            try:
+                self.index.get_vectors(ids[start:start + batch])
+            except KeyError as exc:
+                raise SaveFormatError(f"{path}: saved records are missing from the index: {exc}") from None
 
     def _sync_index_metadata(self, path: Path, batch: int = 10_000) -> None:
         """Re-store the records' metadata where the index's copy differs; a missing id is a ``SaveFormatError``."""

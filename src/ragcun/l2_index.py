@@ -4,24 +4,29 @@ Approximate indexes come from FAISS ``index_factory`` strings (``"HNSW32"``, ``"
 ``"IVF256,PQ32"``). An index that needs training collects vectors in an exact flat index until
 ``train_size`` have arrived, then trains on them and moves over. Indexes that cannot delete in
 place (HNSW, IVF) hide removed vectors and rebuild once more than half of what they hold is dead.
+Searches share a readers-writer lock (:class:`ragcun.rwlock.RWLock`) and run in parallel (FAISS
+releases the GIL); adds, removes and other changes take it exclusively.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import threading
 from pathlib import Path
 from typing import Sequence
 
 import faiss
 import numpy as np
 
-from ragcun.persistence import SaveFormatError, atomic_save, read_json, read_manifest
+from ragcun.persistence import SaveFormatError, atomic_save, read_json, read_save
+from ragcun.rwlock import RWLock
 from ragcun.vector_index import IndexCapabilities, as_matrix, check_ids, check_k, padded_result
 
 FORMAT = "ragcun.L2Index"
 VERSION = 1
+_OPT_INT = (int, type(None))
+MANIFEST_FIELDS = {"dim": _OPT_INT, "count": (int,), "factory": (str,), "trained": (bool,), "train_size": _OPT_INT,
+                   "ef_search": _OPT_INT, "nprobe": _OPT_INT}
 
 
 class L2Index:
@@ -29,8 +34,8 @@ class L2Index:
 
     ``factory`` is a FAISS ``index_factory`` string (default ``"Flat"``: exact search).
     ``train_size`` is how many vectors an index that needs training waits for (default 40 per IVF
-    list, else 1000; at least 10000 for PQ). ``ef_search`` / ``nprobe`` tune HNSW / IVF search. All methods take one lock,
-    so searches are safe while another thread adds or removes.
+    list, else 1000; at least 10000 for PQ). ``ef_search`` / ``nprobe`` tune HNSW / IVF search. Thread-safe:
+    searches (and other reads) run in parallel, while a thread adding or removing excludes them.
     """
 
     capabilities = IndexCapabilities(saves_to_dir=True)
@@ -43,7 +48,7 @@ class L2Index:
         self.ef_search = ef_search
         self.nprobe = nprobe
         self.train_size = train_size
-        self._lock = threading.RLock()
+        self._lock = RWLock()
         self._dim = dim
         self._index: faiss.IndexIDMap2 | None = None
         self._trained = False
@@ -87,7 +92,7 @@ class L2Index:
 
     def set_search_params(self, *, ef_search: int | None = None, nprobe: int | None = None) -> None:
         """Change HNSW ``efSearch`` / IVF ``nprobe`` (recall vs speed) on a live index."""
-        with self._lock:
+        with self._lock.write():
             if ef_search is not None:
                 self.ef_search = ef_search
             if nprobe is not None:
@@ -114,14 +119,14 @@ class L2Index:
     @property
     def ids(self) -> list[str]:
         """The stored ids, in insertion order."""
-        with self._lock:
+        with self._lock.read():
             return [self._int2str[i] for i in sorted(self._int2str)]
 
     # -- mutation -----------------------------------------------------------------------------
     def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
         """Store ``vectors`` (N, D) under ``ids``; an existing id is replaced."""
         ids = check_ids(ids)
-        with self._lock:
+        with self._lock.write():
             arr = as_matrix(vectors, self._dim)
             if len(ids) != len(arr):
                 raise ValueError(f"got {len(ids)} ids for {len(arr)} vectors")
@@ -144,7 +149,7 @@ class L2Index:
     def remove(self, ids: Sequence[str]) -> int:
         """Remove ``ids``; returns how many were removed. Unknown ids raise ``KeyError`` (nothing removed)."""
         ids = check_ids(ids)
-        with self._lock:
+        with self._lock.write():
             missing = [i for i in ids if i not in self._str2int]
             if missing:
                 raise KeyError(f"unknown ids: {missing[:5]!r}")
@@ -154,7 +159,7 @@ class L2Index:
 
     def clear(self) -> None:
         """Remove every vector (the dimension and factory are kept)."""
-        with self._lock:
+        with self._lock.write():
             self._str2int.clear()
             self._int2str.clear()
             self._dead.clear()
@@ -207,30 +212,30 @@ class L2Index:
         Rows with fewer than ``k`` stored vectors are padded with ``None`` ids and ``inf`` distances.
         """
         k = check_k(k)
-        with self._lock:
+        with self._lock.read():  # held until keys are mapped to ids: a remove meanwhile would drop them
             q = as_matrix(queries, self._dim, "queries")
             out_ids, out_d = padded_result(len(q), k)
             if self.count == 0:
                 return out_ids, out_d
             fetch = min(k + len(self._dead), self._index.ntotal)
             sq, keys = self._index.search(q, fetch)
-        for row in range(len(q)):
-            j = 0
-            for key, d2 in zip(keys[row].tolist(), sq[row].tolist()):
-                sid = self._int2str.get(key) if key >= 0 else None
-                if sid is None:
-                    continue
-                out_ids[row][j] = sid
-                out_d[row, j] = np.sqrt(max(d2, 0.0))
-                j += 1
-                if j == k:
-                    break
+            for row in range(len(q)):
+                j = 0
+                for key, d2 in zip(keys[row].tolist(), sq[row].tolist()):
+                    sid = self._int2str.get(key) if key >= 0 else None
+                    if sid is None:
+                        continue
+                    out_ids[row][j] = sid
+                    out_d[row, j] = np.sqrt(max(d2, 0.0))
+                    j += 1
+                    if j == k:
+                        break
         return out_ids, out_d
 
     def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
         """The stored vectors for ``ids`` (approximate for PQ indexes); unknown ids raise ``KeyError``."""
         ids = check_ids(ids)
-        with self._lock:
+        with self._lock.read():
             missing = [i for i in ids if i not in self._str2int]
             if missing:
                 raise KeyError(f"unknown ids: {missing[:5]!r}")
@@ -241,7 +246,7 @@ class L2Index:
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """Atomically save to directory ``path``: ``index.faiss`` (FAISS's own format), ``ids.json``, manifest."""
-        with self._lock:
+        with self._lock.read():
             def write(tmp: Path) -> dict:
                 if self._index is not None:
                     faiss.write_index(self._index, str(tmp / "index.faiss"))
@@ -257,8 +262,7 @@ class L2Index:
     @classmethod
     def load(cls, path: str | os.PathLike, dim: int | None = None) -> "L2Index":
         """Load a directory written by :meth:`save`, verifying its manifest; ``dim`` if given must match."""
-        path = Path(path)
-        man = read_manifest(path, FORMAT, VERSION)
+        path, man = read_save(path, FORMAT, VERSION, MANIFEST_FIELDS)
         if dim is not None and man["dim"] is not None and man["dim"] != dim:
             raise ValueError(f"{path}: saved index has dimension {man['dim']}, expected {dim}")
         self = cls(None, man["factory"], train_size=man["train_size"],

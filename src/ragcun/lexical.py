@@ -132,6 +132,9 @@ class BM25Index:
     are BM25's parameters (``bm25s``'s defaults). Thread-safe: one lock guards every method.
     """
 
+    META = "lexical.json"
+    """The JSON file :meth:`save` writes beside ``postings.safetensors``."""
+
     def __init__(self, analyzer: Analyzer | None = None, *, k1: float = 1.5, b: float = 0.75) -> None:
         if not k1 > 0 or not 0 <= b <= 1:
             raise ValueError(f"BM25 needs k1 > 0 and 0 <= b <= 1; got k1={k1!r}, b={b!r}")
@@ -290,7 +293,7 @@ class BM25Index:
             remap = np.full(len(self._ids), -1, dtype=np.int64)
             remap[keys] = np.arange(len(keys))
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / "lexical.json").write_text(json.dumps({
+            (folder / self.META).write_text(json.dumps({
                 "analyzer": self.analyzer.to_dict(), "k1": self.k1, "b": self.b,
                 "vocab": list(self._vocab), "ids": [self._ids[k] for k in keys]}), encoding="utf-8")
             save_file({"terms": merged.terms if merged else np.zeros(0, np.int64),
@@ -302,7 +305,7 @@ class BM25Index:
     @classmethod
     def load(cls, folder: Path) -> "BM25Index":
         """Read what :meth:`save` wrote (the caller has verified the files' checksums)."""
-        meta = json.loads((folder / "lexical.json").read_text(encoding="utf-8"))
+        meta = json.loads((folder / cls.META).read_text(encoding="utf-8"))
         arrays = load_file(str(folder / "postings.safetensors"))
         index = cls(Analyzer(**meta["analyzer"]), k1=meta["k1"], b=meta["b"])
         ids, lengths = meta["ids"], arrays["lengths"]

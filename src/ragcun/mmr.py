@@ -12,13 +12,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from ragcun.vector_index import check_k
+
+
+def check_mmr_args(k: object, fetch_k: object, lambda_mult: object) -> tuple[int, int, float]:
+    """``k`` and ``fetch_k`` as positive ints, ``lambda_mult`` as a number in [0, 1]; clear ``ValueError`` otherwise."""
+    if (isinstance(lambda_mult, bool) or not isinstance(lambda_mult, (int, float, np.integer, np.floating))
+            or not 0.0 <= lambda_mult <= 1.0):
+        raise ValueError(f"lambda_mult must be a number in [0, 1]; got {lambda_mult!r}")
+    return check_k(k), check_k(fetch_k, "fetch_k"), float(lambda_mult)
+
 
 def mmr_select(query: np.ndarray, candidates: np.ndarray, k: int, lambda_mult: float = 0.5) -> list[int]:
     """Indices into ``candidates`` (M, D) of up to ``k`` MMR picks for ``query`` (D,), in pick order."""
-    if not 0.0 <= lambda_mult <= 1.0:
-        raise ValueError(f"lambda_mult must be in [0, 1]; got {lambda_mult}")
+    k, _, lambda_mult = check_mmr_args(k, 1, lambda_mult)
     cand = np.asarray(candidates, dtype=np.float64)
-    if len(cand) == 0 or k <= 0:
+    if len(cand) == 0:
         return []
     to_query = np.linalg.norm(cand - np.asarray(query, dtype=np.float64)[None, :], axis=1)
     nearest_selected = np.full(len(cand), np.inf)

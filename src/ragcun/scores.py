@@ -21,7 +21,9 @@ approximation, exact for isotropic Gaussians where ``dof = D`` and ``scale = s2`
 
 Default (``mode="auto"``): the empirical fit once the store holds ``min_fit`` vectors, refreshed
 whenever the store has grown or shrunk by ``refit_change`` (20%) since the last fit; before that,
-the exact ``N(0, I_D)`` law.
+the exact ``N(0, I_D)`` law. When the sampled vectors are (nearly) all identical there is no
+distance law to fit: the scorer then falls back to the ``N(0, I_D)`` law (``source="isotropic"``,
+``n_vectors`` set to the store's size, so it is retried after the same 20% change).
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ from scipy.special import chdtrc
 from ragcun.vector_index import VectorIndex
 
 MODES = ("auto", "isotropic", "empirical")
+LAW_SOURCES = ("isotropic", "empirical")
+_NUMBER = (int, float)
+_SETTINGS = {"mode": (str,), "min_fit": (int,), "refit_change": _NUMBER, "sample": (int,), "n_pairs": (int,),
+             "seed": (int,)}
+_LAW = {"dof": _NUMBER, "scale": _NUMBER, "source": (str,), "n_vectors": (int,)}
 
 
 def chi2_relevance(distances: np.ndarray | float, dof: float, scale: float = 1.0) -> np.ndarray:
@@ -105,17 +112,22 @@ class RelevanceScorer:
             return RelevanceScore.isotropic(1)
         use_fit = self.mode == "empirical" or (self.mode == "auto" and count >= self.min_fit)
         if not use_fit or count < 2:
-            if self.law is None or self.law.source != "isotropic" or self.law.dof != dim:
-                self.law = RelevanceScore.isotropic(dim)
+            isotropic = RelevanceScore.isotropic(dim)
+            if self.law != isotropic:  # drops a fallback law's n_vectors (below): a later fit is not delayed
+                self.law = isotropic
             return self.law
         law = self.law
-        if law is None or law.source != "empirical" or abs(count - law.n_vectors) > self.refit_change * law.n_vectors:
+        if law is None or law.n_vectors == 0 or abs(count - law.n_vectors) > self.refit_change * law.n_vectors:
             all_ids = list(ids())
             rng = np.random.default_rng(self.seed)
             pick = sorted(rng.choice(len(all_ids), min(self.sample, len(all_ids)), replace=False))
-            fitted = RelevanceScore.fit(index.get_vectors([all_ids[p] for p in pick]), self.n_pairs, self.seed)
-            self.law = RelevanceScore(fitted.dof, fitted.scale, "empirical", count)
-        return self.law
+            vectors = index.get_vectors([all_ids[p] for p in pick])
+            try:
+                fitted = RelevanceScore.fit(vectors, self.n_pairs, self.seed)
+            except ValueError:  # identical vectors: no spread to fit (module docstring)
+                fitted = RelevanceScore.isotropic(dim)
+            law = self.law = RelevanceScore(fitted.dof, fitted.scale, fitted.source, count)
+        return law
 
     def to_dict(self) -> dict[str, Any]:
         """Settings and the current law, JSON-ready."""
@@ -125,9 +137,25 @@ class RelevanceScorer:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RelevanceScorer":
-        """Inverse of :meth:`to_dict`."""
-        data = dict(data)
-        law = data.pop("law", None)
-        scorer = cls(**data)
+        """Inverse of :meth:`to_dict`; ``ValueError`` naming the field for anything it did not write."""
+        if not isinstance(data, dict) or set(data) != {*_SETTINGS, "law"}:
+            raise ValueError(f"scorer state must hold exactly {sorted({*_SETTINGS, 'law'})}")
+        for name, types in _SETTINGS.items():
+            _check_type(f"scorer {name}", data[name], types)
+        law = data["law"]
+        if law is not None:
+            if not isinstance(law, dict) or set(law) != set(_LAW):
+                raise ValueError(f"scorer law must hold exactly {sorted(_LAW)}")
+            for name, types in _LAW.items():
+                _check_type(f"scorer law {name}", law[name], types)
+            if not (law["dof"] > 0 and law["scale"] > 0 and law["n_vectors"] >= 0) or law["source"] not in LAW_SOURCES:
+                raise ValueError(f"scorer law is out of range: {law!r}")
+        scorer = cls(**{name: data[name] for name in _SETTINGS})
         scorer.law = RelevanceScore(**law) if law else None
         return scorer
+
+
+def _check_type(what: str, value: Any, types: tuple[type, ...]) -> None:
+    """``ValueError`` unless ``value`` is one of ``types`` (a ``bool`` is never a number here)."""
+    if isinstance(value, bool) or not isinstance(value, types):
+        raise ValueError(f"{what} has the wrong type ({type(value).__name__})")

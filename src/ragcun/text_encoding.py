@@ -14,7 +14,8 @@ _CACHE_LOCK = threading.Lock()
 
 
 def check_texts(texts: Sequence[str], what: str = "texts") -> list[str]:
-    """``texts`` as a list, or a ``ValueError`` naming the first None, non-string or blank entry."""
+    """``texts`` as a list, or a ``ValueError`` naming the first None, non-string, blank or not
+    UTF-8-encodable entry (a lone surrogate such as ``"\\ud800"``, which tokenizers cannot take)."""
     if texts is None:
         raise ValueError(f"{what} is None")
     if isinstance(texts, str):
@@ -27,6 +28,11 @@ def check_texts(texts: Sequence[str], what: str = "texts") -> list[str]:
             raise ValueError(f"{what}[{i}] must be a string; got {type(text).__name__}")
         if not text.strip():
             raise ValueError(f"{what}[{i}] is empty")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"{what}[{i}] is not valid Unicode text: {exc.reason} "
+                             f"{text[exc.start:exc.end]!r} at position {exc.start}") from None
     return texts
 
 

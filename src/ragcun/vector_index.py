@@ -1,8 +1,9 @@
 """The index protocol every ragcun vector backend satisfies, and the checks they all share.
 
 Backends (``L2Index`` on FAISS, ``MilvusL2Index``) and ``DocStore`` validate their inputs here, in
-one place: :func:`as_matrix` (finite float32 (N, D) matrices), :func:`check_ids` (lists of
-non-empty strings, never a bare string), :func:`check_k` (a positive int) and
+one place: :func:`as_matrix` (finite float32 (N, D) matrices whose distances fit float32),
+:func:`id_list` / :func:`check_ids` (lists of non-empty strings, never a bare string),
+:func:`check_k` (a positive int) and
 :func:`padded_result` (the ``None`` / ``inf`` padding of short result rows). What a backend can
 do beyond the protocol is declared in its :class:`IndexCapabilities`, never guessed with
 ``isinstance`` or ``hasattr``.
@@ -14,6 +15,9 @@ from dataclasses import dataclass
 from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
+
+MAX_SQUARED_NORM = float(np.finfo(np.float32).max) / 4
+"""Largest squared norm :func:`as_matrix` accepts: any squared distance between such vectors fits float32."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,11 @@ class VectorIndex(Protocol):
 
 
 def as_matrix(vectors: object, dim: int | None, what: str = "vectors") -> np.ndarray:
-    """``vectors`` as a finite float32 (N, D) C-contiguous array; clear ``ValueError`` otherwise."""
+    """``vectors`` as a finite float32 (N, D) C-contiguous array; clear ``ValueError`` otherwise.
+
+    An empty sequence is an empty (0, D) matrix. Rows whose squared norm exceeds
+    :data:`MAX_SQUARED_NORM` are refused: their squared distances would overflow float32.
+    """
     if vectors is None:
         raise ValueError(f"{what} is None")
     try:
@@ -76,21 +84,33 @@ def as_matrix(vectors: object, dim: int | None, what: str = "vectors") -> np.nda
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{what} must be numeric: {exc}") from exc
     if arr.ndim == 1:
-        arr = arr[None, :]
-    if arr.ndim != 2 or arr.shape[1] == 0:
+        arr = arr.reshape(0, dim or 0) if arr.size == 0 else arr[None, :]
+    if arr.ndim != 2 or (arr.shape[1] == 0 and len(arr)):
         raise ValueError(f"{what} must have shape (N, D); got {arr.shape}")
     if dim is not None and arr.shape[1] != dim:
         raise ValueError(f"{what} have dimension {arr.shape[1]}, the index expects {dim}")
     if not np.isfinite(arr).all():
         raise ValueError(f"{what} contain NaN or infinite values")
+    with np.errstate(over="ignore"):
+        too_big = np.flatnonzero(~(np.einsum("ij,ij->i", arr, arr) <= MAX_SQUARED_NORM))  # inf on overflow
+    if len(too_big):
+        row = int(too_big[0])
+        squared = float(np.square(arr[row], dtype=np.float64).sum())
+        raise ValueError(f"{what}[{row}] is too large (squared norm {squared:.3g} > {MAX_SQUARED_NORM:.3g}): "
+                         "its squared distances would overflow float32; rescale the vectors")
     return np.ascontiguousarray(arr)
+
+
+def id_list(ids: Sequence, what: str = "ids") -> list:
+    """``ids`` as a list, refusing a bare string (which would otherwise be iterated as one id per character)."""
+    if isinstance(ids, (str, bytes)):
+        raise TypeError(f"{what} must be a sequence of strings, not a single string ({ids!r:.40})")
+    return list(ids)
 
 
 def check_ids(ids: Sequence[str], what: str = "ids", max_bytes: int | None = None) -> list[str]:
     """``ids`` as a list of non-empty strings (at most ``max_bytes`` UTF-8 bytes each); a bare string is refused."""
-    if isinstance(ids, (str, bytes)):
-        raise TypeError(f"{what} must be a sequence of strings, not a single string ({ids!r:.40})")
-    ids = list(ids)
+    ids = id_list(ids, what)
     bad = [i for i in ids if not isinstance(i, str) or not i
            or (max_bytes is not None and len(i.encode("utf-8", "surrogatepass")) > max_bytes)]
     if bad:

@@ -36,7 +36,7 @@ from ragcun.doc_store import DocStore, Hit, Record, metadata_filter
 from ragcun.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha, check_mode
 from ragcun.lexical import BM25Index
 from ragcun.scores import RelevanceScorer
-from ragcun.vector_index import VectorIndex
+from ragcun.vector_index import VectorIndex, check_ids
 
 DISTANCE_KEY = "l2_distance"
 LEXICAL_KEY = "bm25_score"
@@ -166,7 +166,7 @@ class GaussianVectorStore(BasePydanticVectorStore):
         if filters is not None and filters.filters:
             parts.append(to_filter_spec(filters))
         if doc_ids:  # LlamaIndex passes [] to mean "no restriction"
-            parts.append({"ref_doc_id": {"$in": list(doc_ids)}})
+            parts.append({"ref_doc_id": {"$in": check_ids(doc_ids, "doc_ids")}})
         if not parts:
             return None
         return parts[0] if len(parts) == 1 else {"$and": parts}
@@ -175,7 +175,7 @@ class GaussianVectorStore(BasePydanticVectorStore):
         """Nodes ranked by the query's mode: L2 (``DEFAULT`` with ``retrieval_mode="dense"``), hybrid,
         BM25 (``TEXT_SEARCH`` / ``SPARSE``) or Euclidean MMR (``MMR``; ``mmr_threshold`` = lambda)."""
         spec = self._filter_spec(query.filters, query.doc_ids)
-        nodes = set(query.node_ids or ())
+        nodes = set(check_ids(query.node_ids, "node_ids")) if query.node_ids else set()
         where = (lambda r: r.id in nodes) if nodes else None
         k = query.similarity_top_k
         if query.mode == VectorStoreQueryMode.MMR:
