@@ -1,4 +1,4 @@
-"""ragcun-eval: BEIR retrieval metrics, the seed's claims measured, and isotropy reports with plots.
+"""ragcun-eval: BEIR retrieval metrics, the Gaussian-embedding claims (separation, calibration, norm as confidence) measured, and isotropy reports with plots.
 
 Modules (each importable on its own):
 

@@ -1,4 +1,4 @@
-"""§1: retrieve with one model and geometry on a BEIR split and score the run."""
+"""Retrieve with one model and geometry on a BEIR split and score the run."""
 
 from __future__ import annotations
 
