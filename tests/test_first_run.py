@@ -132,3 +132,12 @@ def test_a_skip_for_a_missing_dependency_fails_under_ci(tmp_path, probe, ci, fai
                           env=os.environ | {"CI": ci, "PYTHONPATH": str(REPO_ROOT / "tests")})
     assert (proc.returncode not in (0, pytest.ExitCode.NO_TESTS_COLLECTED)) == fails, proc.stdout + proc.stderr
     assert ("fails under CI" in proc.stdout) == fails
+
+
+def test_the_readme_llamaindex_snippet_runs_as_printed(capsys):
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("## Use it from LlamaIndex or LangChain", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "from llama_index.core import Document, StorageContext, VectorStoreIndex" in snippet
+    exec(compile(snippet, "README.md (LlamaIndex snippet)", "exec"), {})
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "Cats are small felines."
