@@ -141,3 +141,9 @@ def test_the_readme_llamaindex_snippet_runs_as_printed(capsys):
     assert "from llama_index.core import Document, StorageContext, VectorStoreIndex" in snippet
     exec(compile(snippet, "README.md (LlamaIndex snippet)", "exec"), {})
     assert capsys.readouterr().out.strip().splitlines()[-1] == "Cats are small felines."
+
+
+def test_the_command_prints_only_its_error_line(tmp_path):
+    proc = _python("import sys\nfrom ragcun_train.cli import main\n"
+                   f"sys.exit(main(['--model', './ragcun-modle', '--output', {str(tmp_path / 'out')!r}]))")
+    assert proc.returncode == 2 and proc.stderr.splitlines() == ["ragcun-train: error: model folder './ragcun-modle' does not exist"]

@@ -110,12 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         return _error(exc)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "sentence_transformers", "transformers"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     from ragcun_train.api import train
     from ragcun_train.report import summary_lines
 
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "sentence_transformers", "transformers", "faiss"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         result = train(**options)
     except (OSError, ValueError, RuntimeError) as exc:
