@@ -68,9 +68,11 @@ def resolve_model_path(model_name_or_path: str | Path | None, cache_folder: str 
     local = [] if slash else [d.name for d in Path.cwd().iterdir() if (d / "modules.json").is_file()]
     near = difflib.get_close_matches(name, local, n=1, cutoff=0.8)
     if near:
-        raise FileNotFoundError(f"model {name!r} is neither a local folder nor a cached Hugging Face model; did you mean the local folder {near[0]!r}?")
+        raise FileNotFoundError(f"model {name!r} is neither a local folder nor a cached Hugging Face model; "
+                                f"did you mean the local folder {near[0]!r}?")
     if is_offline_mode():
-        raise FileNotFoundError(f"model {name!r} is not a local folder and not in the Hugging Face cache, and HF_HUB_OFFLINE=1 forbids downloading it")
+        raise FileNotFoundError(f"model {name!r} is not a local folder and not in the Hugging Face cache, "
+                                "and HF_HUB_OFFLINE=1 forbids downloading it")
     return name
 
 

@@ -29,7 +29,7 @@ from ragcun_train.data import TrainingSet, load_training_set
 from ragcun_train.evaluation import measure, retrieval_metrics
 from ragcun_train.frozen import CachedBatchSource, train_frozen
 from ragcun_train.model_card import write_model_card
-from ragcun_train.objectives import build_loss, objective_weights
+from ragcun_train.objectives import build_loss
 from ragcun_train.recentre import recentre_head
 from ragcun_train.report import (
     ISOTROPY_PLOT, LOSS_PLOT, REPORT_FILE, covariance_spectrum, plot_isotropy, plot_losses, summary_lines, write_json_atomic,
@@ -102,10 +102,12 @@ def _sample(texts: list[str], k: int, seed: int) -> list[str]:
 
 
 def _model_entries(folder: Path) -> set[str]:
-    """The module folders a saved model in ``folder`` lists in its ``modules.json``, and its JEPA predictor."""
-    modules = folder / "modules.json"
-    listed = {m.get("path") for m in json.loads(modules.read_text())} if modules.is_file() else set()
-    return {name for name in listed if name} | {PREDICTOR_DIR}
+    """The module folders a saved model in ``folder`` lists in its ``modules.json`` (plain names only), and its JEPA predictor."""
+    try:
+        listed = {m.get("path") for m in json.loads((folder / "modules.json").read_text())}
+    except (OSError, ValueError, TypeError, AttributeError):  # no model there, or not one this can read: remove nothing
+        listed = set()
+    return {n for n in listed if isinstance(n, str) and n not in ("", ".", "..") and Path(n).name == n} | {PREDICTOR_DIR}
 
 
 def _save_model(model: GaussianEncoder, output: Path, report: dict[str, Any]) -> None:
@@ -134,7 +136,9 @@ def train(data: str | os.PathLike | None = None, **options: Any) -> TrainResult:
     """Train a Gaussian model exactly as ``ragcun-train`` does; ``options`` are :class:`TrainConfig` fields.
 
     With no ``data``, trains on the bundled demo (SciFact training pairs) and reports on its test
-    queries. Writes the model, ``training_report.json`` and the plots into ``output``.
+    queries. Writes the model, its card, ``training_report.json`` and the plots into ``output``.
+    Bad options, a missing local model and an ``output`` holding a previous run (without
+    ``overwrite`` or ``resume``) raise ``ValueError`` / ``FileNotFoundError`` before anything loads.
     """
     cfg = TrainConfig(data=None if data is None else str(data), **options)
     cfg.check()

@@ -48,8 +48,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``ragcun-train`` argument parser."""
-    p = _Parser(prog="ragcun-train", description=DESCRIPTION, epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(prog="ragcun-train", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data", nargs="?", default=None, help="training data file or folder (default: the bundled demo)")
     p.add_argument("--format", choices=FORMATS, default="auto", help="input kind (default: detected)")
     p.add_argument("--eval-data", metavar="DIR", help="BEIR folder to report nDCG@10 on before/after (default: DATA if it is a BEIR folder)")
