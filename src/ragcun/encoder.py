@@ -42,7 +42,7 @@ def resolve_model_path(model_name_or_path: str | Path | None, cache_folder: str 
     ``$SENTENCE_TRANSFORMERS_HOME``, else the default one), as sentence-transformers looks there.
     """
     name = None if model_name_or_path is None else str(model_name_or_path)
-    if name in _BUNDLED_ALIASES:
+    if name is None or name in _BUNDLED_ALIASES:
         return bundled_model_path()
     if Path(name).expanduser().exists():
         return str(Path(name).expanduser())
