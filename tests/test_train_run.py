@@ -190,6 +190,7 @@ def _one_error_line(capsys) -> str:
     (["--seed", "-1"], "--seed"),
     (["--output-dim", "0"], "--output-dim"),
     (["--overwrite", "--resume"], "--overwrite"),
+    (["--device", "tpu9"], "--device 'tpu9'"),
 ])
 def test_bad_arguments_are_one_error_line_before_anything_loads(tmp_path, capsys, monkeypatch, args, named):
     import ragcun_train.api as api

@@ -96,6 +96,19 @@ def _resume_path(cfg: TrainConfig, checkpoint_dir: Path) -> Path | None:
     return found[-1]
 
 
+def _device(name: str | None) -> str:
+    """The torch device to train on: ``name`` checked, else cuda if available, else cpu."""
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"--device {name!r}: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name!r}: CUDA is not available here")
+    return name
+
+
 def _sample(texts: list[str], k: int, seed: int) -> list[str]:
     unique = list(dict.fromkeys(texts))
     return unique if len(unique) <= k else random.Random(seed).sample(unique, k)
@@ -144,7 +157,7 @@ def train(data: str | os.PathLike | None = None, **options: Any) -> TrainResult:
     cfg.check()
     resolve_model_path(cfg.model)  # a missing local model fails here, before any data or model loads
     t0 = time.time()
-    device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = _device(cfg.device)
     freeze = cfg.freeze_base if cfg.freeze_base is not None else device == "cpu"
     cfg.freeze_base, cfg.device = freeze, device
     lr = cfg.lr if cfg.lr is not None else (1e-3 if freeze else 2e-5)
