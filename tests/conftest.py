@@ -1,8 +1,14 @@
-"""Shared fixtures: offline mode, the shared data folder, a tiny random sentence-transformers model."""
+"""Shared fixtures: offline mode, the shared data folder, a tiny random sentence-transformers model.
+
+Under CI (the ``CI`` environment variable set, as ``.ci/run`` does) a test skipped for a missing
+dependency fails instead: the README's install brings every dependency (Milvus Lite included),
+so such a skip means the install is broken, and a green run must not hide it.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -13,6 +19,33 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
+
+
+MISSING_DEPENDENCY = re.compile(r"pip install|could not import|No module named|is not installed")
+
+
+def _fail_missing_dependency_in_ci(report: pytest.CollectReport | pytest.TestReport) -> None:
+    """Under CI, turn ``report``'s skip into a failure when its reason is a missing dependency."""
+    if os.environ.get("CI", "").lower() in ("", "0", "false") or not report.skipped or hasattr(report, "wasxfail"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    if MISSING_DEPENDENCY.search(reason):
+        report.outcome = "failed"
+        report.longrepr = f"skipped for a missing dependency, which fails under CI (the README's install brings it): {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """A test module skipped at import (``pytest.importorskip``) for a missing dependency fails under CI."""
+    outcome = yield
+    _fail_missing_dependency_in_ci(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test skipped for a missing dependency fails under CI."""
+    outcome = yield
+    _fail_missing_dependency_in_ci(outcome.get_result())
 
 
 def shared_path(*parts: str) -> Path:

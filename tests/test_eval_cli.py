@@ -148,3 +148,17 @@ def test_isotropy_cli(tiny_beir: Path, tiny_model_dir: str, gaussian_dir: str, t
     comparison = (out / "isotropy_comparison.csv").read_text().splitlines()
     assert comparison[1].split(",")[1] == "original" and comparison[2].split(",")[1] == "trained"
     assert "rank_ratio" in capsys.readouterr().out
+
+
+def test_help_shows_no_internal_section_marks(capsys) -> None:
+    for argv in (["--help"], ["retrieval", "--help"], ["claims", "--help"], ["isotropy", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        out = capsys.readouterr().out
+        assert "§" not in out and "the seed" not in out
+
+
+def test_non_positive_sizes_are_argument_errors(capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["retrieval", "x", "--batch-size", "0"])
+    assert info.value.code == 2 and "--batch-size: expected an integer >= 1, got 0" in capsys.readouterr().err

@@ -147,3 +147,48 @@ def test_demo_is_a_small_beir_folder():
     assert len(data) == 919 and len(data.corpus) == 1200 and not data.skipped
     assert sum(f.stat().st_size for f in DEMO_DIR.rglob("*") if f.is_file()) < 2.2e6
     assert "Licence" in (DEMO_DIR / "README.md").read_text()
+
+
+def test_csv_field_over_128_kib_loads(tmp_path):
+    long_doc = "word " * 60_000  # 300 KB: over the csv module's default 128 KiB field limit
+    f = _write(tmp_path / "long.csv", f'query,positive\nq1,"{long_doc}"\nq2,p2\n')
+    data = load_training_set(f)
+    assert data.anchors == ["q1", "q2"] and data.positives[0] == long_doc.strip()
+
+
+def test_csv_with_a_utf8_byte_order_mark_reads_its_header(tmp_path):
+    f = tmp_path / "excel.csv"
+    f.write_bytes("query,positive\nq1,p1\nq2,p2\n".encode("utf-8-sig"))
+    assert load_training_set(f).anchors == ["q1", "q2"]
+    j = tmp_path / "bom.jsonl"
+    j.write_bytes((json.dumps({"query": "q", "positive": "p"}) + "\n").encode("utf-8-sig"))
+    assert load_training_set(j).anchors == ["q"] and not load_training_set(j).skipped
+
+
+@pytest.mark.parametrize("name", ["garbage.csv", "garbage.tsv", "garbage.jsonl", "garbage.txt"])
+def test_binary_garbage_is_an_error_naming_the_file(tmp_path, name):
+    f = tmp_path / name
+    f.write_bytes(bytes(range(128, 256)) * 40 + b"\n" + bytes(range(256)) * 8)
+    with pytest.raises(ValueError, match="not UTF-8") as info:
+        load_training_set(f, "corpus" if name.endswith(".txt") else "pairs")
+    assert str(f) in str(info.value)
+
+
+def test_malformed_csv_record_is_an_error_naming_file_and_line(tmp_path):
+    f = _write(tmp_path / "quote.csv", 'query,positive\nq1,p1\nq2,"p2\nq3,p3\n')  # an unclosed quote would swallow the rest
+    with pytest.raises(ValueError, match=r"quote\.csv:3: malformed CSV record \(unexpected end of data\)"):
+        load_training_set(f)
+    f = _write(tmp_path / "stray.csv", 'query,positive\nq1,"p1"x\n')
+    with pytest.raises(ValueError, match=r"stray\.csv:2: malformed CSV record"):
+        load_training_set(f)
+
+
+def test_forced_format_that_does_not_fit_the_file_says_so(tmp_path):
+    txt = _write(tmp_path / "docs.txt", "one document per line here\n")
+    with pytest.raises(ValueError, match=r"--format pairs reads a \.jsonl, \.json, \.csv or \.tsv file, not a \.txt file") as info:
+        load_training_set(txt, "pairs")
+    assert "header" not in str(info.value) and "--format corpus" in str(info.value)
+    with pytest.raises(ValueError, match="--format beir needs a folder"):
+        load_training_set(txt, "beir")
+    with pytest.raises(ValueError, match="--format corpus reads"):
+        load_training_set(_write(tmp_path / "p.csv", "query,positive\nq,p\n"), "corpus")

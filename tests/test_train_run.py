@@ -158,8 +158,94 @@ def test_cli_runs_and_prints_before_after(tiny_model_dir, beir_dir, tmp_path, ca
     assert status == 0 and "nDCG@10" in out and "before" in out and "after" in out
     report = json.loads((tmp_path / "cli" / "training_report.json").read_text())
     assert report["config"]["weights"]["isotropy"] == 0.25
-    assert main([str(tmp_path / "nope.jsonl"), "--model", tiny_model_dir]) == 1
+    assert main([str(tmp_path / "nope.jsonl"), "--model", tiny_model_dir]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def _status(argv: list[str]) -> int:
+    """``main(argv)``'s exit status, argparse's own exits included."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return exc.code
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ragcun-train: error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["--batch-size", "0"], "--batch-size"),
+    (["--epochs", "0"], "--epochs"),
+    (["--max-steps", "0"], "--max-steps"),
+    (["--lr=-1e-3"], "--lr"),
+    (["--batch-size", "x"], "--batch-size"),
+    (["--temperature", "nan"], "--temperature"),
+    (["--lambda-isotropy", "inf"], "λ of isotropy"),
+    (["--isotropy-sample", "1"], "--isotropy-sample"),
+    (["--save-steps", "0"], "--save-steps"),
+    (["--seed", "-1"], "--seed"),
+    (["--output-dim", "0"], "--output-dim"),
+    (["--overwrite", "--resume"], "--overwrite"),
+    (["--device", "tpu9"], "--device 'tpu9'"),
+])
+def test_bad_arguments_are_one_error_line_before_anything_loads(tmp_path, capsys, monkeypatch, args, named):
+    import ragcun_train.api as api
+
+    monkeypatch.setattr(api, "GaussianEncoder", None)  # loading a model would fail with a TypeError
+    monkeypatch.setattr(api, "load_training_set", None)
+    assert _status(["--output", str(tmp_path / "out"), *args]) == 2
+    assert named in _one_error_line(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_data_is_one_error_line_naming_file_and_line(tiny_model_dir, tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"query,positive\nq1,p1\n\xff\xfe garbage\n")
+    assert main([str(bad), "--model", tiny_model_dir, "--output", str(tmp_path / "out")]) == 2
+    assert f"{bad}:3: not UTF-8" in _one_error_line(capsys)
+    txt = tmp_path / "docs.txt"
+    txt.write_text("some document text here\n")
+    assert main([str(txt), "--format", "pairs", "--output", str(tmp_path / "out")]) == 2
+    line = _one_error_line(capsys)
+    assert "--format pairs" in line and "header" not in line
+
+
+def test_a_previous_run_in_output_is_refused_unless_overwrite_or_resume(tiny_model_dir, beir_dir, tmp_path, capsys):
+    first = _run(tiny_model_dir, beir_dir, tmp_path, max_steps=4, save_steps=1, objective="jepa")
+    out = first.output
+    assert (out / "checkpoints" / "step-3").is_dir() and (out / "jepa_predictor").is_dir()
+    before = (out / "model.safetensors").read_bytes()
+    with pytest.raises(ValueError, match="already holds a previous run .*--overwrite.*--resume"):
+        _run(tiny_model_dir, beir_dir, tmp_path, max_steps=2)
+    argv = [str(beir_dir), "--model", tiny_model_dir, "--output", str(out), "--cache-dir", str(tmp_path / "cache"),
+            "--max-steps", "2", "--batch-size", "8", "--no-progress"]
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert "already holds a previous run" in _one_error_line(capsys)
+    assert (out / "model.safetensors").read_bytes() == before  # untouched
+    second = _run(tiny_model_dir, beir_dir, tmp_path, max_steps=2, save_steps=1, overwrite=True)
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-1"]  # none of the previous run's
+    assert not (out / "jepa_predictor").exists()  # the previous model's parts are gone with it
+    assert np.allclose(GaussianEncoder(str(out)).encode(["alpha beta"]), second.model.encode(["alpha beta"]), atol=1e-5)
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("not a model")
+    with pytest.raises(ValueError, match="no ragcun-train run wrote"):
+        _run(tiny_model_dir, beir_dir, tmp_path, name="mine", overwrite=True)
+
+
+def test_the_saved_model_card_is_ragcun_s_own(tiny_model_dir, beir_dir, tmp_path):
+    result = _run(tiny_model_dir, beir_dir, tmp_path, objective="jepa")
+    card = (result.output / "README.md").read_text(encoding="utf-8")
+    assert "ragcun Gaussian embedding model" in card and "objective: jepa (isotropy λ=1.5, predictive λ=1.2)" in card
+    assert f"training data: {beir_dir} (beir): 40 training rows, 60 corpus documents" in card
+    assert "| after |" in card and "| before |" in card and "must NOT be" in card
+    assert f'GaussianEncoder("{result.output}")' in card and "GaussianEmbeddings(" in card
+    assert "F.normalize" not in card and "Normalize embeddings" not in card and "cosine_similarity" not in card
 
 
 def test_the_default_trains_on_the_bundled_demo(tiny_model_dir, tmp_path):

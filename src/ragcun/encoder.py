@@ -29,14 +29,51 @@ def bundled_model_path() -> str:
     return str(path)
 
 
-def resolve_model_path(model_name_or_path: str | Path | None) -> str:
+def resolve_model_path(model_name_or_path: str | Path | None, cache_folder: str | None = None) -> str:
     """A model name or path, with the bundled model's names mapped to its local copy.
 
     ``None``, ``"bundled"``, ``"all-MiniLM-L6-v2"`` and ``"sentence-transformers/all-MiniLM-L6-v2"``
-    all name the bundled copy, so the default never touches the network.
+    all name the bundled copy, so the default never touches the network. An existing local path is
+    returned (``~`` expanded). Raises ``FileNotFoundError`` at once, instead of a minute of network
+    retries, for a name that can only be a local path and does not exist (it starts with ``.``,
+    ``/`` or ``~``, has a backslash, more ``/`` than an ``org/name`` hub id, or an existing local
+    folder as its first part), for a bare name that is close to a local model folder's, and, with
+    ``HF_HUB_OFFLINE=1``, for a hub id that is not in the Hugging Face cache (``cache_folder``, else
+    ``$SENTENCE_TRANSFORMERS_HOME``, else the default one), as sentence-transformers looks there.
     """
     name = None if model_name_or_path is None else str(model_name_or_path)
-    return bundled_model_path() if name in _BUNDLED_ALIASES else name
+    if name is None or name in _BUNDLED_ALIASES:
+        return bundled_model_path()
+    if Path(name).expanduser().exists():
+        return str(Path(name).expanduser())
+    first, slash, rest = name.partition("/")
+    if name.startswith((".", "/", "~")) or "\\" in name or "/" in rest or (slash and (not rest or Path(first).is_dir())):
+        raise FileNotFoundError(f"model folder {name!r} does not exist")
+    import difflib
+
+    from huggingface_hub import is_offline_mode, try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+    from sentence_transformers.util.misc import ORIGINAL_TRANSFORMER_MODELS
+
+    # sentence-transformers reads a bare name as sentence-transformers/NAME, except for the original transformers models
+    repos = [name] if slash or name.lower() in ORIGINAL_TRANSFORMER_MODELS else [f"sentence-transformers/{name}", name]
+    cache_folder = cache_folder or os.getenv("SENTENCE_TRANSFORMERS_HOME")
+    try:
+        cached = any(isinstance(try_to_load_from_cache(repo, f, cache_dir=cache_folder), str)
+                     for repo in repos for f in ("modules.json", "config.json"))
+    except HFValidationError:
+        raise FileNotFoundError(f"{name!r} is neither a local model folder nor a valid Hugging Face model id") from None
+    if cached:
+        return name
+    local = [] if slash else [d.name for d in Path.cwd().iterdir() if (d / "modules.json").is_file()]
+    near = difflib.get_close_matches(name, local, n=1, cutoff=0.8)
+    if near:
+        raise FileNotFoundError(f"model {name!r} is neither a local folder nor a cached Hugging Face model; "
+                                f"did you mean the local folder {near[0]!r}?")
+    if is_offline_mode():
+        raise FileNotFoundError(f"model {name!r} is not a local folder and not in the Hugging Face cache, "
+                                "and HF_HUB_OFFLINE=1 forbids downloading it")
+    return name
 
 
 class GaussianEncoder(SentenceTransformer):
@@ -74,7 +111,7 @@ class GaussianEncoder(SentenceTransformer):
         **kwargs: Any,
     ) -> None:
         self.ragcun_config: dict[str, Any] | None = None  # filled by _parse_model_config on a saved model
-        path = None if kwargs.get("modules") is not None else resolve_model_path(model_name_or_path)
+        path = None if kwargs.get("modules") is not None else resolve_model_path(model_name_or_path, kwargs.get("cache_folder"))
         super().__init__(path, **kwargs)
         if self.ragcun_config is None:
             self._attach_head(str(model_name_or_path or BUNDLED_MODEL_NAME), output_dim, head, init, dropout)

@@ -1,4 +1,5 @@
-"""ragcun-eval: BEIR retrieval metrics, the seed's claims measured, and isotropy reports with plots.
+"""ragcun-eval: BEIR retrieval metrics, the Gaussian-embedding claims measured (separation, calibration, norm as
+confidence), and isotropy reports with plots.
 
 Modules (each importable on its own):
 

@@ -14,6 +14,7 @@ that is the set BEIR / trec_eval average over. Errors name the file and line.
 
 from __future__ import annotations
 
+import codecs
 import json
 import random
 from dataclasses import dataclass
@@ -57,25 +58,42 @@ def raise_at(path: Path, lineno: int | None, reason: str) -> None:
     raise ValueError(f"{path}:{lineno}: {reason}")
 
 
+def iter_text_lines(path: Path, on_error: Callable[[Path, int | None, str], None] = raise_at) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` for each line of the UTF-8 file ``path`` (line ends kept, a leading byte-order mark dropped).
+
+    A line that is not UTF-8 goes to ``on_error(path, lineno, reason)``, which raises (the default)
+    or records and skips it.
+    """
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                on_error(path, lineno, "not UTF-8 text (save the file as UTF-8)")
+                continue
+            yield lineno, line
+
+
 def iter_jsonl_objects(path: Path, on_error: Callable[[Path, int | None, str], None] = raise_at) -> Iterator[tuple[int, dict]]:
     """``(line number, object)`` for each JSON object line of ``path``; blank lines are passed over.
 
-    A line that is not valid JSON or not an object goes to ``on_error(path, lineno, reason)``, which
-    raises (the default) or records and skips it.
+    A line that is not UTF-8, not valid JSON or not an object goes to ``on_error(path, lineno, reason)``,
+    which raises (the default) or records and skips it.
     """
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                on_error(path, lineno, f"not valid JSON ({exc.msg})")
-                continue
-            if not isinstance(row, dict):
-                on_error(path, lineno, "not a JSON object")
-                continue
-            yield lineno, row
+    for lineno, line in iter_text_lines(path, on_error):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            on_error(path, lineno, f"not valid JSON ({exc.msg})")
+            continue
+        if not isinstance(row, dict):
+            on_error(path, lineno, "not a JSON object")
+            continue
+        yield lineno, row
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
@@ -118,18 +136,17 @@ def load_qrels(path: str | Path) -> Qrels:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing")
     qrels: Qrels = {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.rstrip("\r\n").split("\t")
-            if not line.strip() or (lineno == 1 and parts[0] == "query-id"):
-                continue
-            if len(parts) != 3:
-                raise ValueError(f"{path}:{lineno}: expected 3 tab-separated columns (query-id, corpus-id, score), got {len(parts)}")
-            try:
-                score = int(parts[2])
-            except ValueError:
-                raise ValueError(f"{path}:{lineno}: score {parts[2]!r} is not an integer") from None
-            qrels.setdefault(parts[0], {})[parts[1]] = score
+    for lineno, line in iter_text_lines(path):
+        parts = line.rstrip("\r\n").split("\t")
+        if not line.strip() or (lineno == 1 and parts[0] == "query-id"):
+            continue
+        if len(parts) != 3:
+            raise ValueError(f"{path}:{lineno}: expected 3 tab-separated columns (query-id, corpus-id, score), got {len(parts)}")
+        try:
+            score = int(parts[2])
+        except ValueError:
+            raise ValueError(f"{path}:{lineno}: score {parts[2]!r} is not an integer") from None
+        qrels.setdefault(parts[0], {})[parts[1]] = score
     return qrels
 
 

@@ -1,10 +1,10 @@
-"""§2: the seed's claims measured on one retrieval run, each with a verdict from a fixed rule.
+"""The Gaussian-embedding claims measured on one retrieval run, each with a verdict from a fixed rule.
 
 Pairs and rules (``n_irrelevant`` and ``calibration_depth`` are arguments of :func:`measure_claims`):
 
 - **Separation.** Relevant pairs: every (query, judged-relevant doc). Irrelevant pairs: per query,
   ``n_irrelevant`` (100) random corpus docs not judged relevant (seed 0). Scores are the geometry's
-  native similarity (cosine, or −L2 distance). Reported: the seed's raw gap (mean relevant − mean
+  native similarity (cosine, or −L2 distance). Reported: the raw gap (mean relevant − mean
   irrelevant score; not comparable across geometries), the AUC of relevant vs irrelevant scores and
   Cohen's d (pooled SD), all over the pairs of every query together, as one score threshold for
   all queries would see them. Rule: *held* for a model when both its AUC and its d exceed those of the

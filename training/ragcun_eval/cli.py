@@ -1,4 +1,4 @@
-"""``ragcun-eval``: ``retrieval`` (§1 metrics), ``claims`` (§2 the seed's claims) and ``isotropy`` (§3).
+"""``ragcun-eval``: retrieval metrics, the Gaussian-embedding claims and isotropy reports on BEIR folders.
 
 Examples::
 
@@ -6,6 +6,8 @@ Examples::
         --model bundled:whitened --model runs/gauss --output out/scifact
     ragcun-eval claims ../shared/data/beir/scifact --model bundled --model runs/gauss --output out/claims
     ragcun-eval isotropy --model bundled --model runs/gauss --texts ../shared/data/beir/scifact --output out/iso
+
+Arguments are parsed before torch or any model is imported: ``--help`` answers at once.
 """
 
 from __future__ import annotations
@@ -13,18 +15,22 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from ragcun.fusion import DEFAULT_ALPHA, check_alpha
-from ragcun_eval.beir import BeirDataset, find_beir_dirs, load_beir
-from ragcun_eval.claims import ClaimResult, judge_separation, measure_claims, verdict_lines
-from ragcun_eval.models import Embedder, ModelSpec, parse_model_spec
-from ragcun_eval.report import markdown_table, reliability_diagram, retrieval_chart, write_table
-from ragcun_eval.retrieval import ModelRun, run_model
+if TYPE_CHECKING:
+    from ragcun_eval.beir import BeirDataset
+    from ragcun_eval.claims import ClaimResult
+    from ragcun_eval.models import Embedder, ModelSpec
+    from ragcun_eval.retrieval import ModelRun
+
+DESCRIPTION = ("Evaluate embedding models on BEIR folders: retrieval metrics; the Gaussian-embedding claims "
+               "(separation, calibration, norm as confidence) with verdicts; isotropy reports with plots.")
 
 
 def load_datasets(paths: Sequence[str], split: str, max_queries: int | None, max_docs: int | None) -> list[BeirDataset]:
     """Each path is a BEIR folder or a folder of BEIR folders; optionally cut to a subset."""
+    from ragcun_eval.beir import find_beir_dirs, load_beir
+
     datasets = []
     for p in paths:
         root = Path(p)
@@ -38,13 +44,19 @@ def load_datasets(paths: Sequence[str], split: str, max_queries: int | None, max
 
 
 def run_all(datasets: Sequence[BeirDataset], specs: Sequence[ModelSpec], embedder: Embedder,
-            alpha: float = DEFAULT_ALPHA) -> list[ModelRun]:
-    """Every model on every dataset, in order (``alpha``: the dense weight of ``hybrid`` rows)."""
+            alpha: float | None = None) -> list[ModelRun]:
+    """Every model on every dataset, in order (``alpha``: the dense weight of ``hybrid`` rows; ``None``: ragcun's default)."""
+    from ragcun.fusion import DEFAULT_ALPHA, check_alpha
+    from ragcun_eval.retrieval import run_model
+
+    alpha = DEFAULT_ALPHA if alpha is None else check_alpha(alpha)
     return [run_model(data, spec, embedder, alpha=alpha) for data in datasets for spec in specs]
 
 
 def retrieval_outputs(runs: Sequence[ModelRun], out_dir: Path | None) -> str:
     """The Markdown table of ``runs``; with ``out_dir``, also results.json/.csv/.md and retrieval.png."""
+    from ragcun_eval.report import markdown_table, retrieval_chart, write_table
+
     rows = [r.row() for r in runs]
     if out_dir is None:
         return markdown_table(rows)
@@ -55,6 +67,9 @@ def retrieval_outputs(runs: Sequence[ModelRun], out_dir: Path | None) -> str:
 
 def claims_outputs(runs: Sequence[ModelRun], datasets: Sequence[BeirDataset], out_dir: Path | None) -> list[ClaimResult]:
     """Measure and judge the claims; with ``out_dir``, write claims.json/.csv/.md and reliability_<dataset>.png."""
+    from ragcun_eval.claims import judge_separation, measure_claims
+    from ragcun_eval.report import reliability_diagram, write_table
+
     by_name = {d.name: d for d in datasets}
     results = [measure_claims(r, by_name[r.dataset]) for r in runs]
     judge_separation(results)
@@ -65,33 +80,44 @@ def claims_outputs(runs: Sequence[ModelRun], datasets: Sequence[BeirDataset], ou
     return results
 
 
+def _positive_int(text: str) -> int:
+    """An argparse ``type``: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", action="append", metavar="NAME[:GEOMETRY]",
                    help="model name or path, optional :cosine/:l2/:whitened/:hybrid/:lexical; repeat to compare "
                         "(default: bundled)")
     p.add_argument("--output", type=Path, help="folder for the result files")
     p.add_argument("--cache-dir", type=Path, help="base-embedding cache, shared with ragcun-train (default $RAGCUN_CACHE_DIR or ~/.cache/ragcun/embeddings)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=_positive_int, default=64, help="encoding batch size (default 64)")
     p.add_argument("--device", help="torch device (default: sentence-transformers' choice)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``ragcun-eval``."""
-    parser = argparse.ArgumentParser(prog="ragcun-eval", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="ragcun-eval", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (("retrieval", "nDCG@10, Recall@10/@100, MRR@10, MAP@100 on BEIR folders"),
                             ("claims", "separation, calibration and norm-as-confidence, with verdicts")):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("data_dir", nargs="+", help="a BEIR folder, or a folder of BEIR folders")
         p.add_argument("--split", default="test", help="qrels split (default test)")
-        p.add_argument("--max-queries", type=int, help="evaluate a random subset of queries (quick runs)")
-        p.add_argument("--max-docs", type=int, help="cut the corpus to the relevant docs plus random others, this many in all")
-        p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
-                       help=f"dense weight of :hybrid rows, in [0, 1] (default {DEFAULT_ALPHA})")
+        p.add_argument("--max-queries", type=_positive_int, help="evaluate a random subset of queries (quick runs)")
+        p.add_argument("--max-docs", type=_positive_int, help="cut the corpus to the relevant docs plus random others, this many in all")
+        p.add_argument("--alpha", type=float,
+                       help="dense weight of :hybrid rows, in [0, 1] (default: ragcun.fusion's, 0.7)")
         _add_common(p)
     p = sub.add_parser("isotropy", help="isotropy metrics side by side (CSV) and plots")
     p.add_argument("--texts", required=True, help="a text file (one text per line) or a BEIR folder (its corpus)")
-    p.add_argument("--max-texts", type=int,
+    p.add_argument("--max-texts", type=_positive_int,
                    help="use a random sample of this many texts (default: all, which reuses a BEIR corpus's cached embeddings)")
     _add_common(p)
     return parser
@@ -100,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ragcun-eval`` console script."""
     args = build_parser().parse_args(argv)
+    from ragcun_eval.claims import verdict_lines
+    from ragcun_eval.models import Embedder, parse_model_spec
+
     try:
         specs = [parse_model_spec(m) for m in (args.model or ["bundled"])]
         embedder = Embedder(args.cache_dir, device=args.device, batch_size=args.batch_size)
@@ -109,11 +138,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(run_isotropy(specs, args.texts, embedder, args.output or Path("isotropy"), args.max_texts))
             return 0
         datasets = load_datasets(args.data_dir, args.split, args.max_queries, args.max_docs)
-        runs = run_all(datasets, specs, embedder, check_alpha(args.alpha))
+        runs = run_all(datasets, specs, embedder, args.alpha)
         print(retrieval_outputs(runs, args.output))
         if args.command == "claims":
             print("\n".join(verdict_lines(claims_outputs(runs, datasets, args.output))))
-    except (FileNotFoundError, ValueError) as exc:
+    except (OSError, ValueError) as exc:
         print(f"ragcun-eval: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -1,4 +1,4 @@
-"""§3: isotropy of each model's document embeddings, side by side, with plots.
+"""Isotropy of each model's document embeddings, side by side, with plots.
 
 Embeddings are the model's outputs in its geometry (``bundled`` → unit vectors; ``bundled:whitened``
 → ZCA-whitened on these texts; a Gaussian model → raw outputs). Written into the output folder:

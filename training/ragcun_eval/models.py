@@ -73,10 +73,7 @@ def parse_model_spec(value: str) -> ModelSpec:
     elif sep and tail and not Path(value).exists() and "/" not in tail:
         raise ValueError(f"unknown geometry {tail!r} in --model {value!r}; choose one of {GEOMETRIES}")
     path = resolve_model_path(name)
-    local = Path(path).exists()
-    if not local and name.startswith((".", "/", "~")):
-        raise FileNotFoundError(f"model folder {name!r} does not exist")
-    gaussian = local and is_gaussian_model(path)
+    gaussian = Path(path).exists() and is_gaussian_model(path)
     return ModelSpec(name, path, geometry or ("l2" if gaussian else "cosine"), gaussian)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -19,12 +20,16 @@ import torch.nn.functional as F
 
 from ragcun import GaussianEncoder
 from ragcun.embedding_cache import EmbeddingCache
+from ragcun.encoder import resolve_model_path
+from ragcun.losses.jepa_predictive import PREDICTOR_DIR
 from ragcun_eval.beir import BeirDataset, load_beir
 from ragcun_train.checkpoint import list_checkpoints
+from ragcun_train.config import CHECKPOINT_DIR, DEMO_DIR, TrainConfig
 from ragcun_train.data import TrainingSet, load_training_set
 from ragcun_train.evaluation import measure, retrieval_metrics
 from ragcun_train.frozen import CachedBatchSource, train_frozen
-from ragcun_train.objectives import build_loss, objective_weights
+from ragcun_train.model_card import write_model_card
+from ragcun_train.objectives import build_loss
 from ragcun_train.recentre import recentre_head
 from ragcun_train.report import (
     ISOTROPY_PLOT, LOSS_PLOT, REPORT_FILE, covariance_spectrum, plot_isotropy, plot_losses, summary_lines, write_json_atomic,
@@ -32,53 +37,7 @@ from ragcun_train.report import (
 
 log = logging.getLogger(__name__)
 
-DEMO_DIR = Path(__file__).resolve().parent / "demo"
-CHECKPOINT_DIR = "checkpoints"
 FIT_SAMPLE = 20_000
-
-
-@dataclass
-class TrainConfig:
-    """Every option of a run; the CLI flags map one to one (``--batch-size`` → ``batch_size``)."""
-
-    data: str | None = None
-    format: str = "auto"
-    eval_data: str | None = None
-    eval_split: str | None = None
-    model: str | None = None
-    output: str = "ragcun-model"
-    objective: str = "gaussian-rag"
-    init: str | None = None
-    head: str = "linear"
-    output_dim: int | None = None
-    freeze_base: bool | None = None
-    freeze_layers: int = 0
-    epochs: int | None = None
-    max_steps: int | None = None
-    batch_size: int = 64
-    lr: float | None = None
-    lambda_contrastive: float | None = None
-    lambda_isotropy: float | None = None
-    lambda_predictive: float | None = None
-    lambda_covariance: float | None = None
-    lambda_margin: float | None = None
-    temperature: float | None = None
-    num_slices: int = 256
-    corpus_negatives: int = 8192
-    isotropy_sample: int = 2048
-    recentre: bool = True
-    seed: int = 42
-    device: str | None = None
-    cache_dir: str | None = None
-    save_steps: int = 200
-    eval_steps: int | None = None
-    resume: bool | str = False
-    show_progress: bool = True
-
-    def weights(self) -> dict[str, float]:
-        """The λ of each loss component: the objective's preset with the ``lambda_*`` overrides."""
-        overrides = {k[len("lambda_"):]: v for k, v in asdict(self).items() if k.startswith("lambda_")}
-        return objective_weights(self.objective, overrides)
 
 
 @dataclass
@@ -137,22 +96,51 @@ def _resume_path(cfg: TrainConfig, checkpoint_dir: Path) -> Path | None:
     return found[-1]
 
 
+def _device(name: str | None) -> str:
+    """The torch device to train on: ``name`` checked, else cuda if available, else cpu."""
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"--device {name!r}: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name!r}: CUDA is not available here")
+    return name
+
+
 def _sample(texts: list[str], k: int, seed: int) -> list[str]:
     unique = list(dict.fromkeys(texts))
     return unique if len(unique) <= k else random.Random(seed).sample(unique, k)
 
 
-def _save_model(model: GaussianEncoder, output: Path) -> None:
-    """Write the model into ``output`` via a temporary sibling folder, entry by entry with ``os.replace``."""
+def _model_entries(folder: Path) -> set[str]:
+    """The module folders a saved model in ``folder`` lists in its ``modules.json`` (plain names only), and its JEPA predictor."""
+    try:
+        listed = {m.get("path") for m in json.loads((folder / "modules.json").read_text())}
+    except (OSError, ValueError, TypeError, AttributeError):  # no model there, or not one this can read: remove nothing
+        listed = set()
+    return {n for n in listed if isinstance(n, str) and n not in ("", ".", "..") and Path(n).name == n} | {PREDICTOR_DIR}
+
+
+def _save_model(model: GaussianEncoder, output: Path, report: dict[str, Any]) -> None:
+    """Write the model and its card into ``output`` via a temporary sibling folder, entry by entry with ``os.replace``.
+
+    Module folders of a model saved there before that this one does not have are removed.
+    """
     output.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=output, prefix=".model-"))
     try:
         model.save(str(tmp))
+        write_model_card(tmp, report, model.ragcun_config)
+        stale = _model_entries(output) - {entry.name for entry in tmp.iterdir()}
         for entry in tmp.iterdir():
             target = output / entry.name
             if target.is_dir():
                 shutil.rmtree(target)
             os.replace(entry, target)
+        for name in stale:
+            shutil.rmtree(output / name, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -161,11 +149,15 @@ def train(data: str | os.PathLike | None = None, **options: Any) -> TrainResult:
     """Train a Gaussian model exactly as ``ragcun-train`` does; ``options`` are :class:`TrainConfig` fields.
 
     With no ``data``, trains on the bundled demo (SciFact training pairs) and reports on its test
-    queries. Writes the model, ``training_report.json`` and the plots into ``output``.
+    queries. Writes the model, its card, ``training_report.json`` and the plots into ``output``.
+    Bad options, a missing local model and an ``output`` holding a previous run (without
+    ``overwrite`` or ``resume``) raise ``ValueError`` / ``FileNotFoundError`` before anything loads.
     """
     cfg = TrainConfig(data=None if data is None else str(data), **options)
+    cfg.check()
+    resolve_model_path(cfg.model)  # a missing local model fails here, before any data or model loads
     t0 = time.time()
-    device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = _device(cfg.device)
     freeze = cfg.freeze_base if cfg.freeze_base is not None else device == "cpu"
     cfg.freeze_base, cfg.device = freeze, device
     lr = cfg.lr if cfg.lr is not None else (1e-3 if freeze else 2e-5)
@@ -179,6 +171,8 @@ def train(data: str | os.PathLike | None = None, **options: Any) -> TrainResult:
     output = Path(cfg.output)
     checkpoint_dir = output / CHECKPOINT_DIR
     resume = _resume_path(cfg, checkpoint_dir)
+    if cfg.overwrite and rank == 0:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the previous run's: they must not mix with this run's
     weights = cfg.weights()
 
     train_set: TrainingSet = load_training_set(data_path, cfg.format)
@@ -255,7 +249,6 @@ def train(data: str | os.PathLike | None = None, **options: Any) -> TrainResult:
 
     report: dict[str, Any] = {}
     if rank == 0:
-        _save_model(model, output)
         spectra = {"before": covariance_spectrum(before.pop("_emb")), "after": covariance_spectrum(after.pop("_emb"))}
         report = {
             "config": asdict(cfg) | {"lr": lr, "epochs": epochs, "weights": weights},
@@ -271,6 +264,7 @@ def train(data: str | os.PathLike | None = None, **options: Any) -> TrainResult:
             "evaluations": evaluations,
             "seconds": round(time.time() - t0, 1),
         }
+        _save_model(model, output, report)
         write_json_atomic(output / REPORT_FILE, report)
         if history:
             plot_losses(history, output / LOSS_PLOT)

@@ -6,10 +6,9 @@ import argparse
 import logging
 import os
 import sys
-from dataclasses import fields
+from typing import NoReturn
 
-from ragcun.head import HEADS
-from ragcun_train.api import TrainConfig, train
+from ragcun_train.config import HEADS, INITS, TrainConfig
 from ragcun_train.data import FORMATS
 from ragcun_train.objectives import COMPONENTS, PRESETS
 
@@ -33,22 +32,32 @@ Objectives (λ of each loss component; override any with --lambda-*):
 EPILOG = """\
 Outputs in --output: the model (loads with ragcun.GaussianEncoder(DIR), SentenceTransformer(DIR) and
 llama_index.embeddings.ragcun.GaussianEmbedding(model_name=DIR)), training_report.json, loss_curves.png,
-isotropy_before_after.png, the sentence-transformers model card (README.md) and checkpoints/.
+isotropy_before_after.png, a model card (README.md: base, head, objective, data, before/after
+table, how to load) and checkpoints/. An --output that a previous run wrote into is refused unless
+--overwrite (start afresh) or --resume (continue it) is given.
 Runs under `torchrun --nproc_per_node=N ragcun-train ...` (gloo on CPU)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (its usage is long; ``--help`` shows it)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``prog: error: message`` and exit with status 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``ragcun-train`` argument parser."""
-    p = argparse.ArgumentParser(prog="ragcun-train", description=DESCRIPTION, epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(prog="ragcun-train", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data", nargs="?", default=None, help="training data file or folder (default: the bundled demo)")
     p.add_argument("--format", choices=FORMATS, default="auto", help="input kind (default: detected)")
     p.add_argument("--eval-data", metavar="DIR", help="BEIR folder to report nDCG@10 on before/after (default: DATA if it is a BEIR folder)")
     p.add_argument("--eval-split", metavar="SPLIT", help="qrels split of the evaluation folder (default: dev, else test)")
     p.add_argument("--model", metavar="NAME_OR_PATH", help="base sentence-transformers model (default: the bundled all-MiniLM-L6-v2)")
     p.add_argument("--output", metavar="DIR", default="ragcun-model", help="output model folder (default: ragcun-model)")
+    p.add_argument("--overwrite", action="store_true", help="replace the model and checkpoints a previous run left in --output")
     p.add_argument("--objective", choices=tuple(PRESETS), default="gaussian-rag", help="loss preset (default: gaussian-rag)")
-    p.add_argument("--init", choices=("identity", "whitening", "random"),
+    p.add_argument("--init", choices=INITS,
                    help="head initialisation (default: identity for a linear or residual head — L2 ranks as the base's cosine; random for mlp)")
     p.add_argument("--head", choices=HEADS, default="linear", help="Gaussian head (default: linear)")
     p.add_argument("--output-dim", type=int, metavar="D", help="embedding dimension (default: the base model's)")
@@ -82,25 +91,37 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``ragcun-train``; returns the exit status."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    args = vars(build_parser().parse_args(argv))
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "sentence_transformers", "transformers"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    known = {f.name for f in fields(TrainConfig)}
-    data = args.pop("data")
-    try:
-        result = train(data, **{k: v for k, v in args.items() if k in known})
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"ragcun-train: error: {exc}", file=sys.stderr)
-        return 1
-    if result.report:
-        from ragcun_train.report import summary_lines
+def _error(exc: BaseException) -> int:
+    """Print ``exc`` as one ``ragcun-train: error:`` line; the exit status of a refused run."""
+    print(f"ragcun-train: error: {exc}", file=sys.stderr)
+    return 2
 
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``ragcun-train``; returns the exit status (2 for bad arguments or data).
+
+    Arguments are parsed and checked before torch or any model is imported.
+    """
+    args = vars(build_parser().parse_args(argv))
+    options = {k: v for k, v in args.items() if k in TrainConfig.field_names()}
+    try:
+        TrainConfig(**options).check()
+    except (OSError, ValueError) as exc:
+        return _error(exc)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from ragcun_train.api import train
+    from ragcun_train.report import summary_lines
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "sentence_transformers", "transformers", "faiss"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        result = train(**options)
+    except (OSError, ValueError, RuntimeError) as exc:
+        return _error(exc)
+    if result.report:
         print("\n".join(summary_lines(result.report)))
-        print(f"model, training_report.json and plots written to {result.output}/ in {result.report['seconds']} s")
+        print(f"model, model card, training_report.json and plots written to {result.output}/ in {result.report['seconds']} s")
     return 0
 
 

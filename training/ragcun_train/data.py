@@ -10,12 +10,13 @@ from __future__ import annotations
 import csv
 import logging
 import re
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from ragcun_eval.beir import iter_jsonl_objects, load_corpus, load_qrels, load_queries
+from ragcun_eval.beir import iter_jsonl_objects, iter_text_lines, load_corpus, load_qrels, load_queries
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,10 @@ QUERY_KEYS = ("query", "anchor")
 POSITIVE_KEY = "positive"
 NEGATIVE_KEY = "negative"
 CORPUS_SUFFIXES = (".txt", ".md")
+JSON_SUFFIXES = (".jsonl", ".json")
+TABLE_SUFFIXES = (".csv", ".tsv")
+# A CSV/TSV field may hold a whole document: lift the csv module's 128 KiB default.
+MAX_FIELD_CHARS = min(sys.maxsize, 2**31 - 1)
 MIN_VIEW_WORDS = 8
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _MAX_LOGGED = 20
@@ -82,11 +87,11 @@ def detect_format(path: str | Path) -> str:
             return "corpus"
         raise ValueError(f"{p}: a folder must be a BEIR folder (corpus.jsonl, qrels/train.tsv) or hold .txt/.md files")
     suffix = p.suffix.lower()
-    if suffix in (".csv", ".tsv"):
+    if suffix in TABLE_SUFFIXES:
         return "pairs"
-    if suffix == ".txt":
+    if suffix in CORPUS_SUFFIXES:
         return "corpus"
-    if suffix in (".jsonl", ".json"):
+    if suffix in JSON_SUFFIXES:
         for _, row in iter_jsonl_objects(p, _Skips()):
             if any(k in row for k in QUERY_KEYS):
                 return "pairs"
@@ -97,12 +102,34 @@ def detect_format(path: str | Path) -> str:
     raise ValueError(f"{p}: cannot tell the format of a {suffix or 'suffix-less'} file; use --format pairs|beir|corpus")
 
 
-def load_training_set(path: str | Path, fmt: str = "auto") -> TrainingSet:
-    """Load ``path`` as ``fmt`` (``auto`` detects it) and log what was kept and skipped."""
+def check_format(path: str | Path, fmt: str = "auto") -> str:
+    """The format ``path`` will be read as: ``fmt``, or the detected one for ``"auto"``.
+
+    Raises ``FileNotFoundError`` for a missing path and ``ValueError`` when ``path`` cannot be
+    read as ``fmt`` (a ``.txt`` forced to ``pairs``, a file forced to ``beir``, ...).
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {FORMATS}")
+    p = Path(path)
+    if fmt == "auto":
+        return detect_format(p)
+    if not p.exists():
+        raise FileNotFoundError(f"training data {p} does not exist")
+    suffix = "a folder" if p.is_dir() else f"a {p.suffix.lower() or 'suffix-less'} file"
+    if fmt == "pairs" and (p.is_dir() or p.suffix.lower() not in JSON_SUFFIXES + TABLE_SUFFIXES):
+        raise ValueError(f"{p}: --format pairs reads a .jsonl, .json, .csv or .tsv file, not {suffix}"
+                         + ("; a .txt is read as a corpus, one document per line (--format corpus)" if p.suffix.lower() == ".txt" else ""))
+    if fmt == "beir" and not (p.is_dir() and (p / "corpus.jsonl").is_file() and (p / "qrels" / "train.tsv").is_file()):
+        raise ValueError(f"{p}: --format beir needs a folder with corpus.jsonl, queries.jsonl and qrels/train.tsv")
+    if fmt == "corpus" and not (p.is_dir() or p.suffix.lower() in JSON_SUFFIXES + CORPUS_SUFFIXES):
+        raise ValueError(f"{p}: --format corpus reads a .txt, .md, .jsonl or .json file or a folder, not {suffix}")
+    return fmt
+
+
+def load_training_set(path: str | Path, fmt: str = "auto") -> TrainingSet:
+    """Load ``path`` as ``fmt`` (``auto`` detects it) and log what was kept and skipped."""
     path = Path(path)
-    fmt = detect_format(path) if fmt == "auto" else fmt
+    fmt = check_format(path, fmt)
     loader = {"pairs": _load_pairs, "beir": _load_beir, "corpus": _load_corpus}[fmt]
     data = loader(path)
     if not len(data):
@@ -115,30 +142,42 @@ def load_training_set(path: str | Path, fmt: str = "auto") -> TrainingSet:
 # -- pairs / triplets ------------------------------------------------------------------------------
 
 
+def _csv_records(path: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """``(line number, fields)`` of each CSV/TSV record; a malformed record is a ``ValueError`` naming file and line."""
+    if csv.field_size_limit() < MAX_FIELD_CHARS:
+        csv.field_size_limit(MAX_FIELD_CHARS)
+    lines = (line for _, line in iter_text_lines(path))
+    reader = csv.reader(lines, delimiter=delimiter, quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL, strict=True)
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ValueError(f"{path}:{start}: malformed {path.suffix.lstrip('.').upper()} record ({exc})") from None
+        yield reader.line_num, row
 
 
 def _table_rows(path: Path, skip: _Skips) -> Iterator[tuple[int, dict]]:
     """CSV/TSV rows as dicts; a headerless TSV is read as (query, positive[, negative]) like MS MARCO triples."""
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.reader(f, delimiter=delimiter, quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL)
-        header: list[str] | None = None
-        for row in reader:
-            lineno = reader.line_num
-            if not any(cell.strip() for cell in row):
+    header: list[str] | None = None
+    for lineno, row in _csv_records(path, delimiter):
+        if not any(cell.strip() for cell in row):
+            continue
+        if header is None:
+            lowered = [c.strip().lower() for c in row]
+            if any(k in lowered for k in QUERY_KEYS) and POSITIVE_KEY in lowered:
+                header = lowered
                 continue
-            if header is None:
-                lowered = [c.strip().lower() for c in row]
-                if any(k in lowered for k in QUERY_KEYS) and POSITIVE_KEY in lowered:
-                    header = lowered
-                    continue
-                if delimiter == ",":
-                    raise ValueError(f"{path}:{lineno}: a CSV needs a header naming 'query' and 'positive' columns")
-                header = ["query", "positive", "negative"]
-            if len(row) > len(header) or (len(row) < 2):
-                skip(path, lineno, f"expected {len(header)} columns, got {len(row)}")
-                continue
-            yield lineno, dict(zip(header, row))
+            if delimiter == ",":
+                raise ValueError(f"{path}:{lineno}: a CSV needs a header naming 'query' and 'positive' columns")
+            header = ["query", "positive", "negative"]
+        if len(row) > len(header) or (len(row) < 2):
+            skip(path, lineno, f"expected {len(header)} columns, got {len(row)}")
+            continue
+        yield lineno, dict(zip(header, row))
 
 
 def _text(row: dict, key: str) -> str | None:
@@ -255,9 +294,8 @@ def _documents(path: Path, skip: _Skips) -> Iterator[tuple[Path, int | None, str
             title = row.get("title")
             yield path, lineno, title if isinstance(title, str) else "", row["text"]
     else:
-        with path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                yield path, lineno, "", line
+        for lineno, line in iter_text_lines(path, skip):
+            yield path, lineno, "", line
 
 
 def _load_corpus(path: Path) -> TrainingSet:

@@ -1,20 +1,25 @@
-"""Objective presets (``--objective``) as λ weights of :class:`ragcun.losses.GaussianRAGLoss`'s components."""
+"""Objective presets (``--objective``) as λ weights of :class:`ragcun.losses.GaussianRAGLoss`'s components.
+
+Light to import (no torch at import time): ``ragcun-train`` checks its arguments against it before loading anything.
+"""
 
 from __future__ import annotations
 
-from typing import Mapping
+import math
+from typing import TYPE_CHECKING, Mapping
 
-from torch import Tensor
+if TYPE_CHECKING:
+    from torch import Tensor
 
-from ragcun.losses import GaussianRAGLoss
+    from ragcun.losses import GaussianRAGLoss
 
 COMPONENTS = ("contrastive", "isotropy", "predictive", "covariance", "margin")
 PRESETS: dict[str, dict[str, float]] = {
     # L2 InfoNCE + SIGReg: the default.
     "gaussian-rag": {"contrastive": 1.0, "isotropy": 0.5},
-    # The seed's best run: SIGReg 1.5 + JEPA predictive 1.2, no contrastive term.
+    # The original prototype's best run: SIGReg 1.5 + JEPA predictive 1.2, no contrastive term.
     "jepa": {"isotropy": 1.5, "predictive": 1.2},
-    # Comparisons: SIGReg alone, and the seed's covariance matching in place of SIGReg.
+    # Comparisons: SIGReg alone, and the original prototype's covariance matching in place of SIGReg.
     "isotropy-only": {"isotropy": 1.0},
     "covariance": {"contrastive": 1.0, "covariance": 1.0},
 }
@@ -33,8 +38,8 @@ def objective_weights(name: str, overrides: Mapping[str, float | None] | None = 
         if component not in weights:
             raise ValueError(f"unknown loss component {component!r}; choose from {COMPONENTS}")
         if value is not None:
-            if value < 0:
-                raise ValueError(f"λ of {component} must be >= 0, got {value}")
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"λ of {component} must be a finite number >= 0, got {value}")
             weights[component] = float(value)
     if not any(weights.values()):
         raise ValueError(f"objective {name!r}: every λ is 0, nothing to train")
@@ -43,6 +48,8 @@ def objective_weights(name: str, overrides: Mapping[str, float | None] | None = 
 
 def build_loss(model, weights: Mapping[str, float], temperature: float | None = None, num_slices: int = 256) -> GaussianRAGLoss:
     """The :class:`GaussianRAGLoss` with these λs (components with λ = 0 are not built)."""
+    from ragcun.losses import GaussianRAGLoss
+
     return GaussianRAGLoss(
         model,
         contrastive_weight=weights["contrastive"],

@@ -116,16 +116,19 @@ def covariance_spectrum(x: np.ndarray) -> np.ndarray:
     return np.linalg.eigvalsh(np.cov(np.asarray(x, dtype=np.float64), rowvar=False))
 
 
+def comparison_rows(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """``(name, measures)`` of the base (cosine), before and after rows that the report has."""
+    rows = [("base (cosine)", report.get("base")), ("before", report["before"]), ("after", report["after"])]
+    return [(name, r) for name, r in rows if r]
+
+
 def summary_lines(report: dict[str, Any]) -> list[str]:
     """Human-readable before/after lines for the console."""
     lines = []
     ev = report.get("eval")
     if ev:
         lines.append(f"evaluation: {ev['source']} (split {ev['split']}: {ev['queries']} queries, {ev['docs']} docs)")
-    rows = [("base (cosine)", report.get("base")), ("before", report["before"]), ("after", report["after"])]
-    for name, r in rows:
-        if not r:
-            continue
+    for name, r in comparison_rows(report):
         iso = r.get("isotropy")
         parts = [f"{name:>14}:"]
         if r.get("ndcg@10") is not None:
