@@ -26,6 +26,7 @@ import json
 import re
 import threading
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -61,7 +62,12 @@ class Analyzer:
         self._terms: dict[str, str | None] = {}  # word -> term (None: a stop word)
         self._lock = threading.Lock()
 
-    def _lookup(self, words: list[str]) -> list[str]:
+    def words(self, text: str) -> list[str]:
+        """The lower-cased ``\\w\\w+`` words of ``text``, before stop words and stemming."""
+        return _WORD.findall(text.lower())
+
+    def terms(self, words: Sequence[str]) -> list[str | None]:
+        """The term of each word: its stem, or ``None`` for a stop word (cached per distinct word)."""
         new = [w for w in dict.fromkeys(words) if w not in self._terms]
         if new:
             kept = [w for w in new if w not in self._stop]
@@ -69,12 +75,11 @@ class Analyzer:
             with self._lock:
                 self._terms.update(dict.fromkeys(new))
                 self._terms.update(zip(kept, stems))
-        terms = self._terms
-        return [t for t in (terms[w] for w in words) if t is not None]
+        return [self._terms[w] for w in words]
 
     def __call__(self, text: str) -> list[str]:
         """The index terms of ``text``, in order, repeats kept."""
-        return self._lookup(_WORD.findall(text.lower()))
+        return [t for t in self.terms(self.words(text)) if t is not None]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings."""
@@ -91,10 +96,11 @@ class _Segment:
     tfs: np.ndarray     # (P,) float32 term frequencies
 
     @classmethod
-    def build(cls, terms: np.ndarray, docs: np.ndarray, tfs: np.ndarray) -> "_Segment":
-        """A segment from unsorted (term, doc, tf) triples with unique (term, doc) pairs."""
-        order = np.lexsort((docs, terms))
-        terms, docs, tfs = terms[order], docs[order], tfs[order]
+    def build(cls, terms: np.ndarray, docs: np.ndarray, tfs: np.ndarray, presorted: bool = False) -> "_Segment":
+        """A segment from (term, doc, tf) triples with unique (term, doc) pairs, sorted by (term, doc) or not."""
+        if not presorted and len(docs):
+            order = np.argsort(terms * (int(docs.max()) + 1) + docs, kind="stable")
+            terms, docs, tfs = terms[order], docs[order], tfs[order]
         uniq, first = np.unique(terms, return_index=True)
         return cls(uniq.astype(np.int64), np.append(first, len(terms)).astype(np.int64),
                    docs.astype(np.int64), tfs.astype(np.float32))
@@ -141,6 +147,7 @@ class BM25Index:
         self.analyzer = analyzer or Analyzer()
         self.k1, self.b = float(k1), float(b)
         self._vocab: dict[str, int] = {}
+        self._word_terms: dict[str, int] = {}  # word -> term id (-1: a stop word); a cache of the analyzer's work
         self._keys: dict[str, int] = {}   # id -> document key (live documents with terms only)
         self._ids: list[str | None] = []  # key -> id (None once dead)
         self._lengths = np.zeros(0, dtype=np.float32)
@@ -171,26 +178,35 @@ class BM25Index:
         texts = list(texts)
         if len(texts) != len(ids):
             raise ValueError(f"got {len(ids)} ids for {len(texts)} texts")
-        tokens = [self.analyzer(t) if t else [] for t in texts]
+        if len(set(ids)) != len(ids):
+            raise ValueError("ids contain duplicates")
+        words = [self.analyzer.words(t) if t else [] for t in texts]
+        flat = list(chain.from_iterable(words))
         with self._lock:
             self._drop([i for i in ids if i in self._keys])
-            terms = [[self._vocab.setdefault(w, len(self._vocab)) for w in doc] for doc in tokens]
-            sizes = np.array([len(t) for t in terms], dtype=np.int64)
-            indexed = [i for i, n in zip(ids, sizes) if n]
+            new = [w for w in dict.fromkeys(flat) if w not in self._word_terms]
+            for word, term in zip(new, self.analyzer.terms(new)):
+                self._word_terms[word] = -1 if term is None else self._vocab.setdefault(term, len(self._vocab))
+            terms = np.fromiter(map(self._word_terms.__getitem__, flat), dtype=np.int64, count=len(flat))
+            owner = np.repeat(np.arange(len(ids)), [len(w) for w in words])
+            kept = terms >= 0
+            terms, owner = terms[kept], owner[kept]
+            sizes = np.bincount(owner, minlength=len(ids))
+            indexed = [i for i, n in zip(ids, sizes.tolist()) if n]
             if not indexed:
                 return
             first = len(self._ids)
-            keys = np.arange(first, first + len(indexed))
+            key_of = np.full(len(ids), -1, dtype=np.int64)
+            key_of[sizes > 0] = np.arange(first, first + len(indexed))
             self._ids.extend(indexed)
-            self._keys.update(zip(indexed, keys.tolist()))
+            self._keys.update(zip(indexed, key_of[sizes > 0].tolist()))
             lengths = sizes[sizes > 0].astype(np.float32)
             self._lengths = np.concatenate([self._lengths, lengths])
             self._live = np.concatenate([self._live, np.ones(len(indexed), dtype=bool)])
             self._total_length += float(lengths.sum())
-            flat_terms = np.fromiter((t for doc in terms for t in doc), dtype=np.int64, count=int(sizes.sum()))
-            flat_docs = np.repeat(keys, sizes[sizes > 0])
-            pairs, tfs = np.unique(flat_terms * len(self._ids) + flat_docs, return_counts=True)
-            self._segments.append(_Segment.build(pairs // len(self._ids), pairs % len(self._ids), tfs))
+            span = len(self._ids)
+            pairs, tfs = np.unique(terms * span + key_of[owner], return_counts=True)  # sorted by (term, doc)
+            self._segments.append(_Segment.build(pairs // span, pairs % span, tfs, presorted=True))
             while len(self._segments) > 1 and self._segments[-2].size <= 2 * self._segments[-1].size:
                 self._segments[-2:] = [_merge(self._segments[-2:], self._live)]
 
