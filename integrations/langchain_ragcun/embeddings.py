@@ -16,7 +16,8 @@ class GaussianEmbeddings(BaseModel, Embeddings):
     """Unnormalised isotropic Gaussian embeddings, to be compared by Euclidean distance.
 
     ``model_name``: model name or path (default: the bundled all-MiniLM-L6-v2 Gaussian model);
-    ``query_instruction`` / ``text_instruction`` are prepended to queries / documents.
+    Queries and documents are encoded with the model's own ``query`` / ``document`` prompts (if it has
+    them); ``query_instruction`` / ``text_instruction`` replace those prompts.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=())
@@ -39,13 +40,13 @@ class GaussianEmbeddings(BaseModel, Embeddings):
         return int(self._encoder.get_embedding_dimension())
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Embed documents (``text_instruction`` prepended)."""
-        return encode_texts(self._encoder, texts, batch_size=self.batch_size, prompt=self.text_instruction,
-                            show_progress=self.show_progress).tolist()
+        """Embed documents (the model's ``document`` prompt, or ``text_instruction``, prepended)."""
+        return encode_texts(self._encoder, texts, "document", instruction=self.text_instruction,
+                            batch_size=self.batch_size, show_progress=self.show_progress).tolist()
 
     def embed_query(self, text: str) -> list[float]:
-        """Embed one query (``query_instruction`` prepended)."""
-        return encode_texts(self._encoder, [text], batch_size=1, prompt=self.query_instruction,
+        """Embed one query (the model's ``query`` prompt, or ``query_instruction``, prepended)."""
+        return encode_texts(self._encoder, [text], "query", instruction=self.query_instruction, batch_size=1,
                             what="query").tolist()[0]
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:

@@ -37,7 +37,7 @@ class GaussianRetriever:
 
     def add_documents(self, documents: Sequence[str]) -> list[str]:
         """Encode and add ``documents``; returns their new (random hex) ids."""
-        vecs = encode_texts(self.encoder, documents, batch_size=self.batch_size,
+        vecs = encode_texts(self.encoder, documents, "document", batch_size=self.batch_size,
                             show_progress=self.show_progress, what="documents")
         ids = [uuid.uuid4().hex for _ in range(len(vecs))]
         return self.store.add([Record(i, t) for i, t in zip(ids, documents)], vecs)
@@ -53,7 +53,7 @@ class GaussianRetriever:
         return [(h.record.text, h.distance, h.score) for h in self._hits(query, top_k, mode, alpha)]
 
     def _hits(self, query: str, top_k: int, mode: str, alpha: float) -> list[Hit]:
-        vec = None if mode == "lexical" else encode_texts(self.encoder, [query], batch_size=1, what="query")[0]
+        vec = None if mode == "lexical" else encode_texts(self.encoder, [query], "query", batch_size=1, what="query")[0]
         return self.store.search(vec, top_k, text=query, mode=mode, alpha=alpha)
 
     def save(self, path: str | os.PathLike) -> Path:

@@ -45,14 +45,27 @@ def load_encoder(model_name: str | None = None, device: str | None = None) -> Ga
         return _CACHE[key]
 
 
-def encode_texts(encoder: Any, texts: Sequence[str], *, batch_size: int = 32, prompt: str | None = None,
-                 show_progress: bool = False, what: str = "texts") -> np.ndarray:
-    """Encode checked ``texts`` to a finite float32 (N, D) array (``prompt`` is prepended)."""
+ROLES = ("query", "document")
+
+
+def encode_texts(encoder: Any, texts: Sequence[str], role: str = "document", *, instruction: str | None = None,
+                 batch_size: int = 32, show_progress: bool = False, what: str = "texts") -> np.ndarray:
+    """Encode checked ``texts`` as ``role`` to a finite float32 (N, D) array: the one encoding path of ragcun.
+
+    ``role`` ``"query"`` / ``"document"`` goes through sentence-transformers' ``encode_query`` /
+    ``encode_document``: the model's own ``query`` / ``document`` prompt is prepended (e5-, bge-style
+    models) and a model with a ``Router`` routes by it. ``instruction``, when given, replaces that
+    prompt (as LlamaIndex's HuggingFace embedding's ``query_instruction`` / ``text_instruction`` do).
+    The embedding cache and ``ragcun-train`` key and encode by the same roles.
+    """
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}; got {role!r}")
     texts = check_texts(texts, what)
     if not texts:
         return np.zeros((0, encoder.get_embedding_dimension()), dtype=np.float32)
-    vecs = encoder.encode(texts, batch_size=batch_size, show_progress_bar=show_progress,
-                          convert_to_numpy=True, prompt=prompt or None)
+    encode = encoder.encode_query if role == "query" else encoder.encode_document
+    vecs = encode(texts, batch_size=batch_size, show_progress_bar=show_progress, convert_to_numpy=True,
+                  prompt=instruction or None)
     vecs = np.asarray(vecs, dtype=np.float32)
     if not np.isfinite(vecs).all():
         raise ValueError("the encoder produced NaN or infinite values")

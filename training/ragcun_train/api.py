@@ -181,18 +181,19 @@ def train(data: str | os.PathLike | None = None, **options: Any) -> TrainResult:
 
     cache = EmbeddingCache(model, cfg.cache_dir, show_progress=cfg.show_progress)
     iso_texts = _sample(ev.doc_texts if ev is not None else train_set.corpus, cfg.isotropy_sample, cfg.seed)
-    wanted = [*train_set.anchors, *train_set.corpus, *(train_set.negatives or []), *iso_texts]
-    if ev is not None:
-        wanted += [*ev.queries.values(), *ev.doc_texts]
+    wanted = {"query": [*train_set.anchors, *(ev.queries.values() if ev is not None else [])],
+              "document": [*train_set.corpus, *(train_set.negatives or []), *iso_texts,
+                           *(ev.doc_texts if ev is not None else [])]}
     if rank == 0:
-        cache.get(wanted)
+        for role, texts in wanted.items():
+            cache.get(texts, role)
     _barrier()
     if rank != 0:
         cache.store.refresh()  # pick up what rank 0 wrote
 
-    def base(texts: list[str]) -> torch.Tensor:
-        """Unit-length base embeddings (the head's input, as ``model.encode_base``) from the cache."""
-        return F.normalize(torch.from_numpy(cache.get(texts)), p=2, dim=1).to(device)
+    def base(texts: list[str], role: str = "document") -> torch.Tensor:
+        """Unit-length base embeddings of ``texts`` as ``role`` (the head's input, as serving encodes them) from the cache."""
+        return F.normalize(torch.from_numpy(cache.get(texts, role)), p=2, dim=1).to(device)
 
     corpus_base = base(train_set.corpus)
     fit_on_ids = torch.randperm(len(corpus_base), generator=torch.Generator().manual_seed(cfg.seed))[:FIT_SAMPLE]
@@ -206,13 +207,13 @@ def train(data: str | os.PathLike | None = None, **options: Any) -> TrainResult:
         model.eval()
         with torch.no_grad():
             emb = model.apply_head(base(iso_texts)).cpu().numpy()
-            q = model.apply_head(base(list(ev.queries.values()))).cpu().numpy() if ev else None
+            q = model.apply_head(base(list(ev.queries.values()), "query")).cpu().numpy() if ev else None
             d = model.apply_head(base(ev.doc_texts)).cpu().numpy() if ev else None
         return measure(emb, q, d, ev)
 
     base_metrics = None
     if ev is not None and rank == 0:
-        base_metrics = {"ndcg@10": None, "metrics": retrieval_metrics(base(list(ev.queries.values())).cpu(), base(ev.doc_texts).cpu(), ev)}
+        base_metrics = {"ndcg@10": None, "metrics": retrieval_metrics(base(list(ev.queries.values()), "query").cpu(), base(ev.doc_texts).cpu(), ev)}
         base_metrics["ndcg@10"] = base_metrics["metrics"]["ndcg@10"]
     before = measure_cached() if rank == 0 else {}
 
@@ -220,7 +221,7 @@ def train(data: str | os.PathLike | None = None, **options: Any) -> TrainResult:
     loss = build_loss(model, weights, cfg.temperature, cfg.num_slices)
     if freeze:
         source = CachedBatchSource(
-            columns=[base(train_set.anchors), corpus_base[torch.as_tensor(train_set.positive_ids)]]
+            columns=[base(train_set.anchors, "query"), corpus_base[torch.as_tensor(train_set.positive_ids)]]
             + ([base(train_set.negatives)] if train_set.negatives else []),
             corpus=corpus_base,
             positive_ids=torch.as_tensor(train_set.positive_ids, device=device),

@@ -16,7 +16,8 @@ class GaussianEmbedding(BaseEmbedding):
     """Unnormalised isotropic Gaussian embeddings (compare by Euclidean distance); usable as ``Settings.embed_model``.
 
     ``model_name`` is a model name or path (default: the bundled all-MiniLM-L6-v2 Gaussian model);
-    ``query_instruction`` / ``text_instruction`` are prepended to queries / documents.
+    Queries and documents are encoded with the model's own ``query`` / ``document`` prompts (if it has
+    them); ``query_instruction`` / ``text_instruction`` replace those prompts.
     A loaded ``encoder`` may be passed instead of loading one.
     """
 
@@ -42,18 +43,19 @@ class GaussianEmbedding(BaseEmbedding):
         """Embedding dimension."""
         return int(self._encoder.get_embedding_dimension())
 
-    def _encode(self, texts: List[str], prompt: Optional[str], what: str) -> List[Embedding]:
-        return encode_texts(self._encoder, texts, batch_size=self.embed_batch_size, prompt=prompt,
+    def _encode(self, texts: List[str], role: str, what: str) -> List[Embedding]:
+        instruction = self.query_instruction if role == "query" else self.text_instruction
+        return encode_texts(self._encoder, texts, role, instruction=instruction, batch_size=self.embed_batch_size,
                             show_progress=self.show_progress, what=what).tolist()
 
     def _get_query_embedding(self, query: str) -> Embedding:
-        return self._encode([query], self.query_instruction, "query")[0]
+        return self._encode([query], "query", "query")[0]
 
     def _get_text_embedding(self, text: str) -> Embedding:
-        return self._encode([text], self.text_instruction, "text")[0]
+        return self._encode([text], "document", "text")[0]
 
     def _get_text_embeddings(self, texts: List[str]) -> List[Embedding]:
-        return self._encode(texts, self.text_instruction, "texts")
+        return self._encode(texts, "document", "texts")
 
     async def _aget_query_embedding(self, query: str) -> Embedding:
         return await asyncio.to_thread(self._get_query_embedding, query)
