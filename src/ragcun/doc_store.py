@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -25,6 +24,7 @@ from ragcun.lexical import BM25Index
 from ragcun.metadata import check_metadata
 from ragcun.mmr import check_mmr_args, mmr_select
 from ragcun.persistence import MANIFEST, SaveFormatError, atomic_save, read_json, read_save
+from ragcun.rwlock import RWLock
 from ragcun.scores import RelevanceScorer
 from ragcun.vector_index import VectorIndex, as_matrix, check_ids, check_k
 
@@ -95,7 +95,7 @@ class DocStore:
         self.lexical: BM25Index | None = None if self._index_lexical else (lexical or BM25Index())
         self.scorer = scorer or RelevanceScorer()
         self._records: dict[str, Record] = {}
-        self._lock = threading.RLock()
+        self._lock = RWLock()  # searches share it, writes take it alone
 
     def __len__(self) -> int:
         return len(self._records)
@@ -119,7 +119,7 @@ class DocStore:
             raise ValueError(f"got {len(records)} records for {len(vecs)} vectors")
         if not records:
             return []
-        with self._lock:
+        with self._lock.write():
             ids = [r.id for r in records]
             self._index_add(records, vecs)
             if self.lexical is not None:
@@ -141,7 +141,7 @@ class DocStore:
     def delete(self, ids: Sequence[str], missing_ok: bool = True) -> int:
         """Delete ``ids``; returns how many existed. Unknown ids are skipped, or raise ``KeyError`` if not ``missing_ok``."""
         ids = check_ids(ids)
-        with self._lock:
+        with self._lock.write():
             present = list(dict.fromkeys(i for i in ids if i in self._records))
             if not missing_ok and len(present) != len(set(ids)):
                 raise KeyError(f"unknown ids: {[i for i in ids if i not in self._records][:5]!r}")
@@ -155,7 +155,7 @@ class DocStore:
 
     def clear(self) -> None:
         """Delete everything."""
-        with self._lock:
+        with self._lock.write():
             self.delete(list(self._records))
 
     def get(self, ids: Sequence[str]) -> list[Record]:
@@ -187,27 +187,32 @@ class DocStore:
             raise ValueError(f"a {mode} search needs the query text (text=...); got {text!r}")
         if query is None and mode != "lexical":
             raise ValueError(f"a {mode} search needs a query vector")
-        with self._lock:
-            if not self._records:
+        with self._lock.read():
+            return self._search(query, k, where, filter, text, mode, alpha, candidates)
+
+    def _search(self, query: np.ndarray | None, k: int, where: RecordFilter | None, filter: Any,
+                text: str | None, mode: str, alpha: float, candidates: int) -> list[Hit]:
+        """:meth:`search` with its arguments checked, under the caller's lock."""
+        if not self._records:
+            return []
+        q = None if query is None else self._query_matrix(query)
+        check = _all_of(where, metadata_filter(filter))
+        if mode == "dense":
+            return self._dense_hits(self._nearest(q, k, check, filter))
+        if not self._lexical_count():
+            if mode == "lexical":
+                raise ValueError(f"lexical search needs stored texts; none of this store's "
+                                 f"{len(self._records)} records has any lexical terms")
+            return self._dense_hits(self._nearest(q, k, check, filter), "no stored texts to search")
+        found = self._lexical_search(text, max(k, candidates), check, filter)
+        if not found:
+            if q is None:
                 return []
-            q = None if query is None else self._query_matrix(query)
-            check = _all_of(where, metadata_filter(filter))
-            if mode == "dense":
-                return self._dense_hits(self._nearest(q, k, check, filter))
-            if not self._lexical_count():
-                if mode == "lexical":
-                    raise ValueError(f"lexical search needs stored texts; none of this store's "
-                                     f"{len(self._records)} records has any lexical terms")
-                return self._dense_hits(self._nearest(q, k, check, filter), "no stored texts to search")
-            found = self._lexical_search(text, max(k, candidates), check, filter)
-            if not found:
-                if q is None:
-                    return []
-                reason = "no lexical terms in the query" if not self._has_terms(text) else "no lexical match"
-                return self._dense_hits(self._nearest(q, k, check, filter), reason)
-            known = {} if mode == "lexical" else {r.id: d for r, d in self._nearest(q, max(k, candidates), check, filter)}
-            ids = list(dict.fromkeys([*known, *found]))
-            return self._fused_hits(ids, known, q, text, k, 0.0 if mode == "lexical" else alpha, mode)
+            reason = "no lexical terms in the query" if not self._has_terms(text) else "no lexical match"
+            return self._dense_hits(self._nearest(q, k, check, filter), reason)
+        known = {} if mode == "lexical" else {r.id: d for r, d in self._nearest(q, max(k, candidates), check, filter)}
+        ids = list(dict.fromkeys([*known, *found]))
+        return self._fused_hits(ids, known, q, text, k, 0.0 if mode == "lexical" else alpha, mode)
 
     def _query_matrix(self, query: np.ndarray) -> np.ndarray:
         q = as_matrix(query, self.index.dim, "query vector")
@@ -279,8 +284,11 @@ class DocStore:
         """``k`` records chosen by Euclidean MMR (:func:`ragcun.mmr.mmr_select`) among the ``fetch_k`` nearest
         that satisfy ``where`` and ``filter`` (as in :meth:`search`)."""
         k, fetch_k, lambda_mult = check_mmr_args(k, fetch_k, lambda_mult)
-        with self._lock:
-            candidates = self.search(query, max(k, fetch_k), where, filter)
+        if query is None:
+            raise ValueError("MMR search needs a query vector")
+        with self._lock.read():
+            candidates = self._search(query, max(k, fetch_k), where, filter, None, "dense", DEFAULT_ALPHA,
+                                      DEFAULT_CANDIDATES)
             if not candidates:
                 return []
             vecs = self.index.get_vectors([h.record.id for h in candidates])
@@ -290,7 +298,7 @@ class DocStore:
     def save(self, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
         """Atomically save records (``records.json``), scorer state, the lexical index (``lexical/``) and,
         if it can save, the vector index (``index/``)."""
-        with self._lock:
+        with self._lock.read():
             def write(tmp: Path) -> dict:
                 saves_index = self.index.capabilities.saves_to_dir
                 if saves_index:
