@@ -1,7 +1,9 @@
 """Add time and per-query latency: ragcun's stores vs raw FAISS, the frameworks' default stores and Milvus Lite.
 
 Random N(0, I) 384-d vectors, k = 10, one query at a time (queries are pre-embedded, so only the
-store is timed). With pymilvus installed (or ``--milvus``), ``MilvusL2Index`` on Milvus Lite with
+store is timed). The hybrid row is ``DocStore`` (the stores' core) holding the same vectors with
+real-text passages (``benchmarks/hybrid.py``'s corpus) and searched with SciFact query texts:
+dense and hybrid (L2 + BM25) latency side by side. With pymilvus installed (or ``--milvus``), ``MilvusL2Index`` on Milvus Lite with
 FLAT and HNSW (M=16, efConstruction=200, ef=64) is measured too, by ``benchmarks/milvus.py``'s
 code: add (upserts), build (flush + index build), latency and recall@10 against exact FAISS.
 Run: python benchmarks/search.py [--sizes 10000 100000] [--queries 200] [--no-milvus]
@@ -29,6 +31,8 @@ from llama_index.core.vector_stores.types import VectorStoreQuery
 
 from langchain_ragcun import GaussianVectorStore as LangChainStore
 from llama_index.vector_stores.ragcun import GaussianVectorStore as LlamaStore
+from hybrid import corpus_texts, query_texts, search_latency  # benchmarks/hybrid.py, beside this script
+from ragcun.doc_store import DocStore, Record
 from ragcun.l2_index import L2Index
 
 DIM, K, CHUNK = 384, 10, 10_000
@@ -122,6 +126,13 @@ def bench(n: int, n_queries: int, slow_queries: int, rounds: int, milvus: bool) 
         "ragcun LangChain store": lambda q: lc.similarity_search_by_vector(q.tolist(), K),
     }, qs, rounds)
     rows = [Row(name, add[name], None, fast[name], None) for name in fast]
+    hybrid_store = DocStore(L2Index(DIM))
+    texts = corpus_texts(n)
+    t_add = _time(lambda: [hybrid_store.add([Record(i, tx) for i, tx in zip(ids[s:s + CHUNK], texts[s:s + CHUNK])],
+                                            x[s:s + CHUNK]) for s in range(0, n, CHUNK)])
+    latency = search_latency(hybrid_store, qs, query_texts(len(qs)), rounds)
+    rows += [Row(f"ragcun DocStore {mode} (real texts)", t_add, None, latency[mode], None) for mode in latency]
+    del hybrid_store
     if milvus:
         rows += milvus_rows(x, qs, flat)
     del flat, ours, llama, lc
