@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -304,7 +305,7 @@ class DocStore:
             return atomic_save(path, FORMAT, VERSION, write)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, index: VectorIndex | None = None) -> tuple["DocStore", dict[str, Any]]:
+    def load(cls, path: str | os.PathLike, index: VectorIndex | None = None) -> tuple[DocStore, dict[str, Any]]:
         """Load a :meth:`save` directory (verified); returns the store and the ``extra`` dict saved with it.
 
         ``index`` supplies the vectors for saves of indexes that persist themselves (e.g. Milvus); it

@@ -39,8 +39,9 @@ import logging
 import os
 import struct
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch

@@ -13,7 +13,8 @@ incomparable types (``"a" > 3``) does not match rather than raising.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 _MISSING = object()

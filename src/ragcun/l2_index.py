@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import faiss
 import numpy as np
@@ -260,7 +260,7 @@ class L2Index:
             return atomic_save(path, FORMAT, VERSION, write)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, dim: int | None = None) -> "L2Index":
+    def load(cls, path: str | os.PathLike, dim: int | None = None) -> L2Index:
         """Load a directory written by :meth:`save`, verifying its manifest; ``dim`` if given must match."""
         path, man = read_save(path, FORMAT, VERSION, MANIFEST_FIELDS)
         if dim is not None and man["dim"] is not None and man["dim"] != dim:

@@ -25,9 +25,10 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import Stemmer
@@ -91,7 +92,7 @@ class _Segment:
     tfs: np.ndarray     # (P,) float32 term frequencies
 
     @classmethod
-    def build(cls, terms: np.ndarray, docs: np.ndarray, tfs: np.ndarray) -> "_Segment":
+    def build(cls, terms: np.ndarray, docs: np.ndarray, tfs: np.ndarray) -> _Segment:
         """A segment from unsorted (term, doc, tf) triples with unique (term, doc) pairs."""
         order = np.lexsort((docs, terms))
         terms, docs, tfs = terms[order], docs[order], tfs[order]
@@ -303,7 +304,7 @@ class BM25Index:
                        "lengths": self._lengths[keys]}, str(folder / "postings.safetensors"))
 
     @classmethod
-    def load(cls, folder: Path) -> "BM25Index":
+    def load(cls, folder: Path) -> BM25Index:
         """Read what :meth:`save` wrote (the caller has verified the files' checksums)."""
         meta = json.loads((folder / cls.META).read_text(encoding="utf-8"))
         arrays = load_file(str(folder / "postings.safetensors"))

@@ -11,8 +11,9 @@ do beyond the protocol is declared in its :class:`IndexCapabilities`, never gues
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
