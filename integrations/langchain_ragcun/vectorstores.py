@@ -75,14 +75,16 @@ class GaussianVectorStore(VectorStore):
 
     # -- writes -------------------------------------------------------------------------------
     def add_texts(self, texts: Iterable[str], metadatas: list[dict] | None = None, *,
-                  ids: list[str | None] | None = None, **kwargs: Any) -> list[str]:
-        """Embed and store ``texts``; an existing id is replaced. Returns the ids (new ones are UUIDs)."""
+                  ids: list[str] | None = None, **kwargs: Any) -> list[str]:
+        """Embed and store ``texts``; an existing id is replaced. Returns the ids (new ones are UUIDs).
+
+        A ``None`` among ``ids`` (``add_documents`` passes one for a document without an id) gets a UUID."""
         texts = list(texts)
         return self.add_embeddings(zip(texts, self.embedding.embed_documents(texts) if texts else []),
                                    metadatas, ids=ids)
 
     def add_embeddings(self, text_embeddings: Iterable[tuple[str, Sequence[float]]],
-                       metadatas: list[dict] | None = None, *, ids: list[str | None] | None = None,
+                       metadatas: list[dict] | None = None, *, ids: Sequence[str | None] | None = None,
                        **kwargs: Any) -> list[str]:
         """Store already embedded ``(text, embedding)`` pairs (as LangChain's FAISS store does); returns the ids."""
         pairs = list(text_embeddings)
