@@ -47,11 +47,11 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> str:
     """A 1-layer, 32-d random BERT with the bundled tokenizer, saved as a sentence-transformers model."""
+    import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    import torch
     from ragcun import bundled_model_path
 
     torch.manual_seed(0)
