@@ -1,4 +1,5 @@
-"""Shared fixtures: offline mode, the shared data folder, a tiny random sentence-transformers model.
+"""Shared fixtures and hooks for every test folder: offline mode, a tiny random sentence-transformers
+model, the bundled model. Paths to the repository and the shared data folder are in ``repo_paths``.
 
 Under CI (the ``CI`` environment variable set, as ``.ci/run`` does) a test skipped for a missing
 dependency fails instead: the README's install brings every dependency (Milvus Lite included),
@@ -9,17 +10,12 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
-
 
 MISSING_DEPENDENCY = re.compile(r"pip install|could not import|No module named|is not installed")
 
@@ -48,22 +44,14 @@ def pytest_runtest_makereport(item, call):
     _fail_missing_dependency_in_ci(outcome.get_result())
 
 
-def shared_path(*parts: str) -> Path:
-    """A path under ../shared, skipping the test with a reason when it is absent."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} is absent: these tests need the project's shared/ folder beside the repository")
-    return path
-
-
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> str:
     """A 1-layer, 32-d random BERT with the bundled tokenizer, saved as a sentence-transformers model."""
+    import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    import torch
     from ragcun import bundled_model_path
 
     torch.manual_seed(0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Optional
+from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -24,9 +24,9 @@ class GaussianEmbeddings(BaseModel, Embeddings):
 
     model_name: str = Field(default=BUNDLED_MODEL_NAME)
     batch_size: int = Field(default=32, gt=0)
-    device: Optional[str] = None
-    query_instruction: Optional[str] = None
-    text_instruction: Optional[str] = None
+    device: str | None = None
+    query_instruction: str | None = None
+    text_instruction: str | None = None
     show_progress: bool = False
     _encoder: Any = PrivateAttr()
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from typing import Any, Callable, Iterable, Optional, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from langchain_core.documents import Document
@@ -30,7 +31,7 @@ from ragcun.lexical import BM25Index
 from ragcun.scores import RelevanceScorer
 from ragcun.vector_index import VectorIndex, id_list
 
-Filter = Optional[dict[str, Any] | Callable[[Document], bool]]
+Filter = dict[str, Any] | Callable[[Document], bool] | None
 
 
 def _doc(record: Record) -> Document:
@@ -58,10 +59,10 @@ class GaussianVectorStore(VectorStore):
     taking a query string accept ``retrieval_mode=`` and ``alpha=`` per call.
     """
 
-    def __init__(self, embedding: Embeddings, index: Optional[VectorIndex] = None, score_mode: str = "auto",
+    def __init__(self, embedding: Embeddings, index: VectorIndex | None = None, score_mode: str = "auto",
                  *, retrieval_mode: str = "hybrid", alpha: float = DEFAULT_ALPHA,
-                 candidates: int = DEFAULT_CANDIDATES, lexical: Optional[BM25Index] = None,
-                 store: Optional[DocStore] = None) -> None:
+                 candidates: int = DEFAULT_CANDIDATES, lexical: BM25Index | None = None,
+                 store: DocStore | None = None) -> None:
         self.embedding = embedding
         self.retrieval_mode, self.alpha = check_mode(retrieval_mode), check_alpha(alpha)
         self.candidates = candidates
@@ -73,15 +74,17 @@ class GaussianVectorStore(VectorStore):
         return self.embedding
 
     # -- writes -------------------------------------------------------------------------------
-    def add_texts(self, texts: Iterable[str], metadatas: Optional[list[dict]] = None, *,
-                  ids: Optional[list[Optional[str]]] = None, **kwargs: Any) -> list[str]:
-        """Embed and store ``texts``; an existing id is replaced. Returns the ids (new ones are UUIDs)."""
+    def add_texts(self, texts: Iterable[str], metadatas: list[dict] | None = None, *,
+                  ids: list[str] | None = None, **kwargs: Any) -> list[str]:
+        """Embed and store ``texts``; an existing id is replaced. Returns the ids (new ones are UUIDs).
+
+        A ``None`` among ``ids`` (``add_documents`` passes one for a document without an id) gets a UUID."""
         texts = list(texts)
         return self.add_embeddings(zip(texts, self.embedding.embed_documents(texts) if texts else []),
                                    metadatas, ids=ids)
 
     def add_embeddings(self, text_embeddings: Iterable[tuple[str, Sequence[float]]],
-                       metadatas: Optional[list[dict]] = None, *, ids: Optional[list[Optional[str]]] = None,
+                       metadatas: list[dict] | None = None, *, ids: Sequence[str | None] | None = None,
                        **kwargs: Any) -> list[str]:
         """Store already embedded ``(text, embedding)`` pairs (as LangChain's FAISS store does); returns the ids."""
         pairs = list(text_embeddings)
@@ -98,7 +101,7 @@ class GaussianVectorStore(VectorStore):
         metas = metadatas or [{} for _ in texts]
         return self.store.add([Record(i, t, dict(m or {})) for i, t, m in zip(ids_, texts, metas)], vectors)
 
-    def delete(self, ids: Optional[list[str]] = None, **kwargs: Any) -> bool:
+    def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool:
         """Delete ``ids`` (unknown ids are ignored); ``None`` deletes everything."""
         if ids is None:
             self.store.clear()
@@ -106,7 +109,7 @@ class GaussianVectorStore(VectorStore):
             self.store.delete(ids)
         return True
 
-    async def adelete(self, ids: Optional[list[str]] = None, **kwargs: Any) -> bool:
+    async def adelete(self, ids: list[str] | None = None, **kwargs: Any) -> bool:
         """Async :meth:`delete`."""
         return await asyncio.to_thread(self.delete, ids, **kwargs)
 
@@ -122,8 +125,8 @@ class GaussianVectorStore(VectorStore):
     def _hits(self, embedding: Sequence[float], k: int, filter: Filter) -> list[Hit]:
         return self.store.search(np.asarray(embedding, dtype=np.float32), k, **_criteria(filter))
 
-    def _text_hits(self, query: str, k: int, filter: Filter, retrieval_mode: Optional[str] = None,
-                   alpha: Optional[float] = None) -> list[Hit]:
+    def _text_hits(self, query: str, k: int, filter: Filter, retrieval_mode: str | None = None,
+                   alpha: float | None = None) -> list[Hit]:
         """Hits for a query string in ``retrieval_mode`` (default: the store's); lexical needs no embedding."""
         mode = check_mode(retrieval_mode or self.retrieval_mode)
         vector = None if mode == "lexical" else np.asarray(self.embedding.embed_query(query), dtype=np.float32)
@@ -173,9 +176,9 @@ class GaussianVectorStore(VectorStore):
 
     # -- construction and persistence ---------------------------------------------------------
     @classmethod
-    def from_texts(cls, texts: list[str], embedding: Embeddings, metadatas: Optional[list[dict]] = None, *,
-                   ids: Optional[list[str]] = None, index: Optional[VectorIndex] = None, score_mode: str = "auto",
-                   **kwargs: Any) -> "GaussianVectorStore":
+    def from_texts(cls, texts: list[str], embedding: Embeddings, metadatas: list[dict] | None = None, *,
+                   ids: list[str] | None = None, index: VectorIndex | None = None, score_mode: str = "auto",
+                   **kwargs: Any) -> GaussianVectorStore:
         """A new store holding ``texts``; ``kwargs`` (``retrieval_mode``, ``alpha``, ...) go to the constructor."""
         store = cls(embedding, index=index, score_mode=score_mode, **kwargs)
         store.add_texts(texts, metadatas, ids=ids)
@@ -187,8 +190,8 @@ class GaussianVectorStore(VectorStore):
 
     @classmethod
     def load_local(cls, folder_path: str | os.PathLike, embeddings: Embeddings, *,
-                   index: Optional[VectorIndex] = None, allow_dangerous_deserialization: bool = False,
-                   **kwargs: Any) -> "GaussianVectorStore":
+                   index: VectorIndex | None = None, allow_dangerous_deserialization: bool = False,
+                   **kwargs: Any) -> GaussianVectorStore:
         """Load a :meth:`save_local` folder (verified). Nothing is unpickled, so
         ``allow_dangerous_deserialization`` is accepted for drop-in compatibility and ignored;
         ``kwargs`` (``retrieval_mode``, ``alpha``, ...) go to the constructor."""

@@ -1,5 +1,7 @@
 """ragcun: isotropic Gaussian text embeddings, trained with LeJEPA's SIGReg, ranked by L2 distance."""
 
+from __future__ import annotations
+
 from ragcun.doc_store import DocStore, Record
 from ragcun.embedding_cache import CorruptCacheError, EmbeddingCache, base_fingerprint, default_cache_dir
 from ragcun.encoder import BUNDLED_MODEL_NAME, GaussianEncoder, bundled_model_path, resolve_model_path

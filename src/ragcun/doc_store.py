@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, cast
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ragcun.filters import compile_filter
 from ragcun.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha, check_mode, fuse
@@ -26,7 +28,7 @@ from ragcun.mmr import check_mmr_args, mmr_select
 from ragcun.persistence import MANIFEST, SaveFormatError, atomic_save, read_json, read_save
 from ragcun.rwlock import RWLock
 from ragcun.scores import RelevanceScorer
-from ragcun.vector_index import VectorIndex, as_matrix, check_ids, check_k
+from ragcun.vector_index import DirectoryIndex, LexicalIndex, MetadataIndex, VectorIndex, as_matrix, check_ids, check_k
 
 FORMAT = "ragcun.DocStore"
 VERSION = 1
@@ -108,7 +110,7 @@ class DocStore:
         """All stored ids, in insertion order."""
         return list(self._records)
 
-    def add(self, records: Sequence[Record], vectors: np.ndarray) -> list[str]:
+    def add(self, records: Sequence[Record], vectors: ArrayLike) -> list[str]:
         """Store ``records`` with their ``vectors`` (N, D); an existing id is replaced."""
         for rec in records:
             if not isinstance(rec.text, str):
@@ -168,7 +170,7 @@ class DocStore:
         recs = list(self._records.values())
         return recs if where is None else [r for r in recs if where(r)]
 
-    def search(self, query: np.ndarray | None, k: int, where: RecordFilter | None = None,
+    def search(self, query: ArrayLike | None, k: int, where: RecordFilter | None = None,
                filter: Any = None, *, text: str | None = None, mode: str = "dense",
                alpha: float = DEFAULT_ALPHA, candidates: int = DEFAULT_CANDIDATES) -> list[Hit]:
         """Up to ``k`` records for ``query`` (a (D,) vector) and/or ``text`` that satisfy ``where`` and ``filter``, best first.
@@ -190,7 +192,7 @@ class DocStore:
         with self._lock.read():
             return self._search(query, k, where, filter, text, mode, alpha, candidates)
 
-    def _search(self, query: np.ndarray | None, k: int, where: RecordFilter | None, filter: Any,
+    def _search(self, query: ArrayLike | None, k: int, where: RecordFilter | None, filter: Any,
                 text: str | None, mode: str, alpha: float, candidates: int) -> list[Hit]:
         """:meth:`search` with its arguments checked, under the caller's lock."""
         if not self._records:
@@ -198,11 +200,14 @@ class DocStore:
         q = None if query is None else self._query_matrix(query)
         check = _all_of(where, metadata_filter(filter))
         if mode == "dense":
+            assert q is not None  # refused by search(): a dense search needs a query vector
             return self._dense_hits(self._nearest(q, k, check, filter))
+        assert text is not None  # refused by search(): a lexical or hybrid search needs the query text
         if not self._lexical_count():
             if mode == "lexical":
                 raise ValueError(f"lexical search needs stored texts; none of this store's "
                                  f"{len(self._records)} records has any lexical terms")
+            assert q is not None  # refused by search(): a hybrid search needs a query vector
             return self._dense_hits(self._nearest(q, k, check, filter), "no stored texts to search")
         found = self._lexical_search(text, max(k, candidates), check, filter)
         if not found:
@@ -210,11 +215,11 @@ class DocStore:
                 return []
             reason = "no lexical terms in the query" if not self._has_terms(text) else "no lexical match"
             return self._dense_hits(self._nearest(q, k, check, filter), reason)
-        known = {} if mode == "lexical" else {r.id: d for r, d in self._nearest(q, max(k, candidates), check, filter)}
+        known = {} if q is None or mode == "lexical" else {r.id: d for r, d in self._nearest(q, max(k, candidates), check, filter)}
         ids = list(dict.fromkeys([*known, *found]))
         return self._fused_hits(ids, known, q, text, k, 0.0 if mode == "lexical" else alpha, mode)
 
-    def _query_matrix(self, query: np.ndarray) -> np.ndarray:
+    def _query_matrix(self, query: ArrayLike) -> np.ndarray:
         q = as_matrix(query, self.index.dim, "query vector")
         if len(q) != 1:
             raise ValueError(f"search takes one query vector; got {len(q)}")
@@ -235,11 +240,11 @@ class DocStore:
 
     def _dense_hits(self, pairs: list[tuple[Record, float]], fallback: str | None = None) -> list[Hit]:
         law = self.scorer.current(self.index, lambda: list(self._records))
-        scores = law(np.array([d for _, d in pairs])) if pairs else []
+        scores = law(np.array([d for _, d in pairs])) if pairs else np.zeros(0)
         return [Hit(rec, d, float(s), fallback=fallback) for (rec, d), s in zip(pairs, scores)]
 
     def _lexical_count(self) -> int:
-        return self.lexical.count if self.lexical is not None else self.index.count  # type: ignore[attr-defined]
+        return self.lexical.count if self.lexical is not None else self.index.count
 
     def _has_terms(self, text: str) -> bool:
         return self.lexical is None or bool(self.lexical.query_terms(text))
@@ -253,7 +258,7 @@ class DocStore:
         total = len(self._records)
         fetch = n if check is None else min(total, max(4 * n, 32))
         while True:
-            ids, _ = self.index.lexical_search(text, min(fetch, total), **pushed)  # type: ignore[attr-defined]
+            ids, _ = cast(LexicalIndex, self.index).lexical_search(text, min(fetch, total), **pushed)
             kept = [i for i in ids if i in self._records and (check is None or check(self._records[i]))]
             if len(kept) >= n or fetch >= total or len(ids) < min(fetch, total):
                 return kept[:n]
@@ -266,7 +271,7 @@ class DocStore:
         ``known`` holds the distances the index search returned; the others are computed from the
         stored vectors."""
         lex = np.asarray(self.lexical.scores(text, ids) if self.lexical is not None
-                         else self.index.lexical_scores(text, ids), dtype=np.float64)  # type: ignore[attr-defined]
+                         else cast(LexicalIndex, self.index).lexical_scores(text, ids), dtype=np.float64)
         dist = np.array([known.get(i, np.nan) for i in ids], dtype=np.float64)
         if q is None:
             fused = fuse(np.zeros(len(ids)), lex, 0.0)
@@ -279,7 +284,7 @@ class DocStore:
         order = np.lexsort((np.nan_to_num(dist), -fused))[:k]
         return [Hit(self._records[ids[j]], float(dist[j]), float(fused[j]), float(lex[j]), mode) for j in order]
 
-    def mmr_search(self, query: np.ndarray, k: int, fetch_k: int = 20, lambda_mult: float = 0.5,
+    def mmr_search(self, query: ArrayLike, k: int, fetch_k: int = 20, lambda_mult: float = 0.5,
                    where: RecordFilter | None = None, filter: Any = None) -> list[Hit]:
         """``k`` records chosen by Euclidean MMR (:func:`ragcun.mmr.mmr_select`) among the ``fetch_k`` nearest
         that satisfy ``where`` and ``filter`` (as in :meth:`search`)."""
@@ -302,7 +307,7 @@ class DocStore:
             def write(tmp: Path) -> dict:
                 saves_index = self.index.capabilities.saves_to_dir
                 if saves_index:
-                    self.index.save(tmp / "index")
+                    cast(DirectoryIndex, self.index).save(tmp / "index")
                 if self.lexical is not None:
                     self.lexical.save(tmp / LEXICAL_DIR)
                 (tmp / "records.json").write_text(json.dumps(
@@ -312,7 +317,7 @@ class DocStore:
             return atomic_save(path, FORMAT, VERSION, write)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, index: VectorIndex | None = None) -> tuple["DocStore", dict[str, Any]]:
+    def load(cls, path: str | os.PathLike, index: VectorIndex | None = None) -> tuple[DocStore, dict[str, Any]]:
         """Load a :meth:`save` directory (verified); returns the store and the ``extra`` dict saved with it.
 
         ``index`` supplies the vectors for saves of indexes that persist themselves (e.g. Milvus); it
@@ -372,7 +377,7 @@ class DocStore:
         for start in range(0, len(ids), batch):
             chunk = ids[start:start + batch]
             try:
-                held = self.index.get_metadata(chunk)
+                held = cast(MetadataIndex, self.index).get_metadata(chunk)
             except KeyError as exc:
                 raise SaveFormatError(f"{path}: saved records are missing from the index: {exc}") from None
             stale = [i for i, m in zip(chunk, held) if m != self._records[i].metadata]

@@ -39,8 +39,9 @@ import logging
 import os
 import struct
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -95,7 +96,8 @@ def base_fingerprint(model: SentenceTransformer) -> str:
     """
     digest = hashlib.sha256(f"ragcun-embedding-cache-v{FORMAT_VERSION}".encode())
     for i, module in enumerate(base_modules(model)):
-        config = module.get_config_dict() if hasattr(module, "get_config_dict") else {}
+        get_config = getattr(module, "get_config_dict", None)
+        config = get_config() if callable(get_config) else {}
         digest.update(f"{i}:{type(module).__name__}:{json.dumps(config, sort_keys=True, default=str)}".encode())
         for name, tensor in sorted(module.state_dict().items()):
             t = tensor.detach().cpu().contiguous()
@@ -145,7 +147,8 @@ def _checksum(arr: np.ndarray) -> str:
     digest = hashlib.sha256()
     flat = arr.reshape(-1).view(np.uint8)
     for start in range(0, flat.size, _HASH_CHUNK):
-        digest.update(flat[start:start + _HASH_CHUNK])
+        # an ndarray is a buffer; numpy's stubs declare ``__buffer__`` only for Python >= 3.12
+        digest.update(flat[start:start + _HASH_CHUNK])  # type: ignore[arg-type]
     return digest.hexdigest()
 
 

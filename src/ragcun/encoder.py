@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -110,10 +111,10 @@ class GaussianEncoder(SentenceTransformer):
         dropout: float = 0.1,
         **kwargs: Any,
     ) -> None:
-        self.ragcun_config: dict[str, Any] | None = None  # filled by _parse_model_config on a saved model
+        self.ragcun_config: dict[str, Any] = {}  # filled by _parse_model_config on a saved model, else by _attach_head
         path = None if kwargs.get("modules") is not None else resolve_model_path(model_name_or_path, kwargs.get("cache_folder"))
         super().__init__(path, **kwargs)
-        if self.ragcun_config is None:
+        if not self.ragcun_config:
             self._attach_head(str(model_name_or_path or BUNDLED_MODEL_NAME), output_dim, head, init, dropout)
         else:
             self._check_saved(output_dim, head, init)
@@ -167,7 +168,7 @@ class GaussianEncoder(SentenceTransformer):
 
     def _parse_model_config(self, model_config: dict[str, Any]) -> None:
         super()._parse_model_config(model_config)
-        self.ragcun_config = model_config.get("ragcun")
+        self.ragcun_config = model_config.get("ragcun") or {}
 
     def _get_model_config(self) -> dict[str, Any]:
         return super()._get_model_config() | {"ragcun": self.ragcun_config}
@@ -243,7 +244,10 @@ class GaussianEncoder(SentenceTransformer):
         """The head's first ``Dense`` layer (its only one for a linear head)."""
         if self.ragcun_config["head"] == "mlp":
             raise ValueError(f"{what} needs a linear or residual head; this model's head is 'mlp'")
-        return self[self.head_start + 1]
+        layer = self[self.head_start + 1]
+        if not isinstance(layer, Dense):
+            raise ValueError(f"{what} needs the head's first layer to be a Dense layer; found {type(layer).__name__}")
+        return layer
 
     def fit_identity(self, texts_or_embeddings: Sequence[str] | np.ndarray) -> GaussianEncoder:
         """Set the head's first linear layer to centre and scale the unit-length base embeddings of these texts.

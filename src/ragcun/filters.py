@@ -13,7 +13,8 @@ incomparable types (``"a" > 3``) does not match rather than raising.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 _MISSING = object()
@@ -50,7 +51,9 @@ def _compare(op: str, have: Any, want: Any) -> bool:
     if op == "$nin":
         return have not in _as_list(want, op)
     if op == "$contains":
-        return isinstance(have, (list, tuple, str)) and want in have
+        if isinstance(have, str):
+            return isinstance(want, str) and want in have
+        return isinstance(have, (list, tuple)) and want in have
     if op == "$any":
         return isinstance(have, (list, tuple)) and any(w in have for w in _as_list(want, op))
     if op == "$all":
@@ -86,16 +89,32 @@ def compile_filter(spec: Mapping[str, Any] | Predicate | None) -> Predicate | No
     parts: list[Predicate] = []
     for key, cond in spec.items():
         if key in ("$and", "$or"):
-            subs = [compile_filter(s) for s in _as_list(cond, key)]
-            if key == "$and":
-                parts.append(lambda md, subs=subs: all(s(md) for s in subs))
-            else:
-                parts.append(lambda md, subs=subs: any(s(md) for s in subs))
+            subs = [_sub_filter(s, key) for s in _as_list(cond, key)]
+            parts.append(_all_of(subs) if key == "$and" else _any_of(subs))
         elif key == "$not":
-            sub = compile_filter(cond)
-            parts.append(lambda md, sub=sub: not sub(md))
+            parts.append(_negation(_sub_filter(cond, key)))
         elif str(key).startswith("$"):
             raise ValueError(f"unknown filter combinator {key!r}; use $and, $or or $not")
         else:
             parts.append(_field(key, cond))
-    return lambda md: all(p(md) for p in parts)
+    return _all_of(parts)
+
+
+def _sub_filter(spec: Any, combinator: str) -> Predicate:
+    """``spec`` under ``combinator`` compiled; ``None`` (no filter) has no meaning there and is refused."""
+    predicate = compile_filter(spec)
+    if predicate is None:
+        raise ValueError(f"filter combinator {combinator} needs filter specs; got None")
+    return predicate
+
+
+def _all_of(predicates: list[Predicate]) -> Predicate:
+    return lambda md: all(p(md) for p in predicates)
+
+
+def _any_of(predicates: list[Predicate]) -> Predicate:
+    return lambda md: any(p(md) for p in predicates)
+
+
+def _negation(predicate: Predicate) -> Predicate:
+    return lambda md: not predicate(md)

@@ -7,7 +7,7 @@ sentence-transformers 6, a module class from any other package needs ``trust_rem
 Layout: ``Normalize`` (unit-length base embedding, the head's input) followed by
 
 - ``"linear"``: ``Dense(d, out)``;
-- ``"mlp"`` (the seed design): ``Dense(d, 2d, GELU)`` → ``Dropout(0.1)`` → ``Dense(2d, out)``;
+- ``"mlp"`` (the original ragcun prototype's head): ``Dense(d, 2d, GELU)`` → ``Dropout(0.1)`` → ``Dense(2d, out)``;
 - ``"residual"``: ``Dense(d, out)`` → ``Dense(out, out, GELU, use_residual=True)`` → ``Dense(out, out)``,
   that is ``y = B(z + GELU(W z + b)) + c`` with ``z = A x + a``. The branch ``(W, b)`` starts at
   zero and ``(B, c)`` at the identity, so a new residual head is the linear map ``z``; the

@@ -12,7 +12,7 @@ from ragcun.sigreg import sigreg
 
 
 def covariance_isotropy(x: torch.Tensor) -> torch.Tensor:
-    """The seed's covariance-matching value ‖Cov(x) − var(x)·I‖_F / D.
+    """The covariance-matching value ‖Cov(x) − var(x)·I‖_F / D (the original ragcun prototype's isotropy measure).
 
     Unbiased covariance of the (N, D) rows; ``var(x)`` is the unbiased variance of all entries.
     It is 0 when the covariance is a multiple of the identity, whatever that multiple.

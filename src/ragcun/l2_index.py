@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import faiss
 import numpy as np
@@ -81,6 +81,7 @@ class L2Index:
         self._configure()
 
     def _configure(self) -> None:
+        assert self._index is not None, "configured only once the FAISS index exists"
         inner = faiss.downcast_index(self._index.index)
         ivf = faiss.try_extract_index_ivf(inner)
         if ivf is not None:
@@ -136,6 +137,7 @@ class L2Index:
                 return
             if self._index is None:
                 self._create(arr.shape[1])
+            assert self._index is not None and self.train_size is not None  # set by _create
             self._drop([i for i in ids if i in self._str2int])
             keys = np.arange(self._next, self._next + len(ids), dtype=np.int64)
             self._next += len(ids)
@@ -169,11 +171,13 @@ class L2Index:
     def _drop(self, ids: list[str]) -> None:
         if not ids:
             return
+        assert self._index is not None  # ids are stored, so the FAISS index exists
         keys = [self._str2int.pop(i) for i in ids]
         for key in keys:
             del self._int2str[key]
         if isinstance(faiss.downcast_index(self._index.index), faiss.IndexFlat):
-            self._index.remove_ids(np.asarray(keys, dtype=np.int64))
+            # faiss's Python wrapper accepts an id array; its SWIG signature names only IDSelector
+            self._index.remove_ids(np.asarray(keys, dtype=np.int64))  # type: ignore[arg-type]
         else:
             self._dead.update(keys)
             if len(self._dead) > self.count:
@@ -181,6 +185,7 @@ class L2Index:
 
     def _rebuild(self) -> None:
         """Re-create the FAISS index from the live vectors, training it if it needs to be."""
+        assert self._dim is not None and self.train_size is not None  # set by _create
         keys = np.asarray(sorted(self._int2str), dtype=np.int64)
         vecs = self._reconstruct(keys)
         target = self._target(self._dim)
@@ -201,6 +206,7 @@ class L2Index:
             self._index.add_with_ids(vecs, keys)
 
     def _reconstruct(self, keys: np.ndarray) -> np.ndarray:
+        assert self._index is not None and self._dim is not None  # called only once vectors exist
         if len(keys) == 0:
             return np.zeros((0, self._dim), dtype=np.float32)
         return np.asarray(self._index.reconstruct_batch(keys), dtype=np.float32).reshape(len(keys), self._dim)
@@ -217,6 +223,7 @@ class L2Index:
             out_ids, out_d = padded_result(len(q), k)
             if self.count == 0:
                 return out_ids, out_d
+            assert self._index is not None  # vectors are stored, so the FAISS index exists
             fetch = min(k + len(self._dead), self._index.ntotal)
             sq, keys = self._index.search(q, fetch)
             for row in range(len(q)):
@@ -260,7 +267,7 @@ class L2Index:
             return atomic_save(path, FORMAT, VERSION, write)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, dim: int | None = None) -> "L2Index":
+    def load(cls, path: str | os.PathLike, dim: int | None = None) -> L2Index:
         """Load a directory written by :meth:`save`, verifying its manifest; ``dim`` if given must match."""
         path, man = read_save(path, FORMAT, VERSION, MANIFEST_FIELDS)
         if dim is not None and man["dim"] is not None and man["dim"] != dim:

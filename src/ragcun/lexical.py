@@ -25,10 +25,11 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import Stemmer
@@ -96,7 +97,7 @@ class _Segment:
     tfs: np.ndarray     # (P,) float32 term frequencies
 
     @classmethod
-    def build(cls, terms: np.ndarray, docs: np.ndarray, tfs: np.ndarray, presorted: bool = False) -> "_Segment":
+    def build(cls, terms: np.ndarray, docs: np.ndarray, tfs: np.ndarray, presorted: bool = False) -> _Segment:
         """A segment from (term, doc, tf) triples with unique (term, doc) pairs, sorted by (term, doc) or not."""
         if not presorted and len(docs):
             order = np.argsort(terms * (int(docs.max()) + 1) + docs, kind="stable")
@@ -319,7 +320,7 @@ class BM25Index:
                        "lengths": self._lengths[keys]}, str(folder / "postings.safetensors"))
 
     @classmethod
-    def load(cls, folder: Path) -> "BM25Index":
+    def load(cls, folder: Path) -> BM25Index:
         """Read what :meth:`save` wrote (the caller has verified the files' checksums)."""
         meta = json.loads((folder / cls.META).read_text(encoding="utf-8"))
         arrays = load_file(str(folder / "postings.safetensors"))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ragcun.doc_store import DocStore, Hit, Record
 from ragcun.fusion import DEFAULT_ALPHA
@@ -61,7 +62,7 @@ class GaussianRetriever:
         return self.store.save(path, extra={"model_path": self.model_path})
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, encoder: Any = None) -> "GaussianRetriever":
+    def load(cls, path: str | os.PathLike, *, encoder: Any = None) -> GaussianRetriever:
         """Load a :meth:`save` directory; ``encoder`` overrides the saved model reference."""
         store, extra = DocStore.load(path)
         self = cls.__new__(cls)

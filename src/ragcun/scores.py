@@ -28,8 +28,9 @@ distance law to fit: the scorer then falls back to the ``N(0, I_D)`` law (``sour
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.special import chdtrc
@@ -66,12 +67,12 @@ class RelevanceScore:
         return chi2_relevance(distances, self.dof, self.scale)
 
     @classmethod
-    def isotropic(cls, dim: int, variance: float = 1.0) -> "RelevanceScore":
+    def isotropic(cls, dim: int, variance: float = 1.0) -> RelevanceScore:
         """The exact law for independent ``N(mu, variance * I_dim)`` vectors."""
         return cls(dof=float(dim), scale=float(variance), source="isotropic")
 
     @classmethod
-    def fit(cls, vectors: np.ndarray, n_pairs: int = 4096, seed: int = 0) -> "RelevanceScore":
+    def fit(cls, vectors: np.ndarray, n_pairs: int = 4096, seed: int = 0) -> RelevanceScore:
         """Moment-match ``scale * chi2(dof)`` to half the squared distances of random pairs of ``vectors``."""
         x = np.asarray(vectors, dtype=np.float64)
         if x.ndim != 2 or len(x) < 2:
@@ -136,7 +137,7 @@ class RelevanceScorer:
                 "law": self.law.to_dict() if self.law else None}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RelevanceScorer":
+    def from_dict(cls, data: dict[str, Any]) -> RelevanceScorer:
         """Inverse of :meth:`to_dict`; ``ValueError`` naming the field for anything it did not write."""
         if not isinstance(data, dict) or set(data) != {*_SETTINGS, "law"}:
             raise ValueError(f"scorer state must hold exactly {sorted({*_SETTINGS, 'law'})}")

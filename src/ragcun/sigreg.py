@@ -3,7 +3,7 @@
 This reproduces the official LeJEPA code (``lejepa.univariate.EppsPulley`` with its defaults
 ``t_max=3``, ``n_points=17``, trapezoid rule on ``[0, t_max]`` with doubled weights, and
 ``lejepa.multivariate.SlicingUnivariateTest``'s projections) to float32 precision; the test
-``tests/test_sigreg_reference.py`` checks it against the official outputs.
+``tests/core/test_sigreg_reference.py`` checks it against the official outputs.
 
 Epps–Pulley (1983) compares the empirical characteristic function of a sample with that of a
 standard normal::

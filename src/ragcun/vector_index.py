@@ -11,8 +11,11 @@ do beyond the protocol is declared in its :class:`IndexCapabilities`, never gues
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence, runtime_checkable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -69,6 +72,30 @@ class VectorIndex(Protocol):
 
     def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
         """The stored vectors for ``ids`` (for MMR and re-scoring); unknown ids raise ``KeyError``."""
+
+
+class DirectoryIndex(VectorIndex, Protocol):
+    """A ``VectorIndex`` with ``capabilities.saves_to_dir``: it saves itself into a directory."""
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Atomically save the index to directory ``path``."""
+
+
+class MetadataIndex(VectorIndex, Protocol):
+    """A ``VectorIndex`` with ``capabilities.metadata_filter``: it holds each vector's metadata."""
+
+    def get_metadata(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The stored metadata for ``ids``, in order; unknown ids raise ``KeyError``."""
+
+
+class LexicalIndex(VectorIndex, Protocol):
+    """A ``VectorIndex`` with ``capabilities.lexical``: it ranks stored texts by BM25 itself."""
+
+    def lexical_search(self, query: str, k: int, filter: object = None) -> tuple[list[str], np.ndarray]:
+        """Ids and BM25 scores, best first, of up to ``k`` rows matching a term of ``query``."""
+
+    def lexical_scores(self, query: str, ids: Sequence[str]) -> np.ndarray:
+        """The BM25 score of ``query`` for each of ``ids``."""
 
 
 def as_matrix(vectors: object, dim: int | None, what: str = "vectors") -> np.ndarray:

@@ -17,9 +17,9 @@ from __future__ import annotations
 import codecs
 import json
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 Qrels = dict[str, dict[str, int]]
 
@@ -34,7 +34,7 @@ class BeirDataset:
     queries: dict[str, str]
     qrels: Qrels
 
-    def subset(self, max_queries: int | None = None, max_docs: int | None = None, seed: int = 0) -> "BeirDataset":
+    def subset(self, max_queries: int | None = None, max_docs: int | None = None, seed: int = 0) -> BeirDataset:
         """A smaller copy for quick runs and tests: a random sample of ``max_queries`` queries and a
         corpus of their relevant documents plus random others, ``max_docs`` in all (at least the
         relevant ones). Corpus order is kept."""

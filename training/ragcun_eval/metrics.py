@@ -17,7 +17,7 @@ doc ids to graded relevance (``> 0`` means relevant; unjudged docs count as irre
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10", "map@100")
 Run = Mapping[str, Sequence[str]]

@@ -11,9 +11,9 @@ by cosine. ``hybrid`` fuses that default geometry's ranking with BM25 (``ragcun.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch

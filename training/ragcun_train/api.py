@@ -32,7 +32,14 @@ from ragcun_train.model_card import write_model_card
 from ragcun_train.objectives import build_loss
 from ragcun_train.recentre import recentre_head
 from ragcun_train.report import (
-    ISOTROPY_PLOT, LOSS_PLOT, REPORT_FILE, covariance_spectrum, plot_isotropy, plot_losses, summary_lines, write_json_atomic,
+    ISOTROPY_PLOT,
+    LOSS_PLOT,
+    REPORT_FILE,
+    covariance_spectrum,
+    plot_isotropy,
+    plot_losses,
+    summary_lines,
+    write_json_atomic,
 )
 
 log = logging.getLogger(__name__)

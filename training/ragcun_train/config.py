@@ -16,7 +16,7 @@ from ragcun_train.objectives import PRESETS, objective_weights
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 CHECKPOINT_DIR = "checkpoints"
 # ragcun.head.HEADS and ragcun.encoder.INITS, repeated here because those modules import sentence-transformers
-# (tests/test_first_run.py checks that they agree).
+# (tests/training/test_first_run.py checks that they agree).
 HEADS = ("linear", "mlp", "residual")
 INITS = ("identity", "whitening", "random")
 # What a finished or interrupted run leaves in its output folder.

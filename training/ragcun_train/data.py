@@ -12,9 +12,9 @@ import logging
 import re
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from ragcun_eval.beir import iter_jsonl_objects, iter_text_lines, load_corpus, load_qrels, load_queries
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -109,7 +110,11 @@ def train_frozen(
     modules = trainable_modules(model, loss)
     params = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    schedule = lambda step: max(0.0, 1.0 - step / max(1, total))  # linear decay, as the HF trainer's default
+
+    def schedule(step: int) -> float:
+        """Linear decay to 0 over ``total`` steps, as the HF trainer's default."""
+        return max(0.0, 1.0 - step / max(1, total))
+
     history: list[dict[str, Any]] = []
     start = 0
     if resume is not None:

@@ -22,6 +22,7 @@ from ragcun_train.data import TrainingSet
 from ragcun_train.evaluation import IsotropyEvaluator, l2_retrieval_evaluator, measure
 from ragcun_train.frozen import NonFiniteLossError
 
+
 def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 

@@ -6,7 +6,8 @@ Light to import (no torch at import time): ``ragcun-train`` checks its arguments
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from torch import Tensor

@@ -1,5 +1,7 @@
 """ragcun's losses, in sentence-transformers' loss API (``Loss(model, ...)``, ``forward(sentence_features, labels)``)."""
 
+from __future__ import annotations
+
 from ragcun.losses.covariance_isotropy_loss import CovarianceIsotropyLoss
 from ragcun.losses.euclidean_infonce import EuclideanInfoNCELoss
 from ragcun.losses.euclidean_margin import EuclideanMarginLoss

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any, Protocol
 
 from torch import Tensor, nn
+
+
+class ColumnLoss(Protocol):
+    """What every ragcun loss offers besides ``forward``: the loss on already-embedded columns, and its config."""
+
+    def compute(self, embeddings: list[Tensor]) -> Tensor:
+        """The loss on already-computed embeddings, one (B, D) tensor per column."""
+
+    def get_config_dict(self) -> dict[str, Any]:
+        """sentence-transformers' loss config (logged with the model card)."""
 
 
 def embed_features(model: nn.Module, sentence_features: Iterable[dict[str, Tensor]]) -> list[Tensor]:

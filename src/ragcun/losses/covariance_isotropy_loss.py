@@ -1,4 +1,4 @@
-"""CovarianceIsotropyLoss: the seed's covariance-matching regulariser."""
+"""CovarianceIsotropyLoss: a covariance-matching regulariser (the original ragcun prototype's isotropy term)."""
 
 from __future__ import annotations
 

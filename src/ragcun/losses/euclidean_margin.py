@@ -1,4 +1,4 @@
-"""EuclideanMarginLoss: the seed's hinge on the hardest in-batch negative."""
+"""EuclideanMarginLoss: a hinge on the hardest in-batch negative (the original ragcun prototype's margin loss)."""
 
 from __future__ import annotations
 

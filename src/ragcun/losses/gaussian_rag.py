@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from torch import Tensor, nn
 
-from ragcun.losses._embed import embed_features
+from ragcun.losses._embed import ColumnLoss, embed_features
 from ragcun.losses.covariance_isotropy_loss import CovarianceIsotropyLoss
 from ragcun.losses.euclidean_infonce import EuclideanInfoNCELoss
 from ragcun.losses.euclidean_margin import EuclideanMarginLoss
@@ -64,13 +64,17 @@ class GaussianRAGLoss(nn.Module):
 
     def compute(self, embeddings: list[Tensor]) -> dict[str, Tensor]:
         """Weighted components on already-computed columns."""
-        return {name: self.weights[name] * loss.compute(embeddings) for name, loss in self.components.items()}
+        return {name: self.weights[name] * loss.compute(embeddings) for name, loss in self._parts()}
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> dict[str, Tensor]:
         return self.compute(embed_features(self.model, sentence_features))
 
     def get_config_dict(self) -> dict[str, Any]:
-        return {"weights": dict(self.weights)} | {name: loss.get_config_dict() for name, loss in self.components.items()}
+        return {"weights": dict(self.weights)} | {name: loss.get_config_dict() for name, loss in self._parts()}
+
+    def _parts(self) -> list[tuple[str, ColumnLoss]]:
+        """The components by name (``self.components`` registers their parameters; this names their type)."""
+        return [(name, cast(ColumnLoss, loss)) for name, loss in self.components.items()]
 
     @property
     def citation(self) -> str:

@@ -47,6 +47,15 @@ class JEPAPredictor(nn.Module):
         return predictor
 
 
+def _embedding_dimension(model: nn.Module) -> int:
+    """The output dimension of sentence-transformers ``model``; ``ValueError`` if it cannot tell."""
+    get_dim = getattr(model, "get_embedding_dimension", None)
+    dim = get_dim() if callable(get_dim) else None
+    if not isinstance(dim, int):
+        raise ValueError("JEPAPredictiveLoss needs a sentence-transformers model whose embedding dimension is known")
+    return dim
+
+
 class JEPAPredictiveLoss(nn.Module):
     """Predictive (JEPA) loss for (context, target) columns such as (query, document)::
 
@@ -70,9 +79,10 @@ class JEPAPredictiveLoss(nn.Module):
         super().__init__()
         self.model = model
         self.symmetric = symmetric
-        self.predictor = predictor or JEPAPredictor(model.get_embedding_dimension(), hidden_dim)
-        if hasattr(model, "attach_companion"):
-            model.attach_companion(PREDICTOR_DIR, self.predictor)
+        self.predictor = predictor or JEPAPredictor(_embedding_dimension(model), hidden_dim)
+        attach = getattr(model, "attach_companion", None)  # a GaussianEncoder saves the predictor with itself
+        if callable(attach):
+            attach(PREDICTOR_DIR, self.predictor)
 
     def compute(self, embeddings: list[Tensor]) -> Tensor:
         """The loss on already-computed (context, target) columns."""

@@ -45,6 +45,8 @@ class SIGRegLoss(nn.Module):
     Inputs: any columns (texts); labels are ignored.
     """
 
+    step: Tensor  # a registered buffer: the call count that seeds the slices
+
     def __init__(self, model: nn.Module, num_slices: int = 256, t_max: float = T_MAX, n_points: int = N_POINTS) -> None:
         super().__init__()
         self.model = model

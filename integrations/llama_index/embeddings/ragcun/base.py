@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, List, Optional
+from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
@@ -23,13 +23,13 @@ class GaussianEmbedding(BaseEmbedding):
 
     model_name: str = Field(default=BUNDLED_MODEL_NAME, description="Model name or path.")
     embed_batch_size: int = Field(default=32, gt=0, le=2048, description="Batch size for encoding.")
-    device: Optional[str] = Field(default=None, description="torch device; None picks automatically.")
-    query_instruction: Optional[str] = Field(default=None, description="Prefix for queries.")
-    text_instruction: Optional[str] = Field(default=None, description="Prefix for documents.")
+    device: str | None = Field(default=None, description="torch device; None picks automatically.")
+    query_instruction: str | None = Field(default=None, description="Prefix for queries.")
+    text_instruction: str | None = Field(default=None, description="Prefix for documents.")
     show_progress: bool = Field(default=False, description="Show a progress bar while encoding.")
     _encoder: Any = PrivateAttr()
 
-    def __init__(self, model_name: Optional[str] = None, *, encoder: Any = None, **kwargs: Any) -> None:
+    def __init__(self, model_name: str | None = None, *, encoder: Any = None, **kwargs: Any) -> None:
         super().__init__(model_name=model_name or BUNDLED_MODEL_NAME, **kwargs)
         self._encoder = encoder if encoder is not None else load_encoder(model_name, self.device)
 
@@ -43,7 +43,7 @@ class GaussianEmbedding(BaseEmbedding):
         """Embedding dimension."""
         return int(self._encoder.get_embedding_dimension())
 
-    def _encode(self, texts: List[str], role: str, what: str) -> List[Embedding]:
+    def _encode(self, texts: list[str], role: str, what: str) -> list[Embedding]:
         instruction = self.query_instruction if role == "query" else self.text_instruction
         return encode_texts(self._encoder, texts, role, instruction=instruction, batch_size=self.embed_batch_size,
                             show_progress=self.show_progress, what=what).tolist()
@@ -54,7 +54,7 @@ class GaussianEmbedding(BaseEmbedding):
     def _get_text_embedding(self, text: str) -> Embedding:
         return self._encode([text], "document", "text")[0]
 
-    def _get_text_embeddings(self, texts: List[str]) -> List[Embedding]:
+    def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         return self._encode(texts, "document", "texts")
 
     async def _aget_query_embedding(self, query: str) -> Embedding:
@@ -63,5 +63,5 @@ class GaussianEmbedding(BaseEmbedding):
     async def _aget_text_embedding(self, text: str) -> Embedding:
         return await asyncio.to_thread(self._get_text_embedding, text)
 
-    async def _aget_text_embeddings(self, texts: List[str]) -> List[Embedding]:
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         return await asyncio.to_thread(self._get_text_embeddings, texts)

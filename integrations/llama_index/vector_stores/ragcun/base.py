@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, List, Optional, Sequence
+from typing import Any
 
 from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.schema import BaseNode, MetadataMode
@@ -24,7 +25,6 @@ from llama_index.core.vector_stores.types import (
     BasePydanticVectorStore,
     FilterCondition,
     FilterOperator,
-    MetadataFilter,
     MetadataFilters,
     VectorStoreQuery,
     VectorStoreQueryMode,
@@ -97,8 +97,8 @@ class GaussianVectorStore(BasePydanticVectorStore):
     hybrid_candidates: int = DEFAULT_CANDIDATES
     _store: DocStore = PrivateAttr()
 
-    def __init__(self, index: Optional[VectorIndex] = None, score_mode: str = "auto", *,
-                 store: Optional[DocStore] = None, lexical: Optional[BM25Index] = None, **kwargs: Any) -> None:
+    def __init__(self, index: VectorIndex | None = None, score_mode: str = "auto", *,
+                 store: DocStore | None = None, lexical: BM25Index | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         check_mode(self.retrieval_mode)
         check_alpha(self.alpha)
@@ -120,7 +120,7 @@ class GaussianVectorStore(BasePydanticVectorStore):
         return self._store
 
     # -- writes -------------------------------------------------------------------------------
-    def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> List[str]:
+    def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
         """Add nodes (each must carry an embedding); an existing node id is replaced."""
         records, vectors = [], []
         for node in nodes:
@@ -137,7 +137,7 @@ class GaussianVectorStore(BasePydanticVectorStore):
         """Delete every node of source document ``ref_doc_id``."""
         self._store.delete([r.id for r in self._store.find(metadata_filter({"ref_doc_id": ref_doc_id}))])
 
-    def delete_nodes(self, node_ids: Optional[List[str]] = None, filters: Optional[MetadataFilters] = None,
+    def delete_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None,
                      **delete_kwargs: Any) -> None:
         """Delete the nodes matching ``node_ids`` and ``filters`` (both optional; neither deletes nothing)."""
         if node_ids is None and filters is None:
@@ -149,18 +149,18 @@ class GaussianVectorStore(BasePydanticVectorStore):
         self._store.clear()
 
     # -- reads --------------------------------------------------------------------------------
-    def get_nodes(self, node_ids: Optional[List[str]] = None,
-                  filters: Optional[MetadataFilters] = None) -> List[BaseNode]:
+    def get_nodes(self, node_ids: list[str] | None = None,
+                  filters: MetadataFilters | None = None) -> list[BaseNode]:
         """The stored nodes matching ``node_ids`` and ``filters`` (all nodes if neither is given)."""
         return [metadata_dict_to_node(r.metadata, r.text) for r in self._select(node_ids, filters)]
 
-    def _select(self, node_ids: Optional[List[str]], filters: Optional[MetadataFilters]) -> List[Record]:
+    def _select(self, node_ids: list[str] | None, filters: MetadataFilters | None) -> list[Record]:
         where = metadata_filter(self._filter_spec(filters, None))
         records = self._store.find() if node_ids is None else self._store.get(node_ids)
         return records if where is None else [r for r in records if where(r)]
 
     @staticmethod
-    def _filter_spec(filters: Optional[MetadataFilters], doc_ids: Optional[List[str]]) -> Optional[dict[str, Any]]:
+    def _filter_spec(filters: MetadataFilters | None, doc_ids: list[str] | None) -> dict[str, Any] | None:
         """``filters`` and ``doc_ids`` as one ragcun filter spec (``None``: no restriction)."""
         parts: list[dict[str, Any]] = []
         if filters is not None and filters.filters:
@@ -203,7 +203,7 @@ class GaussianVectorStore(BasePydanticVectorStore):
                                       ids=[h.record.id for h in hits])
 
     @staticmethod
-    def _vector(query: VectorStoreQuery) -> List[float]:
+    def _vector(query: VectorStoreQuery) -> list[float]:
         if query.query_embedding is None:
             raise ValueError(f"query mode {query.mode.value!r} needs query.query_embedding (it searches by vector)")
         return query.query_embedding
@@ -228,20 +228,20 @@ class GaussianVectorStore(BasePydanticVectorStore):
         self._store.save(_store_dir(persist_path))
 
     @classmethod
-    def from_persist_path(cls, persist_path: str, index: Optional[VectorIndex] = None,
-                          **kwargs: Any) -> "GaussianVectorStore":
+    def from_persist_path(cls, persist_path: str, index: VectorIndex | None = None,
+                          **kwargs: Any) -> GaussianVectorStore:
         """Load what :meth:`persist` wrote at ``persist_path`` (verified; no pickle); ``kwargs`` as for the constructor."""
         store, _ = DocStore.load(_store_dir(persist_path), index=index)
         return cls(store=store, **kwargs)
 
     @classmethod
     def from_persist_dir(cls, persist_dir: str, namespace: str = DEFAULT_NAMESPACE,
-                         index: Optional[VectorIndex] = None, **kwargs: Any) -> "GaussianVectorStore":
+                         index: VectorIndex | None = None, **kwargs: Any) -> GaussianVectorStore:
         """Load the store that ``StorageContext.persist(persist_dir)`` saved under ``namespace``."""
         return cls.from_persist_path(str(Path(persist_dir) / f"{namespace}__vector_store"), index=index, **kwargs)
 
     # -- async --------------------------------------------------------------------------------
-    async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> List[str]:
+    async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
         """Async :meth:`add`."""
         return await asyncio.to_thread(self.add, nodes, **kwargs)
 
@@ -249,13 +249,13 @@ class GaussianVectorStore(BasePydanticVectorStore):
         """Async :meth:`delete`."""
         await asyncio.to_thread(self.delete, ref_doc_id, **delete_kwargs)
 
-    async def adelete_nodes(self, node_ids: Optional[List[str]] = None, filters: Optional[MetadataFilters] = None,
+    async def adelete_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None,
                             **delete_kwargs: Any) -> None:
         """Async :meth:`delete_nodes`."""
         await asyncio.to_thread(self.delete_nodes, node_ids, filters)
 
-    async def aget_nodes(self, node_ids: Optional[List[str]] = None,
-                         filters: Optional[MetadataFilters] = None) -> List[BaseNode]:
+    async def aget_nodes(self, node_ids: list[str] | None = None,
+                         filters: MetadataFilters | None = None) -> list[BaseNode]:
         """Async :meth:`get_nodes`."""
         return await asyncio.to_thread(self.get_nodes, node_ids, filters)
 

@@ -89,7 +89,7 @@ def test_load_errors_name_file_and_line(tmp_path: Path) -> None:
 
 
 def test_scifact_subset() -> None:
-    from conftest import shared_path
+    from repo_paths import shared_path
 
     data = load_beir(shared_path("data", "beir", "scifact"))
     assert (len(data.doc_ids), len(data.queries)) == (5183, 300)

@@ -11,7 +11,7 @@ from pathlib import Path
 import huggingface_hub.constants
 import pytest
 
-from conftest import REPO_ROOT
+from repo_paths import REPO_ROOT
 from ragcun.encoder import INITS, resolve_model_path
 from ragcun.head import HEADS
 from ragcun_eval.cli import main as eval_main
@@ -113,6 +113,15 @@ def test_ci_installs_as_the_readme_does_and_sets_ci():
     readme = (REPO_ROOT / "README.md").read_text()
     assert "--upgrade pip" not in script and "pip install torch==2.13.0" in readme and 'pip install -e ".[dev]"' in readme
     assert "pip install -q torch==2.13.0" in script and 'pip install -q -e ".[dev]"' in script and 'CI="${CI:-true}"' in script
+
+
+def test_ci_lints_and_type_checks_between_the_install_and_the_tests():
+    script = (REPO_ROOT / ".ci" / "run").read_text()
+    dev = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
+    assert {"ruff", "mypy"} <= {req.split(";")[0].split(">")[0].strip() for req in dev}, dev
+    steps = ('pip install -q -e ".[dev]"', "\nruff check src integrations training\n", "\nmypy\n", "python -m pytest")
+    positions = [script.find(step) for step in steps]
+    assert -1 not in positions and positions == sorted(positions), dict(zip(steps, positions))
 
 
 MODULE_SKIP = "import pytest\npytest.importorskip('no_such_module_for_ragcun', reason='needs: pip install \"ragcun[milvus]\"')\n" \

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from conftest import shared_path
+from repo_paths import shared_path
 from ragcun.isotropy import covariance_isotropy
 from ragcun.sigreg import epps_pulley, sigreg, slice_projections, sliced_epps_pulley
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import shared_path
+from repo_paths import shared_path
 from sentence_transformers.sentence_transformer.modules import Transformer
 
 from ragcun.embedding_cache import EmbeddingCache

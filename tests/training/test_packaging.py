@@ -7,7 +7,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from conftest import REPO_ROOT
+from repo_paths import REPO_ROOT
 
 SOURCE_ROOTS = ("src", "integrations", "training")
 
