@@ -155,6 +155,7 @@ class BM25Index:
         self._live = np.zeros(0, dtype=bool)
         self._total_length = 0.0
         self._segments: list[_Segment] = []
+        self._pending: dict[str, str] = {}  # id -> text added but not indexed yet (see add)
         self._last: tuple[str, int, np.ndarray] | None = None  # (query, version, scores): search then scores
         self._version = 0
         self._lock = threading.Lock()
@@ -162,62 +163,91 @@ class BM25Index:
     @property
     def count(self) -> int:
         """Number of indexed documents (those whose text has at least one term)."""
-        return len(self._keys)
+        with self._lock:
+            self._flush()
+            return len(self._keys)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._keys
+        with self._lock:
+            self._flush()
+            return key in self._keys
 
     @property
     def ids(self) -> list[str]:
         """The indexed ids."""
-        return list(self._keys)
+        with self._lock:
+            self._flush()
+            return list(self._keys)
 
     # -- writes -------------------------------------------------------------------------------
     def add(self, ids: Sequence[str], texts: Sequence[str | None]) -> None:
-        """Index ``texts`` under ``ids``, replacing what an id had; a text with no terms (or ``None``) is not indexed."""
+        """Queue ``texts`` under ``ids`` for indexing, replacing what an id had (at once: a replaced text
+        never matches again); a text with no terms (or ``None``) is not indexed.
+
+        Texts are analysed and indexed, all queued ones as one segment, by the next read (search,
+        scores, count, save): an add costs no more than recording the texts, and many small adds
+        cost one analysis pass and one segment.
+        """
         ids = check_ids(ids)
         texts = list(texts)
         if len(texts) != len(ids):
             raise ValueError(f"got {len(ids)} ids for {len(texts)} texts")
         if len(set(ids)) != len(ids):
             raise ValueError("ids contain duplicates")
-        words = [self.analyzer.words(t) if t else [] for t in texts]
-        flat = list(chain.from_iterable(words))
+        bad = [i for i, t in zip(ids, texts) if t is not None and not isinstance(t, str)]
+        if bad:
+            raise ValueError(f"texts must be strings or None; id {bad[0]!r} has {type(texts[ids.index(bad[0])]).__name__}")
         with self._lock:
             self._drop([i for i in ids if i in self._keys])
-            new = [w for w in dict.fromkeys(flat) if w not in self._word_terms]
-            for word, term in zip(new, self.analyzer.terms(new)):
-                self._word_terms[word] = -1 if term is None else self._vocab.setdefault(term, len(self._vocab))
-            terms = np.fromiter(map(self._word_terms.__getitem__, flat), dtype=np.int64, count=len(flat))
-            owner = np.repeat(np.arange(len(ids)), [len(w) for w in words])
-            kept = terms >= 0
-            terms, owner = terms[kept], owner[kept]
-            sizes = np.bincount(owner, minlength=len(ids))
-            indexed = [i for i, n in zip(ids, sizes.tolist()) if n]
-            if not indexed:
-                return
-            first = len(self._ids)
-            key_of = np.full(len(ids), -1, dtype=np.int64)
-            key_of[sizes > 0] = np.arange(first, first + len(indexed))
-            self._ids.extend(indexed)
-            self._keys.update(zip(indexed, key_of[sizes > 0].tolist()))
-            lengths = sizes[sizes > 0].astype(np.float32)
-            self._lengths = np.concatenate([self._lengths, lengths])
-            self._live = np.concatenate([self._live, np.ones(len(indexed), dtype=bool)])
-            self._total_length += float(lengths.sum())
-            span = len(self._ids)
-            pairs, tfs = np.unique(terms * span + key_of[owner], return_counts=True)  # sorted by (term, doc)
-            self._segments.append(_Segment.build(pairs // span, pairs % span, tfs, presorted=True))
-            while len(self._segments) > 1 and self._segments[-2].size <= 2 * self._segments[-1].size:
-                self._segments[-2:] = [_merge(self._segments[-2:], self._live)]
+            for i, text in zip(ids, texts):
+                self._pending.pop(i, None)
+                if text:
+                    self._pending[i] = text
+
+    def _flush(self) -> None:
+        """Index the queued texts as one segment (under the lock)."""
+        if not self._pending:
+            return
+        ids, texts = list(self._pending), list(self._pending.values())
+        self._pending.clear()
+        self._version += 1
+        words = [self.analyzer.words(t) for t in texts]
+        flat = list(chain.from_iterable(words))
+        new = [w for w in dict.fromkeys(flat) if w not in self._word_terms]
+        for word, term in zip(new, self.analyzer.terms(new)):
+            self._word_terms[word] = -1 if term is None else self._vocab.setdefault(term, len(self._vocab))
+        terms = np.fromiter(map(self._word_terms.__getitem__, flat), dtype=np.int64, count=len(flat))
+        owner = np.repeat(np.arange(len(ids)), [len(w) for w in words])
+        kept = terms >= 0
+        terms, owner = terms[kept], owner[kept]
+        sizes = np.bincount(owner, minlength=len(ids))
+        indexed = [i for i, n in zip(ids, sizes.tolist()) if n]
+        if not indexed:
+            return
+        first = len(self._ids)
+        key_of = np.full(len(ids), -1, dtype=np.int64)
+        key_of[sizes > 0] = np.arange(first, first + len(indexed))
+        self._ids.extend(indexed)
+        self._keys.update(zip(indexed, key_of[sizes > 0].tolist()))
+        lengths = sizes[sizes > 0].astype(np.float32)
+        self._lengths = np.concatenate([self._lengths, lengths])
+        self._live = np.concatenate([self._live, np.ones(len(indexed), dtype=bool)])
+        self._total_length += float(lengths.sum())
+        span = len(self._ids)
+        pairs, tfs = np.unique(terms * span + key_of[owner], return_counts=True)  # sorted by (term, doc)
+        self._segments.append(_Segment.build(pairs // span, pairs % span, tfs, presorted=True))
+        while len(self._segments) > 1 and self._segments[-2].size <= 2 * self._segments[-1].size:
+            self._segments[-2:] = [_merge(self._segments[-2:], self._live)]
 
     def remove(self, ids: Sequence[str]) -> int:
-        """Drop ``ids`` from the index; returns how many were indexed (others are ignored)."""
+        """Drop ``ids`` from the index; returns how many were indexed or queued (others are ignored)."""
         ids = check_ids(ids)
         with self._lock:
-            present = [i for i in dict.fromkeys(ids) if i in self._keys]
+            unique = list(dict.fromkeys(ids))
+            queued = sum(self._pending.pop(i, None) is not None for i in unique)
+            present = [i for i in unique if i in self._keys]
             self._drop(present)
-            return len(present)
+            return queued + len(present)
 
     def clear(self) -> None:
         """Drop everything (the analyzer and parameters are kept)."""
@@ -280,6 +310,7 @@ class BM25Index:
         """Up to ``k`` ids with a positive BM25 score for ``query`` (and ``allowed(id)``), best first, with their scores."""
         k = check_k(k)
         with self._lock:
+            self._flush()
             scores = self._scores(query)
             matched = np.flatnonzero(scores > 0)
             if allowed is None and len(matched) > k:
@@ -298,6 +329,7 @@ class BM25Index:
         """The BM25 score of ``query`` for each of ``ids`` (0 where nothing matches or an id has no terms)."""
         ids = check_ids(ids)
         with self._lock:
+            self._flush()
             scores = self._scores(query)
             return np.array([scores[self._keys[i]] if i in self._keys else 0.0 for i in ids], dtype=np.float32)
 
@@ -305,6 +337,7 @@ class BM25Index:
     def save(self, folder: Path) -> None:
         """Write ``lexical.json`` and ``postings.safetensors`` into ``folder`` (inside a caller's atomic save)."""
         with self._lock:
+            self._flush()
             merged = _merge(self._segments, self._live) if self._segments else None
             keys = sorted(self._keys.values())
             remap = np.full(len(self._ids), -1, dtype=np.int64)

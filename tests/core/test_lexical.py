@@ -108,3 +108,19 @@ def test_bad_input_is_refused():
         index.search("x", 0)
     with pytest.raises(ValueError, match="must be a string"):
         index.query_terms(None)  # type: ignore[arg-type]
+
+
+def test_adds_are_queued_and_indexed_together_by_the_next_read():
+    index = BM25Index()
+    index.add(["a"], ["apple pie"])
+    index.add(["old"], ["zebra crossing"])
+    for i in range(50):  # many small adds, as a LangChain add_texts per document does
+        index.add([f"d{i}"], [f"banana {i}"])
+    assert index._segments == [] and len(index._pending) == 52  # nothing analysed yet
+    index.add(["old"], ["quince"])  # an upsert of a queued text replaces it
+    index.remove(["a"])             # a delete of a queued text drops it
+    assert index.search("zebra", 5)[0] == [] and index.search("apple", 5)[0] == []
+    assert index.search("quince", 5)[0] == ["old"]
+    assert len(index._segments) == 1 and index.count == 51
+    index.add(["old"], ["walnut"])  # an upsert of an indexed text hides the old one at once
+    assert index.scores("quince", ["old"])[0] == 0.0
