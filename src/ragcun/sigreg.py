@@ -22,14 +22,15 @@ import warnings
 import torch
 import torch.distributed as dist
 
+from ragcun.distributed import world_size
+
 T_MAX = 3.0
 N_POINTS = 17
 
 
 def _world_size(distributed: bool = True) -> int:
-    if not distributed:
-        return 1
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    """The number of ranks the statistic covers: the process group's, or 1 when not ``distributed``."""
+    return world_size() if distributed else 1
 
 
 def _all_reduce_mean(x: torch.Tensor, distributed: bool = True) -> torch.Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -143,8 +145,47 @@ def test_losses_name_bad_batches(tiny_model_dir):
     model = GaussianEncoder(tiny_model_dir)
     x = [torch.randn(4, 32)]
     with pytest.raises(ValueError, match="positive"):
-        EuclideanInfoNCELoss(model).compute(x)
+        EuclideanInfoNCELoss(model).compute_loss_from_embeddings(x)
     with pytest.raises(ValueError, match="at least 2"):
-        EuclideanMarginLoss(model).compute([torch.randn(1, 32), torch.randn(1, 32)])
+        EuclideanMarginLoss(model).compute_loss_from_embeddings([torch.randn(1, 32), torch.randn(1, 32)])
     with pytest.raises(ValueError, match="non-zero"):
         GaussianRAGLoss(model, contrastive_weight=0, isotropy_weight=0)
+
+
+def test_gaussian_rag_loss_gives_corpus_negatives_to_ranking_and_the_corpus_sample_to_distribution_components(tiny_model_dir):
+    model = GaussianEncoder(tiny_model_dir)
+    loss = GaussianRAGLoss(model, contrastive_weight=1.0, isotropy_weight=0.0, covariance_weight=2.0, margin_weight=3.0,
+                           predictive_weight=0.5)
+    torch.manual_seed(0)
+    columns = [torch.randn(6, 32), torch.randn(6, 32)]
+    negatives, sample = torch.randn(20, 32), torch.randn(10, 32)
+    got = loss.compute_loss_from_embeddings(columns, corpus_negatives=negatives, corpus_sample=sample)
+    parts = loss.components
+    expected = {
+        "contrastive": parts["contrastive"].compute_loss_from_embeddings([*columns, negatives]),
+        "margin": 3.0 * parts["margin"].compute_loss_from_embeddings([*columns, negatives]),
+        "covariance": 2.0 * parts["covariance"].compute_loss_from_embeddings([*columns, sample]),
+        "predictive": 0.5 * parts["predictive"].compute_loss_from_embeddings(columns),
+    }
+    assert got.keys() == expected.keys()
+    for name, value in expected.items():
+        assert torch.allclose(got[name], value), name
+    plain = loss.compute_loss_from_embeddings(columns)
+    assert not torch.allclose(plain["contrastive"], got["contrastive"]) and torch.allclose(plain["predictive"], got["predictive"])
+    empty = loss.compute_loss_from_embeddings(columns, corpus_negatives=torch.empty(0, 32), corpus_sample=torch.empty(0, 32))
+    assert all(torch.allclose(empty[k], plain[k]) for k in plain)
+
+
+LOSSES = [CovarianceIsotropyLoss, EuclideanInfoNCELoss, EuclideanMarginLoss, GaussianRAGLoss, JEPAPredictiveLoss, SIGRegLoss]
+
+
+@pytest.mark.parametrize("loss_class", LOSSES, ids=lambda c: c.__name__)
+def test_each_loss_documents_itself_as_sentence_transformers_losses_do(loss_class):
+    doc = loss_class.__doc__ or ""
+    sections = [line.strip() for line in doc.splitlines() if re.fullmatch(r"    [A-Z][a-z]+:", line)]
+    assert sections == ["Args:", "References:", "Requirements:", "Inputs:", "Example:"]
+    assert "| Labels |" in doc
+    example = doc.split("Example:", 1)[1].split("::", 1)[1]
+    code = "\n".join(line[12:] for line in example.splitlines())
+    compile(code, f"{loss_class.__name__} example", "exec")
+    assert f"{loss_class.__name__ if loss_class is not JEPAPredictiveLoss else 'GaussianRAGLoss'}(model" in code

@@ -12,8 +12,8 @@ import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Transformer
 
-import ragcun_train.frozen as frozen
 from ragcun import GaussianEncoder
+from ragcun.losses import GaussianRAGLoss
 from ragcun_train import train
 from ragcun_train.cli import main
 from ragcun_train.frozen import NonFiniteLossError
@@ -79,7 +79,7 @@ def test_second_frozen_run_does_not_call_the_transformer(tiny_model_dir, beir_di
 
 def test_resume_after_an_interrupted_run_matches_an_uninterrupted_one(tiny_model_dir, beir_dir, tmp_path, monkeypatch):
     full = _run(tiny_model_dir, beir_dir, tmp_path, name="full", max_steps=6, objective="jepa")
-    real = frozen.frozen_components
+    real = GaussianRAGLoss.compute_loss_from_embeddings
     calls = {"n": 0}
 
     def crash_at_step_5(*args, **kwargs):
@@ -88,10 +88,10 @@ def test_resume_after_an_interrupted_run_matches_an_uninterrupted_one(tiny_model
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(frozen, "frozen_components", crash_at_step_5)
+    monkeypatch.setattr(GaussianRAGLoss, "compute_loss_from_embeddings", crash_at_step_5)
     with pytest.raises(KeyboardInterrupt):
         _run(tiny_model_dir, beir_dir, tmp_path, name="cut", max_steps=6, save_steps=3, objective="jepa")
-    monkeypatch.setattr(frozen, "frozen_components", real)
+    monkeypatch.setattr(GaussianRAGLoss, "compute_loss_from_embeddings", real)
     assert (tmp_path / "cut" / "checkpoints" / "step-3").is_dir()
     resumed = _run(tiny_model_dir, beir_dir, tmp_path, name="cut", max_steps=6, save_steps=3, objective="jepa", resume=True)
     assert [s["step"] for s in resumed.report["steps"]] == list(range(1, 7))
@@ -101,7 +101,7 @@ def test_resume_after_an_interrupted_run_matches_an_uninterrupted_one(tiny_model
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tiny_model_dir, beir_dir, tmp_path, monkeypatch):
-    real = frozen.frozen_components
+    real = GaussianRAGLoss.compute_loss_from_embeddings
     calls = {"n": 0}
 
     def nan_at_step_3(*args, **kwargs):
@@ -109,7 +109,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tiny_model
         out = real(*args, **kwargs)
         return {k: v * float("nan") for k, v in out.items()} if calls["n"] == 3 else out
 
-    monkeypatch.setattr(frozen, "frozen_components", nan_at_step_3)
+    monkeypatch.setattr(GaussianRAGLoss, "compute_loss_from_embeddings", nan_at_step_3)
     with pytest.raises(NonFiniteLossError, match=r"step 3: the loss is nan.*step-2"):
         _run(tiny_model_dir, beir_dir, tmp_path, max_steps=5, save_steps=2)
     assert (tmp_path / "out" / "checkpoints" / "step-2" / "state.safetensors").is_file()

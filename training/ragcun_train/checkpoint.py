@@ -1,8 +1,10 @@
-"""Frozen-mode checkpoints: the head, the predictor, SIGReg's slice counter and the optimizer, in safetensors + JSON.
+"""Checkpoints: frozen mode's own (written here), and the lookup of both modes' newest one.
 
-A checkpoint is a folder ``<dir>/step-<N>`` holding ``state.safetensors`` (tensors) and
-``state.json`` (step, history, optimizer hyper-parameters). It is written under a temporary name
-and renamed, so a crash never leaves a half-written checkpoint. No pickle.
+A frozen-mode checkpoint (the head, the predictor, SIGReg's slice counter and the optimizer) is a
+folder ``<dir>/step-<N>`` holding ``state.safetensors`` (tensors) and ``state.json`` (step,
+history, optimizer hyper-parameters). It is written under a temporary name and renamed, so a crash
+never leaves a half-written checkpoint. No pickle. Full fine-tuning's checkpoints are the
+sentence-transformers trainer's ``<dir>/checkpoint-<N>`` folders.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from safetensors.torch import load_file, save_file
 
 STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"
+FROZEN_PREFIX = "step-"
+FULL_PREFIX = "checkpoint-"  # transformers' PREFIX_CHECKPOINT_DIR, as the trainer names its folders
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
@@ -32,8 +36,8 @@ def save_checkpoint(directory: Path, step: int, modules: dict[str, torch.nn.Modu
                     extra: dict[str, Any], keep: int = 2) -> Path:
     """Write ``directory/step-<step>`` atomically and delete all but the newest ``keep`` checkpoints."""
     directory.mkdir(parents=True, exist_ok=True)
-    final = directory / f"step-{step}"
-    tmp = directory / f".step-{step}.tmp"
+    final = directory / f"{FROZEN_PREFIX}{step}"
+    tmp = directory / f".{FROZEN_PREFIX}{step}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     tensors = {f"{name}.{k}": v.detach().cpu().clone().contiguous() for name, m in modules.items() for k, v in m.state_dict().items()}
@@ -47,12 +51,20 @@ def save_checkpoint(directory: Path, step: int, modules: dict[str, torch.nn.Modu
     return final
 
 
-def list_checkpoints(directory: Path) -> list[Path]:
-    """Complete checkpoints in ``directory``, oldest first."""
+def list_checkpoints(directory: Path, frozen: bool = True) -> list[Path]:
+    """Complete checkpoints in ``directory``, oldest first: frozen mode's ``step-<N>`` or full fine-tuning's ``checkpoint-<N>``."""
     if not directory.is_dir():
         return []
-    found = [p for p in directory.glob("step-*") if (p / STATE_JSON).is_file() and p.name[5:].isdigit()]
-    return sorted(found, key=lambda p: int(p.name[5:]))
+    prefix = FROZEN_PREFIX if frozen else FULL_PREFIX
+    found = [p for p in directory.glob(f"{prefix}*") if p.name[len(prefix):].isdigit()
+             and ((p / STATE_JSON).is_file() if frozen else p.is_dir())]
+    return sorted(found, key=lambda p: int(p.name[len(prefix):]))
+
+
+def latest_checkpoint(directory: Path, frozen: bool = True) -> Path | None:
+    """The newest complete checkpoint in ``directory`` (see :func:`list_checkpoints`), or ``None`` if there is none."""
+    found = list_checkpoints(directory, frozen)
+    return found[-1] if found else None
 
 
 def load_checkpoint(path: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer) -> dict[str, Any]:

@@ -21,16 +21,23 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from ragcun import GaussianEncoder
+from ragcun import GaussianEncoder, distributed
 from ragcun.losses import GaussianRAGLoss
-from ragcun_train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
-from ragcun_train.objectives import frozen_components
+from ragcun_train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(RuntimeError):
     """A loss became NaN or infinite; training stopped and the last good checkpoint was kept."""
+
+    @classmethod
+    def at_step(cls, step: int, loss: float, checkpoint_dir: Path, frozen: bool, details: str = "") -> NonFiniteLossError:
+        """The error for a non-finite ``loss`` at ``step``, naming the newest checkpoint in ``checkpoint_dir`` to resume from."""
+        last = latest_checkpoint(checkpoint_dir, frozen)
+        kept = f"the last good checkpoint is {last}" if last else "no checkpoint was saved yet"
+        return cls(f"step {step}: the loss is {loss}{details}; training stopped and {kept}. "
+                   "Lower --lr or the λ weights and resume with --resume.")
 
 
 @dataclass
@@ -44,12 +51,6 @@ class CachedBatchSource:
     columns: list[torch.Tensor]
     corpus: torch.Tensor | None
     positive_ids: torch.Tensor | None
-
-
-def _world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -100,7 +101,7 @@ def train_frozen(
 
     Raises :class:`NonFiniteLossError` on a NaN or infinite loss, keeping the last checkpoint.
     """
-    rank, world = _world()
+    rank, world = distributed.rank(), distributed.world_size()
     n = source.columns[0].size(0)
     if n < 2:
         raise ValueError("frozen training needs at least 2 rows")
@@ -147,16 +148,12 @@ def train_frozen(
         if corpus is not None and isotropy_sample > 0:
             drawn = torch.randperm(corpus.size(0), generator=torch.Generator().manual_seed(step_seed(seed, -step - 10**9)))
             sample = model.apply_head(corpus[drawn[:isotropy_sample].chunk(world)[rank] if world > 1 else drawn[:isotropy_sample]])
-        components = frozen_components(loss, columns, negatives, sample)
+        components = loss.compute_loss_from_embeddings(columns, corpus_negatives=negatives, corpus_sample=sample)
         total_loss = sum(components.values())
         values = {k: float(v.detach()) for k, v in components.items()}
         if not math.isfinite(float(total_loss.detach())):
-            last = list_checkpoints(checkpoint_dir)
-            kept = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was saved yet"
-            raise NonFiniteLossError(
-                f"step {step + 1}: the loss is {float(total_loss.detach())} (components {values}); training stopped and {kept}. "
-                "Lower --lr or the λ weights and resume with --resume."
-            )
+            raise NonFiniteLossError.at_step(step + 1, float(total_loss.detach()), checkpoint_dir, frozen=True,
+                                             details=f" (components {values})")
         optimizer.zero_grad(set_to_none=True)
         total_loss.backward()
         if world > 1:

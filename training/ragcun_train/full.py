@@ -7,24 +7,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch.distributed as dist
 from datasets import Dataset
 from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 from sentence_transformers.sentence_transformer.evaluation import SequentialEvaluator
 from sentence_transformers.sentence_transformer.training_args import BatchSamplers
 from transformers import TrainerCallback
 
-from ragcun import GaussianEncoder
+from ragcun import GaussianEncoder, distributed
 from ragcun.losses import GaussianRAGLoss, JEPAPredictor
 from ragcun.losses.jepa_predictive import PREDICTOR_DIR
 from ragcun_eval.beir import BeirDataset
 from ragcun_train.data import TrainingSet
 from ragcun_train.evaluation import IsotropyEvaluator, l2_retrieval_evaluator, measure
 from ragcun_train.frozen import NonFiniteLossError
-
-
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def freeze_bottom_layers(model: GaussianEncoder, n: int) -> None:
@@ -58,10 +53,7 @@ class _HistoryCallback(TrainerCallback):
         entry = {"step": state.global_step, "epoch": state.epoch, **{k: v for k, v in logs.items() if isinstance(v, (int, float))}}
         self.history.append(entry)
         if not math.isfinite(float(logs["loss"])):
-            last = sorted(self.checkpoint_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-            kept = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was saved yet"
-            raise NonFiniteLossError(f"step {state.global_step}: the loss is {logs['loss']}; training stopped and {kept}. "
-                                     "Lower --lr or the λ weights and resume with --resume.")
+            raise NonFiniteLossError.at_step(state.global_step, logs["loss"], self.checkpoint_dir, frozen=False)
 
 
 def train_full(
@@ -93,7 +85,7 @@ def train_full(
         learning_rate=lr, seed=seed, data_seed=seed, logging_steps=1, logging_nan_inf_filter=False,
         save_strategy="steps", save_steps=save_steps, save_total_limit=2, report_to=[], use_cpu=device == "cpu",
         disable_tqdm=not show_progress, eval_strategy="steps" if eval_steps else "no", eval_steps=eval_steps,
-        batch_sampler=BatchSamplers.NO_DUPLICATES, dataloader_drop_last=True, ddp_backend="gloo" if device == "cpu" and _distributed() else None,
+        batch_sampler=BatchSamplers.NO_DUPLICATES, dataloader_drop_last=True, ddp_backend="gloo" if device == "cpu" and distributed.world_size() > 1 else None,
     )
     callback = _HistoryCallback(checkpoint_dir)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=Dataset.from_dict(data.columns()), loss=loss,

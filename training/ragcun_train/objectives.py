@@ -10,8 +10,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from torch import Tensor
-
     from ragcun.losses import GaussianRAGLoss
 
 COMPONENTS = ("contrastive", "isotropy", "predictive", "covariance", "margin")
@@ -24,10 +22,6 @@ PRESETS: dict[str, dict[str, float]] = {
     "isotropy-only": {"isotropy": 1.0},
     "covariance": {"contrastive": 1.0, "covariance": 1.0},
 }
-# Components that rank documents against a query: in frozen mode their negatives are the cached corpus.
-RANKING_COMPONENTS = ("contrastive", "margin")
-# Components that shape the distribution: in frozen mode they also see a sample of corpus documents.
-DISTRIBUTION_COMPONENTS = ("isotropy", "covariance")
 
 
 def objective_weights(name: str, overrides: Mapping[str, float | None] | None = None) -> dict[str, float]:
@@ -62,23 +56,3 @@ def build_loss(model, weights: Mapping[str, float], temperature: float | None = 
         num_slices=num_slices,
     )
 
-
-def frozen_components(loss: GaussianRAGLoss, columns: list[Tensor], corpus_negatives: Tensor | None = None,
-                      corpus_sample: Tensor | None = None) -> dict[str, Tensor]:
-    """Weighted components on head outputs, with the cached corpus joining in where it helps.
-
-    ``columns`` are (anchors, positives[, negatives]). ``corpus_negatives`` (M, D), corpus
-    documents other than this batch's positives, are appended to the documents every anchor is
-    ranked against; ``corpus_sample`` (K, D), random corpus documents, joins the embeddings whose
-    distribution the isotropy components shape, so that the indexed documents, not only the
-    batch, are pushed toward N(0, I).
-    """
-    out = {}
-    for name, component in loss.components.items():
-        cols = columns
-        if name in RANKING_COMPONENTS and corpus_negatives is not None and len(corpus_negatives):
-            cols = [*columns, corpus_negatives]
-        elif name in DISTRIBUTION_COMPONENTS and corpus_sample is not None and len(corpus_sample):
-            cols = [*columns, corpus_sample]
-        out[name] = loss.weights[name] * component.compute(cols)
-    return out

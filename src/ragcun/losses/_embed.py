@@ -11,8 +11,8 @@ from torch import Tensor, nn
 class ColumnLoss(Protocol):
     """What every ragcun loss offers besides ``forward``: the loss on already-embedded columns, and its config."""
 
-    def compute(self, embeddings: list[Tensor]) -> Tensor:
-        """The loss on already-computed embeddings, one (B, D) tensor per column."""
+    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None = None) -> Tensor:
+        """The loss on already-computed embeddings, one (B, D) tensor per column (sentence-transformers' hook)."""
 
     def get_config_dict(self) -> dict[str, Any]:
         """sentence-transformers' loss config (logged with the model card)."""

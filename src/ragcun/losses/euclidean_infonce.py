@@ -36,14 +36,50 @@ class EuclideanInfoNCELoss(nn.Module):
     where d_j runs over every positive and hard negative in the batch (in-batch negatives).
     ``temperature=None`` uses τ = 0.1·D: for N(0, I) vectors ‖q − d‖² is about D times larger
     than for unit vectors, and on unit vectors τ = 0.1 equals sentence-transformers' default
-    cosine scale of 20.
-
-    Paper: van den Oord et al., "Representation Learning with Contrastive Predictive Coding"
-    (arXiv:1807.03748).
+    cosine scale of 20. It is sentence-transformers' ``MultipleNegativesRankingLoss`` with the
+    negative squared Euclidean distance as similarity.
 
     Args:
         model: the SentenceTransformer being trained.
         temperature: τ, or ``None`` for 0.1 × the embedding dimension.
+
+    References:
+        - van den Oord et al., "Representation Learning with Contrastive Predictive Coding"
+          (arXiv:1807.03748).
+
+    Requirements:
+        1. (anchor, positive) pairs, (anchor, positive, negative) triplets or (anchor, positive,
+           negative_1, ..., negative_n) n-tuples.
+
+    Inputs:
+        +-------------------------------------------------+--------+
+        | Texts                                           | Labels |
+        +=================================================+========+
+        | (anchor, positive) pairs                        | none   |
+        +-------------------------------------------------+--------+
+        | (anchor, positive, negative) triplets           | none   |
+        +-------------------------------------------------+--------+
+        | (anchor, positive, negative_1, ..., negative_n) | none   |
+        +-------------------------------------------------+--------+
+
+    Example:
+        ::
+
+            from datasets import Dataset
+            from sentence_transformers import SentenceTransformerTrainer
+
+            from ragcun import GaussianEncoder
+            from ragcun.losses import EuclideanInfoNCELoss
+
+            model = GaussianEncoder()  # the bundled all-MiniLM-L6-v2 with a Gaussian head
+            train_dataset = Dataset.from_dict({
+                "anchor": ["What causes tides?", "Who wrote Hamlet?"],
+                "positive": ["Tides are caused by the Moon's gravity.", "Hamlet is a play by Shakespeare."],
+            })
+            loss = EuclideanInfoNCELoss(model)
+
+            trainer = SentenceTransformerTrainer(model=model, train_dataset=train_dataset, loss=loss)
+            trainer.train()
     """
 
     def __init__(self, model: nn.Module, temperature: float | None = None) -> None:
@@ -51,7 +87,7 @@ class EuclideanInfoNCELoss(nn.Module):
         self.model = model
         self.temperature = temperature
 
-    def compute(self, embeddings: list[Tensor]) -> Tensor:
+    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None = None) -> Tensor:
         """The loss on already-computed columns: anchors, positives, then any negatives."""
         if len(embeddings) < 2:
             raise ValueError("EuclideanInfoNCELoss needs (anchor, positive[, negative …]) columns")
@@ -62,7 +98,8 @@ class EuclideanInfoNCELoss(nn.Module):
         return F.cross_entropy(logits, targets)
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
-        return self.compute(embed_features(self.model, sentence_features))
+        """Embed each column with the model and return the loss."""
+        return self.compute_loss_from_embeddings(embed_features(self.model, sentence_features), labels)
 
     def get_config_dict(self) -> dict[str, Any]:
         return {"temperature": self.temperature}

@@ -28,12 +28,50 @@ class EuclideanMarginLoss(nn.Module):
 
         L = 1/B Σ_i max(0, ‖q_i − p_i‖ − min_{j≠i} ‖q_i − d_j‖ + margin)
 
-    d_j runs over the other anchors' positives and every hard-negative column (batch-hard mining,
-    Hermans et al., arXiv:1703.07737). Distances are Euclidean, not squared.
+    d_j runs over the other anchors' positives and every hard-negative column (batch-hard mining).
+    Distances are Euclidean, not squared.
 
     Args:
         model: the SentenceTransformer being trained.
         margin: the required gap, in distance units.
+
+    References:
+        - Hermans et al., "In Defense of the Triplet Loss for Person Re-Identification"
+          (arXiv:1703.07737).
+
+    Requirements:
+        1. (anchor, positive) pairs with a batch of at least 2, or (anchor, positive, negative …)
+           n-tuples.
+
+    Inputs:
+        +-------------------------------------------------+--------+
+        | Texts                                           | Labels |
+        +=================================================+========+
+        | (anchor, positive) pairs                        | none   |
+        +-------------------------------------------------+--------+
+        | (anchor, positive, negative) triplets           | none   |
+        +-------------------------------------------------+--------+
+        | (anchor, positive, negative_1, ..., negative_n) | none   |
+        +-------------------------------------------------+--------+
+
+    Example:
+        ::
+
+            from datasets import Dataset
+            from sentence_transformers import SentenceTransformerTrainer
+
+            from ragcun import GaussianEncoder
+            from ragcun.losses import EuclideanMarginLoss
+
+            model = GaussianEncoder()  # the bundled all-MiniLM-L6-v2 with a Gaussian head
+            train_dataset = Dataset.from_dict({
+                "anchor": ["What causes tides?", "Who wrote Hamlet?"],
+                "positive": ["Tides are caused by the Moon's gravity.", "Hamlet is a play by Shakespeare."],
+            })
+            loss = EuclideanMarginLoss(model, margin=1.0)
+
+            trainer = SentenceTransformerTrainer(model=model, train_dataset=train_dataset, loss=loss)
+            trainer.train()
     """
 
     def __init__(self, model: nn.Module, margin: float = 1.0) -> None:
@@ -41,7 +79,7 @@ class EuclideanMarginLoss(nn.Module):
         self.model = model
         self.margin = margin
 
-    def compute(self, embeddings: list[Tensor]) -> Tensor:
+    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None = None) -> Tensor:
         """The loss on already-computed columns: anchors, positives, then any negatives."""
         if len(embeddings) < 2:
             raise ValueError("EuclideanMarginLoss needs (anchor, positive[, negative …]) columns")
@@ -57,7 +95,8 @@ class EuclideanMarginLoss(nn.Module):
         return torch.relu(positive - hardest.min(dim=1).values + self.margin).mean()
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
-        return self.compute(embed_features(self.model, sentence_features))
+        """Embed each column with the model and return the loss."""
+        return self.compute_loss_from_embeddings(embed_features(self.model, sentence_features), labels)
 
     def get_config_dict(self) -> dict[str, Any]:
         return {"margin": self.margin}

@@ -66,13 +66,49 @@ class JEPAPredictiveLoss(nn.Module):
     :class:`SIGRegLoss` it cannot (LeJEPA). The predictor is attached to the model so that
     ``model.save(dir)`` also writes it to ``dir/jepa_predictor`` (see :class:`JEPAPredictor`).
 
-    Paper: Balestriero & LeCun, "LeJEPA" (arXiv:2511.08544); Assran et al., I-JEPA (CVPR 2023).
-
     Args:
         model: the SentenceTransformer being trained.
         hidden_dim: the predictor's hidden width (default 2 × the embedding dimension).
         symmetric: also predict the context from the target with the same predictor.
         predictor: an existing predictor to keep training (e.g. ``JEPAPredictor.load(...)``).
+
+    References:
+        - Balestriero & LeCun, "LeJEPA" (arXiv:2511.08544).
+        - Assran et al., "Self-Supervised Learning from Images with a Joint-Embedding Predictive
+          Architecture" (I-JEPA, CVPR 2023).
+
+    Requirements:
+        1. (context, target) pairs; a model whose embedding dimension is known.
+        2. An isotropy loss beside it (:class:`SIGRegLoss`), or the embeddings collapse.
+
+    Inputs:
+        +-----------------------------------------------+--------+
+        | Texts                                         | Labels |
+        +===============================================+========+
+        | (context, target) pairs, e.g. (query, doc)    | none   |
+        +-----------------------------------------------+--------+
+        | (context, target, ...): extra columns unused  | none   |
+        +-----------------------------------------------+--------+
+
+    Example:
+        ::
+
+            from datasets import Dataset
+            from sentence_transformers import SentenceTransformerTrainer
+
+            from ragcun import GaussianEncoder
+            from ragcun.losses import GaussianRAGLoss
+
+            model = GaussianEncoder()  # the bundled all-MiniLM-L6-v2 with a Gaussian head
+            train_dataset = Dataset.from_dict({
+                "anchor": ["What causes tides?", "Who wrote Hamlet?"],
+                "positive": ["Tides are caused by the Moon's gravity.", "Hamlet is a play by Shakespeare."],
+            })
+            # JEPAPredictiveLoss beside SIGRegLoss, as ragcun-train's "jepa" objective builds them
+            loss = GaussianRAGLoss(model, contrastive_weight=0.0, isotropy_weight=1.5, predictive_weight=1.2)
+
+            trainer = SentenceTransformerTrainer(model=model, train_dataset=train_dataset, loss=loss)
+            trainer.train()
     """
 
     def __init__(self, model: nn.Module, hidden_dim: int | None = None, symmetric: bool = False, predictor: JEPAPredictor | None = None) -> None:
@@ -84,7 +120,7 @@ class JEPAPredictiveLoss(nn.Module):
         if callable(attach):
             attach(PREDICTOR_DIR, self.predictor)
 
-    def compute(self, embeddings: list[Tensor]) -> Tensor:
+    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None = None) -> Tensor:
         """The loss on already-computed (context, target) columns."""
         if len(embeddings) < 2:
             raise ValueError("JEPAPredictiveLoss needs (context, target) columns")
@@ -95,7 +131,8 @@ class JEPAPredictiveLoss(nn.Module):
         return loss
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
-        return self.compute(embed_features(self.model, sentence_features))
+        """Embed each column with the model and return the loss."""
+        return self.compute_loss_from_embeddings(embed_features(self.model, sentence_features), labels)
 
     def get_config_dict(self) -> dict[str, Any]:
         return {"hidden_dim": self.predictor.hidden_dim, "symmetric": self.symmetric}

@@ -34,15 +34,47 @@ class SIGRegLoss(nn.Module):
     The directions are redrawn at every call (LeJEPA's slicer: a generator seeded with the step),
     identically on every rank; under ``torch.distributed`` the statistic covers the global batch.
 
-    Paper: Balestriero & LeCun, "LeJEPA" (arXiv:2511.08544).
-
     Args:
         model: the SentenceTransformer being trained.
         num_slices: number of random 1-D projections.
         t_max: upper end of the integration on [0, t_max].
         n_points: number of (odd) trapezoid nodes.
 
-    Inputs: any columns (texts); labels are ignored.
+    References:
+        - Balestriero & LeCun, "LeJEPA: Provable and Scalable Self-Supervised Learning Without the
+          Heuristics" (arXiv:2511.08544).
+        - Epps & Pulley, "A test for normality based on the empirical characteristic function"
+          (Biometrika, 1983).
+
+    Requirements:
+        1. Batches large enough for a distribution to show (tens of embeddings or more); usually
+           combined with a retrieval loss (see :class:`GaussianRAGLoss`).
+
+    Inputs:
+        +-------------------------------------------+--------+
+        | Texts                                     | Labels |
+        +===========================================+========+
+        | any number of columns (single sentences,  | none   |
+        | pairs, triplets, ...), all stacked        |        |
+        +-------------------------------------------+--------+
+
+    Example:
+        ::
+
+            from datasets import Dataset
+            from sentence_transformers import SentenceTransformerTrainer
+
+            from ragcun import GaussianEncoder
+            from ragcun.losses import SIGRegLoss
+
+            model = GaussianEncoder()  # the bundled all-MiniLM-L6-v2 with a Gaussian head
+            train_dataset = Dataset.from_dict({
+                "text": ["Tides are caused by the Moon's gravity.", "Hamlet is a play by Shakespeare."],
+            })
+            loss = SIGRegLoss(model, num_slices=256)
+
+            trainer = SentenceTransformerTrainer(model=model, train_dataset=train_dataset, loss=loss)
+            trainer.train()
     """
 
     step: Tensor  # a registered buffer: the call count that seeds the slices
@@ -55,7 +87,7 @@ class SIGRegLoss(nn.Module):
         self.n_points = n_points
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
 
-    def compute(self, embeddings: list[Tensor]) -> Tensor:
+    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None = None) -> Tensor:
         """The statistic on already-computed embeddings (each column (B, D)); advances the slices."""
         x = torch.cat(embeddings, dim=0)
         projections = slice_projections(x.size(-1), self.num_slices, int(self.step), device=x.device)
@@ -63,7 +95,8 @@ class SIGRegLoss(nn.Module):
         return sliced_epps_pulley(x, projections, self.t_max, self.n_points).mean()
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
-        return self.compute(embed_features(self.model, sentence_features))
+        """Embed each column with the model and return the loss."""
+        return self.compute_loss_from_embeddings(embed_features(self.model, sentence_features), labels)
 
     def get_config_dict(self) -> dict[str, Any]:
         return {"num_slices": self.num_slices, "t_max": self.t_max, "n_points": self.n_points}

@@ -1,0 +1,36 @@
+"""ragcun-train's shared helpers: flag defaults from TrainConfig, checkpoint lookup, distributed lookups outside a process group."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from ragcun import distributed
+from ragcun_train.checkpoint import STATE_JSON, latest_checkpoint, list_checkpoints
+from ragcun_train.cli import build_parser
+from ragcun_train.config import TrainConfig
+
+
+def test_every_flag_defaults_to_its_train_config_field():
+    assert vars(build_parser().parse_args([])) == asdict(TrainConfig())
+
+
+def test_latest_checkpoint_of_each_mode_skips_incomplete_and_foreign_entries(tmp_path):
+    assert latest_checkpoint(tmp_path / "missing") is None and latest_checkpoint(tmp_path, frozen=False) is None
+    for name in ("step-2", "step-10", "step-11", ".step-12.tmp", "step-x", "checkpoint-5", "checkpoint-40", "checkpoint-x"):
+        (tmp_path / name).mkdir()
+    for name in ("step-2", "step-10", ".step-12.tmp", "step-x"):
+        (tmp_path / name / STATE_JSON).write_text("{}")
+    (tmp_path / "checkpoint-99").write_text("a file, not a checkpoint")
+    assert list_checkpoints(tmp_path) == [tmp_path / "step-2", tmp_path / "step-10"]  # step-11 has no state.json yet
+    assert latest_checkpoint(tmp_path) == tmp_path / "step-10"
+    assert list_checkpoints(tmp_path, frozen=False) == [tmp_path / "checkpoint-5", tmp_path / "checkpoint-40"]
+    assert latest_checkpoint(tmp_path, frozen=False) == tmp_path / "checkpoint-40"
+
+
+def test_distributed_lookups_outside_a_process_group(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert not distributed.is_initialized()
+    assert (distributed.rank(), distributed.world_size()) == (0, 1)
+    distributed.barrier()  # nothing to wait for
+    distributed.init_from_env("cpu")  # not launched by torchrun: joins nothing
+    assert not distributed.is_initialized()
