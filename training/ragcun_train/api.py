@@ -15,15 +15,15 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
-from ragcun import GaussianEncoder
+from ragcun import GaussianEncoder, distributed
 from ragcun.embedding_cache import EmbeddingCache
 from ragcun.encoder import resolve_model_path
+from ragcun.losses import GaussianRAGLoss
 from ragcun.losses.jepa_predictive import PREDICTOR_DIR
 from ragcun_eval.beir import BeirDataset, load_beir
-from ragcun_train.checkpoint import list_checkpoints
+from ragcun_train.checkpoint import latest_checkpoint
 from ragcun_train.config import CHECKPOINT_DIR, DEMO_DIR, TrainConfig
 from ragcun_train.data import TrainingSet, load_training_set
 from ragcun_train.evaluation import measure, retrieval_metrics
@@ -56,22 +56,8 @@ class TrainResult:
     report: dict[str, Any] = field(default_factory=dict)
 
 
-def _rank() -> int:
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
-def _barrier() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
-def _init_distributed(device: str) -> None:
-    """Join the process group when launched by torchrun (gloo on CPU)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("gloo" if device == "cpu" else "nccl")
-
-
 def _seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -92,15 +78,15 @@ def _resolve_eval(cfg: TrainConfig, data_path: Path) -> tuple[BeirDataset | None
 
 
 def _resume_path(cfg: TrainConfig, checkpoint_dir: Path) -> Path | None:
+    """The checkpoint to resume from: ``--resume CHECKPOINT`` as given, else the newest of this mode in ``checkpoint_dir``."""
     if not cfg.resume:
         return None
     if isinstance(cfg.resume, str) and cfg.resume not in ("true", "latest"):
         return Path(cfg.resume)
-    found = list_checkpoints(checkpoint_dir) if cfg.freeze_base else sorted(
-        checkpoint_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    if not found:
+    found = latest_checkpoint(checkpoint_dir, frozen=bool(cfg.freeze_base))
+    if found is None:
         raise FileNotFoundError(f"--resume: no checkpoint in {checkpoint_dir}")
-    return found[-1]
+    return found
 
 
 def _device(name: str | None) -> str:
@@ -117,6 +103,7 @@ def _device(name: str | None) -> str:
 
 
 def _sample(texts: list[str], k: int, seed: int) -> list[str]:
+    """Up to ``k`` distinct ``texts``, drawn with ``seed``."""
     unique = list(dict.fromkeys(texts))
     return unique if len(unique) <= k else random.Random(seed).sample(unique, k)
 
@@ -152,26 +139,81 @@ def _save_model(model: GaussianEncoder, output: Path, report: dict[str, Any]) ->
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def train(data: str | os.PathLike | None = None, **options: Any) -> TrainResult:
-    """Train a Gaussian model exactly as ``ragcun-train`` does; ``options`` are :class:`TrainConfig` fields.
+@dataclass
+class _Run:
+    """What :func:`_resolve` settles before any text is embedded: the checked options, data, eval set, output and model."""
 
-    With no ``data``, trains on the bundled demo (SciFact training pairs) and reports on its test
-    queries. Writes the model, its card, ``training_report.json`` and the plots into ``output``.
+    cfg: TrainConfig
+    lr: float
+    epochs: int
+    weights: dict[str, float]
+    rank: int
+    output: Path
+    checkpoint_dir: Path
+    resume: Path | None
+    train_set: TrainingSet
+    ev: BeirDataset | None
+    ev_name: str | None
+    model: GaussianEncoder
+    started: float
+
+
+@dataclass
+class _Cached:
+    """The run's base embeddings, cached by role: queries as ``"query"``, documents as ``"document"``."""
+
+    cache: EmbeddingCache
+    device: str
+    isotropy_texts: list[str]
+    corpus_texts: list[str]
+    corpus: torch.Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.corpus = self.base(self.corpus_texts)
+
+    def base(self, texts: list[str], role: str = "document") -> torch.Tensor:
+        """Unit-length base embeddings of ``texts`` as ``role`` (the head's input, as serving encodes them) from the cache."""
+        return F.normalize(torch.from_numpy(self.cache.get(texts, role)), p=2, dim=1).to(self.device)
+
+
+@dataclass
+class _Start:
+    """What :func:`_init` leaves: the corpus rows the head was fitted on, and the metrics training starts from."""
+
+    fit_ids: torch.Tensor
+    base_metrics: dict[str, Any] | None
+    before: dict[str, Any]
+
+
+@dataclass
+class _Outcome:
+    """What :func:`_run_training` leaves: the step history, the evaluator results, the re-centring and the final metrics."""
+
+    history: list[dict[str, Any]]
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+    recentred: dict[str, Any] | None = None
+    after: dict[str, Any] = field(default_factory=dict)
+
+
+def _resolve(data: str | os.PathLike | None, options: dict[str, Any]) -> _Run:
+    """Check the options, pick device, mode and schedule, join torchrun's process group, seed, and load data, eval set and model.
+
     Bad options, a missing local model and an ``output`` holding a previous run (without
-    ``overwrite`` or ``resume``) raise ``ValueError`` / ``FileNotFoundError`` before anything loads.
+    ``overwrite`` or ``resume``) raise before anything loads. ``overwrite`` removes the previous
+    run's checkpoints.
     """
     cfg = TrainConfig(data=None if data is None else str(data), **options)
     cfg.check()
     resolve_model_path(cfg.model)  # a missing local model fails here, before any data or model loads
-    t0 = time.time()
+    started = time.time()
     device = _device(cfg.device)
     freeze = cfg.freeze_base if cfg.freeze_base is not None else device == "cpu"
     cfg.freeze_base, cfg.device = freeze, device
     lr = cfg.lr if cfg.lr is not None else (1e-3 if freeze else 2e-5)
     epochs = cfg.epochs if cfg.epochs is not None else (20 if freeze else 1)
-    _init_distributed(device)
+    distributed.init_from_env(device)
     _seed_everything(cfg.seed)
-    rank = _rank()
+    rank = distributed.rank()
     data_path = Path(cfg.data) if cfg.data else DEMO_DIR
     if cfg.data is None and cfg.eval_data is None:
         cfg.eval_data, cfg.eval_split = str(DEMO_DIR), cfg.eval_split or "test"
@@ -181,103 +223,153 @@ def train(data: str | os.PathLike | None = None, **options: Any) -> TrainResult:
     if cfg.overwrite and rank == 0:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the previous run's: they must not mix with this run's
     weights = cfg.weights()
-
-    train_set: TrainingSet = load_training_set(data_path, cfg.format)
+    train_set = load_training_set(data_path, cfg.format)
     ev, ev_name = _resolve_eval(cfg, data_path)
     model = GaussianEncoder(cfg.model, output_dim=cfg.output_dim, head=cfg.head, init=cfg.init, device=device)
+    return _Run(cfg=cfg, lr=lr, epochs=epochs, weights=weights, rank=rank, output=output, checkpoint_dir=checkpoint_dir,
+                resume=resume, train_set=train_set, ev=ev, ev_name=ev_name, model=model, started=started)
 
-    cache = EmbeddingCache(model, cfg.cache_dir, show_progress=cfg.show_progress)
+
+def _cache(run: _Run) -> _Cached:
+    """Embed every text the run needs with the base model once (rank 0 writes the cache, the other ranks read it).
+
+    Training anchors and eval queries are cached as ``"query"``; the corpus, hard negatives, the
+    isotropy sample and the eval documents as ``"document"``.
+    """
+    cfg, train_set, ev = run.cfg, run.train_set, run.ev
+    cache = EmbeddingCache(run.model, cfg.cache_dir, show_progress=cfg.show_progress)
     iso_texts = _sample(ev.doc_texts if ev is not None else train_set.corpus, cfg.isotropy_sample, cfg.seed)
     wanted = {"query": [*train_set.anchors, *(ev.queries.values() if ev is not None else [])],
               "document": [*train_set.corpus, *(train_set.negatives or []), *iso_texts,
                            *(ev.doc_texts if ev is not None else [])]}
-    if rank == 0:
+    if run.rank == 0:
         for role, texts in wanted.items():
             cache.get(texts, role)
-    _barrier()
-    if rank != 0:
+    distributed.barrier()
+    if run.rank != 0:
         cache.store.refresh()  # pick up what rank 0 wrote
+    return _Cached(cache=cache, device=str(cfg.device), isotropy_texts=iso_texts, corpus_texts=train_set.corpus)
 
-    def base(texts: list[str], role: str = "document") -> torch.Tensor:
-        """Unit-length base embeddings of ``texts`` as ``role`` (the head's input, as serving encodes them) from the cache."""
-        return F.normalize(torch.from_numpy(cache.get(texts, role)), p=2, dim=1).to(device)
 
-    corpus_base = base(train_set.corpus)
-    fit_on_ids = torch.randperm(len(corpus_base), generator=torch.Generator().manual_seed(cfg.seed))[:FIT_SAMPLE]
-    fit_on = corpus_base[fit_on_ids].cpu().numpy()
+def _measure_cached(run: _Run, cached: _Cached) -> dict[str, Any]:
+    """Isotropy and (with an eval set) L2 retrieval metrics of the head on the cached base embeddings."""
+    model, ev = run.model, run.ev
+    model.eval()
+    with torch.no_grad():
+        emb = model.apply_head(cached.base(cached.isotropy_texts)).cpu().numpy()
+        q = model.apply_head(cached.base(list(ev.queries.values()), "query")).cpu().numpy() if ev else None
+        d = model.apply_head(cached.base(ev.doc_texts)).cpu().numpy() if ev else None
+    return measure(emb, q, d, ev)
+
+
+def _init(run: _Run, cached: _Cached) -> _Start:
+    """Fit the head's initialisation (identity or whitening) on up to ``FIT_SAMPLE`` corpus documents; measure the start.
+
+    On rank 0, measures the base model's cosine retrieval (with an eval set) and the initialised model.
+    """
+    model, ev = run.model, run.ev
+    fit_ids = torch.randperm(len(cached.corpus), generator=torch.Generator().manual_seed(run.cfg.seed))[:FIT_SAMPLE]
+    fit_on = cached.corpus[fit_ids].cpu().numpy()
     if model.ragcun_config["init"] == "identity":
         model.fit_identity(fit_on)
     elif model.ragcun_config["init"] == "whitening":
         model.fit_whitening(fit_on)
-
-    def measure_cached() -> dict[str, Any]:
-        model.eval()
-        with torch.no_grad():
-            emb = model.apply_head(base(iso_texts)).cpu().numpy()
-            q = model.apply_head(base(list(ev.queries.values()), "query")).cpu().numpy() if ev else None
-            d = model.apply_head(base(ev.doc_texts)).cpu().numpy() if ev else None
-        return measure(emb, q, d, ev)
-
     base_metrics = None
-    if ev is not None and rank == 0:
-        base_metrics = {"ndcg@10": None, "metrics": retrieval_metrics(base(list(ev.queries.values()), "query").cpu(), base(ev.doc_texts).cpu(), ev)}
-        base_metrics["ndcg@10"] = base_metrics["metrics"]["ndcg@10"]
-    before = measure_cached() if rank == 0 else {}
+    if ev is not None and run.rank == 0:
+        metrics = retrieval_metrics(cached.base(list(ev.queries.values()), "query").cpu(), cached.base(ev.doc_texts).cpu(), ev)
+        base_metrics = {"ndcg@10": metrics["ndcg@10"], "metrics": metrics}
+    before = _measure_cached(run, cached) if run.rank == 0 else {}
+    return _Start(fit_ids=fit_ids, base_metrics=base_metrics, before=before)
 
-    recentred, evaluations = None, []
-    loss = build_loss(model, weights, cfg.temperature, cfg.num_slices)
-    if freeze:
-        source = CachedBatchSource(
-            columns=[base(train_set.anchors, "query"), corpus_base[torch.as_tensor(train_set.positive_ids)]]
-            + ([base(train_set.negatives)] if train_set.negatives else []),
-            corpus=corpus_base,
-            positive_ids=torch.as_tensor(train_set.positive_ids, device=device),
-        )
-        history = train_frozen(
-            model, loss, source, epochs=epochs, max_steps=cfg.max_steps, batch_size=cfg.batch_size, lr=lr, seed=cfg.seed,
-            corpus_negatives=cfg.corpus_negatives, isotropy_sample=cfg.batch_size, checkpoint_dir=checkpoint_dir, save_steps=cfg.save_steps, resume=resume,
-            show_progress=cfg.show_progress,
-        )
-        if cfg.recentre:
-            with torch.no_grad():
-                recentred = recentre_head(model, model.apply_head(corpus_base[torch.as_tensor(fit_on_ids)]).cpu())
-        after = measure_cached() if rank == 0 else {}
-    else:
-        from ragcun_train.full import measure_encoded, train_full
 
-        history, evaluations = train_full(
-            model, loss, train_set, ev, iso_texts, checkpoint_dir=checkpoint_dir, epochs=epochs, max_steps=cfg.max_steps,
-            batch_size=cfg.batch_size, lr=lr, seed=cfg.seed, freeze_layers=cfg.freeze_layers, save_steps=cfg.save_steps,
-            eval_steps=cfg.eval_steps, resume=resume, device=device, show_progress=cfg.show_progress,
-        )
-        if cfg.recentre:
-            fit_texts = [train_set.corpus[i] for i in fit_on_ids[: cfg.isotropy_sample].tolist()]
-            recentred = recentre_head(model, model.encode(fit_texts, batch_size=64, convert_to_numpy=True))
-        after = measure_encoded(model, iso_texts, ev) if rank == 0 else {}
+def _run_frozen(run: _Run, cached: _Cached, start: _Start, loss: GaussianRAGLoss) -> _Outcome:
+    """Train the head on the cached base embeddings (the corpus serving as negatives); re-centre; measure on rank 0."""
+    cfg, train_set, model = run.cfg, run.train_set, run.model
+    positive_ids = torch.as_tensor(train_set.positive_ids)
+    source = CachedBatchSource(
+        columns=[cached.base(train_set.anchors, "query"), cached.corpus[positive_ids]]
+        + ([cached.base(train_set.negatives)] if train_set.negatives else []),
+        corpus=cached.corpus,
+        positive_ids=positive_ids.to(cached.device),
+    )
+    history = train_frozen(
+        model, loss, source, epochs=run.epochs, max_steps=cfg.max_steps, batch_size=cfg.batch_size, lr=run.lr, seed=cfg.seed,
+        corpus_negatives=cfg.corpus_negatives, isotropy_sample=cfg.batch_size, checkpoint_dir=run.checkpoint_dir,
+        save_steps=cfg.save_steps, resume=run.resume, show_progress=cfg.show_progress,
+    )
+    recentred = None
+    if cfg.recentre:
+        with torch.no_grad():
+            recentred = recentre_head(model, model.apply_head(cached.corpus[start.fit_ids]).cpu())
+    return _Outcome(history=history, recentred=recentred, after=_measure_cached(run, cached) if run.rank == 0 else {})
 
-    report: dict[str, Any] = {}
-    if rank == 0:
-        spectra = {"before": covariance_spectrum(before.pop("_emb")), "after": covariance_spectrum(after.pop("_emb"))}
-        report = {
-            "config": asdict(cfg) | {"lr": lr, "epochs": epochs, "weights": weights},
-            "data": {"source": train_set.source, "kind": train_set.kind, "rows": len(train_set), "corpus": len(train_set.corpus),
-                     "skipped": dict(train_set.skipped)},
-            "eval": {"source": ev_name, "split": ev_name.rsplit(":", 1)[1], "queries": len(ev.queries), "docs": len(ev.doc_ids)} if ev else None,
-            "cache": {"dir": str(cache.dir), "hits": cache.hits, "misses": cache.misses},
-            "base": base_metrics,
-            "before": before,
-            "after": after,
-            "recentred": recentred,
-            "steps": history,
-            "evaluations": evaluations,
-            "seconds": round(time.time() - t0, 1),
-        }
-        _save_model(model, output, report)
-        write_json_atomic(output / REPORT_FILE, report)
-        if history:
-            plot_losses(history, output / LOSS_PLOT)
-        plot_isotropy(before["isotropy"], after["isotropy"], spectra, output / ISOTROPY_PLOT)
-        for line in summary_lines(report):
-            log.info(line)
-    _barrier()
-    return TrainResult(model=model, output=output, report=report)
+
+def _run_full(run: _Run, cached: _Cached, start: _Start, loss: GaussianRAGLoss) -> _Outcome:
+    """Fine-tune the whole model with sentence-transformers' trainer; re-centre; measure its own encodings on rank 0."""
+    from ragcun_train.full import measure_encoded, train_full
+
+    cfg, train_set, model = run.cfg, run.train_set, run.model
+    history, evaluations = train_full(
+        model, loss, train_set, run.ev, cached.isotropy_texts, checkpoint_dir=run.checkpoint_dir, epochs=run.epochs,
+        max_steps=cfg.max_steps, batch_size=cfg.batch_size, lr=run.lr, seed=cfg.seed, freeze_layers=cfg.freeze_layers,
+        save_steps=cfg.save_steps, eval_steps=cfg.eval_steps, resume=run.resume, device=str(cfg.device),
+        show_progress=cfg.show_progress,
+    )
+    recentred = None
+    if cfg.recentre:
+        fit_texts = [train_set.corpus[i] for i in start.fit_ids[: cfg.isotropy_sample].tolist()]
+        recentred = recentre_head(model, model.encode(fit_texts, batch_size=64, convert_to_numpy=True))
+    after = measure_encoded(model, cached.isotropy_texts, run.ev) if run.rank == 0 else {}
+    return _Outcome(history=history, evaluations=evaluations, recentred=recentred, after=after)
+
+
+def _run_training(run: _Run, cached: _Cached, start: _Start) -> _Outcome:
+    """Build the objective's loss and train: the head alone on cached embeddings (frozen base), or the whole model."""
+    loss = build_loss(run.model, run.weights, run.cfg.temperature, run.cfg.num_slices)
+    return (_run_frozen if run.cfg.freeze_base else _run_full)(run, cached, start, loss)
+
+
+def _report(run: _Run, cached: _Cached, start: _Start, outcome: _Outcome) -> dict[str, Any]:
+    """Assemble the report, then write the model and its card, ``training_report.json`` and the plots; log the summary."""
+    cfg, train_set, ev, before, after = run.cfg, run.train_set, run.ev, start.before, outcome.after
+    spectra = {"before": covariance_spectrum(before.pop("_emb")), "after": covariance_spectrum(after.pop("_emb"))}
+    report = {
+        "config": asdict(cfg) | {"lr": run.lr, "epochs": run.epochs, "weights": run.weights},
+        "data": {"source": train_set.source, "kind": train_set.kind, "rows": len(train_set), "corpus": len(train_set.corpus),
+                 "skipped": dict(train_set.skipped)},
+        "eval": {"source": run.ev_name, "split": str(run.ev_name).rsplit(":", 1)[1], "queries": len(ev.queries),
+                 "docs": len(ev.doc_ids)} if ev else None,
+        "cache": {"dir": str(cached.cache.dir), "hits": cached.cache.hits, "misses": cached.cache.misses},
+        "base": start.base_metrics,
+        "before": before,
+        "after": after,
+        "recentred": outcome.recentred,
+        "steps": outcome.history,
+        "evaluations": outcome.evaluations,
+        "seconds": round(time.time() - run.started, 1),
+    }
+    _save_model(run.model, run.output, report)
+    write_json_atomic(run.output / REPORT_FILE, report)
+    if outcome.history:
+        plot_losses(outcome.history, run.output / LOSS_PLOT)
+    plot_isotropy(before["isotropy"], after["isotropy"], spectra, run.output / ISOTROPY_PLOT)
+    for line in summary_lines(report):
+        log.info(line)
+    return report
+
+
+def train(data: str | os.PathLike | None = None, **options: Any) -> TrainResult:
+    """Train a Gaussian model exactly as ``ragcun-train`` does; ``options`` are :class:`TrainConfig` fields.
+
+    With no ``data``, trains on the bundled demo (SciFact training pairs) and reports on its test
+    queries. Writes the model, its card, ``training_report.json`` and the plots into ``output``.
+    Bad options, a missing local model and an ``output`` holding a previous run (without
+    ``overwrite`` or ``resume``) raise ``ValueError`` / ``FileNotFoundError`` before anything loads.
+    """
+    run = _resolve(data, options)
+    cached = _cache(run)
+    start = _init(run, cached)
+    outcome = _run_training(run, cached, start)
+    report = _report(run, cached, start, outcome) if run.rank == 0 else {}
+    distributed.barrier()
+    return TrainResult(model=run.model, output=run.output, report=report)
