@@ -6,7 +6,8 @@ import argparse
 import logging
 import os
 import sys
-from typing import NoReturn
+from dataclasses import fields
+from typing import Any, NoReturn
 
 from ragcun_train.config import HEADS, INITS, TrainConfig
 from ragcun_train.data import FORMATS
@@ -46,48 +47,54 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def config_defaults() -> dict[str, Any]:
+    """Each flag's default: its :class:`TrainConfig` field's, so the command and ``train(...)`` never disagree."""
+    return {f.name: f.default for f in fields(TrainConfig)}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``ragcun-train`` argument parser."""
     p = _Parser(prog="ragcun-train", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("data", nargs="?", default=None, help="training data file or folder (default: the bundled demo)")
-    p.add_argument("--format", choices=FORMATS, default="auto", help="input kind (default: detected)")
+    p.add_argument("data", nargs="?", help="training data file or folder (default: the bundled demo)")
+    p.add_argument("--format", choices=FORMATS, help="input kind (default: detected)")
     p.add_argument("--eval-data", metavar="DIR", help="BEIR folder to report nDCG@10 on before/after (default: DATA if it is a BEIR folder)")
     p.add_argument("--eval-split", metavar="SPLIT", help="qrels split of the evaluation folder (default: dev, else test)")
     p.add_argument("--model", metavar="NAME_OR_PATH", help="base sentence-transformers model (default: the bundled all-MiniLM-L6-v2)")
-    p.add_argument("--output", metavar="DIR", default="ragcun-model", help="output model folder (default: ragcun-model)")
+    p.add_argument("--output", metavar="DIR", help="output model folder (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace the model and checkpoints a previous run left in --output")
-    p.add_argument("--objective", choices=tuple(PRESETS), default="gaussian-rag", help="loss preset (default: gaussian-rag)")
+    p.add_argument("--objective", choices=tuple(PRESETS), help="loss preset (default: %(default)s)")
     p.add_argument("--init", choices=INITS,
                    help="head initialisation (default: identity for a linear or residual head — L2 ranks as the base's cosine; random for mlp)")
-    p.add_argument("--head", choices=HEADS, default="linear", help="Gaussian head (default: linear)")
+    p.add_argument("--head", choices=HEADS, help="Gaussian head (default: %(default)s)")
     p.add_argument("--output-dim", type=int, metavar="D", help="embedding dimension (default: the base model's)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--freeze-base", dest="freeze_base", action="store_true", default=None,
+    g.add_argument("--freeze-base", dest="freeze_base", action="store_true",
                    help="train only the head on cached base embeddings (default on CPU)")
     g.add_argument("--no-freeze-base", dest="freeze_base", action="store_false",
                    help="full fine-tuning with SentenceTransformerTrainer (default on GPU)")
-    p.add_argument("--freeze-layers", type=int, default=0, metavar="N", help="full fine-tuning: keep the first N transformer layers fixed")
+    p.add_argument("--freeze-layers", type=int, metavar="N", help="full fine-tuning: keep the first N transformer layers fixed")
     p.add_argument("--epochs", type=int, help="epochs (default: 20 frozen, 1 full)")
     p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (overrides --epochs)")
-    p.add_argument("--batch-size", type=int, default=64, help="rows per step (default: 64)")
+    p.add_argument("--batch-size", type=int, help="rows per step (default: %(default)s)")
     p.add_argument("--lr", type=float, help="peak learning rate, decayed linearly (default: 1e-3 frozen, 2e-5 full)")
     for c in COMPONENTS:
         p.add_argument(f"--lambda-{c}", type=float, metavar="λ", help=f"weight of the {c} loss (default: the objective's)")
     p.add_argument("--temperature", type=float, help="InfoNCE temperature τ on squared L2 distances (default: 0.1 × dimension)")
-    p.add_argument("--num-slices", type=int, default=256, help="SIGReg random projections per step (default: 256)")
-    p.add_argument("--corpus-negatives", type=int, default=8192, metavar="M",
-                   help="frozen mode: rank each query against up to M cached corpus documents (default: 8192; 0 = in-batch only)")
-    p.add_argument("--isotropy-sample", type=int, default=2048, metavar="N", help="documents measured by the isotropy report (default: 2048)")
+    p.add_argument("--num-slices", type=int, help="SIGReg random projections per step (default: %(default)s)")
+    p.add_argument("--corpus-negatives", type=int, metavar="M",
+                   help="frozen mode: rank each query against up to M cached corpus documents (default: %(default)s; 0 = in-batch only)")
+    p.add_argument("--isotropy-sample", type=int, metavar="N", help="documents measured by the isotropy report (default: %(default)s)")
     p.add_argument("--no-recentre", dest="recentre", action="store_false",
                    help="keep the trained head's mean and scale (default: re-fit them on the training corpus, which changes no L2 ranking)")
-    p.add_argument("--seed", type=int, default=42, help="random seed; the same seed gives the same model (default: 42)")
+    p.add_argument("--seed", type=int, help="random seed; the same seed gives the same model (default: %(default)s)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--cache-dir", metavar="DIR", help="base-embedding cache, shared with ragcun-eval (default: $RAGCUN_CACHE_DIR or ~/.cache/ragcun/embeddings)")
-    p.add_argument("--save-steps", type=int, default=200, help="checkpoint every this many steps (default: 200)")
+    p.add_argument("--save-steps", type=int, help="checkpoint every this many steps (default: %(default)s)")
     p.add_argument("--eval-steps", type=int, help="full fine-tuning: run the isotropy and L2 retrieval evaluators every this many steps")
-    p.add_argument("--resume", nargs="?", const="latest", default=False, metavar="CHECKPOINT",
+    p.add_argument("--resume", nargs="?", const="latest", metavar="CHECKPOINT",
                    help="resume from the newest checkpoint in OUTPUT/checkpoints, or from CHECKPOINT")
     p.add_argument("--no-progress", dest="show_progress", action="store_false", help="hide progress bars")
+    p.set_defaults(**config_defaults())
     return p
 
 
