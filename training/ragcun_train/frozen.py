@@ -1,8 +1,9 @@
 """Frozen-base training: only the Gaussian head (and the JEPA predictor) learn, on cached base embeddings.
 
 Each step maps the cached base embeddings of a batch through ``model.apply_head`` and sums the
-loss components; ranking components also rank every anchor against the cached corpus (up to
-``corpus_negatives`` documents), so the whole corpus serves as negatives at little cost. Under
+loss components; through :meth:`GaussianRAGLoss.compute_loss_from_embeddings` the ranking
+components also rank every anchor against the cached corpus (up to ``corpus_negatives``
+documents), so the whole corpus serves as negatives at little cost. Under
 ``torch.distributed`` each rank takes its share of every batch and gradients are averaged, as DDP
 would (SIGReg's statistics are all-reduced by ``ragcun.sigreg``).
 """
