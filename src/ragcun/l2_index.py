@@ -6,6 +6,9 @@ Approximate indexes come from FAISS ``index_factory`` strings (``"HNSW32"``, ``"
 place (HNSW, IVF) hide removed vectors and rebuild once more than half of what they hold is dead.
 Searches share a readers-writer lock (:class:`ragcun.rwlock.RWLock`) and run in parallel (FAISS
 releases the GIL); adds, removes and other changes take it exclusively.
+
+``factory="auto"`` (what :class:`ragcun.DocStore` uses by default) is exact below a size threshold and
+approximate above it: see :class:`L2Index` and ``docs/scaling.md`` for the measurements behind it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,15 @@ from ragcun.vector_index import IndexCapabilities, as_matrix, check_ids, check_k
 FORMAT = "ragcun.L2Index"
 VERSION = 1
 _OPT_INT = (int, type(None))
+AUTO = "auto"
+AUTO_THRESHOLD = 50_000
+"""``factory="auto"``: stores with fewer live vectors than this are searched exactly (``Flat``)."""
+AUTO_FACTORY = "HNSW32"
+"""``factory="auto"``: the index built (from the live vectors) once a store reaches the threshold."""
+AUTO_EF_SEARCH = 128
+"""``factory="auto"``: HNSW ``efSearch`` unless ``ef_search`` is given."""
+AUTO_NPROBE = 32
+"""``factory="auto"``: IVF ``nprobe`` unless ``nprobe`` is given."""
 MANIFEST_FIELDS = {"dim": _OPT_INT, "count": (int,), "factory": (str,), "trained": (bool,), "train_size": _OPT_INT,
                    "ef_search": _OPT_INT, "nprobe": _OPT_INT}
 
@@ -32,21 +44,37 @@ MANIFEST_FIELDS = {"dim": _OPT_INT, "count": (int,), "factory": (str,), "trained
 class L2Index:
     """String-keyed vectors searched by Euclidean distance on FAISS; implements ``VectorIndex``.
 
-    ``factory`` is a FAISS ``index_factory`` string (default ``"Flat"``: exact search).
+    ``factory`` is a FAISS ``index_factory`` string (default ``"Flat"``: exact search) or ``"auto"``.
     ``train_size`` is how many vectors an index that needs training waits for (default 40 per IVF
     list, else 1000; at least 10000 for PQ). ``ef_search`` / ``nprobe`` tune HNSW / IVF search. Thread-safe:
     searches (and other reads) run in parallel, while a thread adding or removing excludes them.
+
+    ``factory="auto"`` (the default of :class:`ragcun.DocStore` and the framework stores) searches
+    exactly while the index holds fewer than ``threshold`` live vectors (default
+    :data:`AUTO_THRESHOLD`), then, inside the add that reaches it, builds ``auto_factory`` (default
+    :data:`AUTO_FACTORY`, ``efSearch`` :data:`AUTO_EF_SEARCH`; an IVF one is trained on all live
+    vectors) and searches that from then on; a store that shrinks below the threshold goes back to
+    exact at its next rebuild. Both settings are saved with the index. Measured trade-offs (recall,
+    nDCG, speed, memory at 100k real passages): ``docs/scaling.md``.
     """
 
     capabilities = IndexCapabilities(saves_to_dir=True)
 
     def __init__(self, dim: int | None = None, factory: str = "Flat", *, train_size: int | None = None,
-                 ef_search: int | None = None, nprobe: int | None = None) -> None:
+                 ef_search: int | None = None, nprobe: int | None = None, threshold: int = AUTO_THRESHOLD,
+                 auto_factory: str = AUTO_FACTORY) -> None:
         if dim is not None and (not isinstance(dim, int) or dim <= 0):
             raise ValueError(f"dim must be a positive int or None; got {dim!r}")
+        if not isinstance(threshold, int) or isinstance(threshold, bool) or threshold < 1:
+            raise ValueError(f"threshold must be a positive int; got {threshold!r}")
+        if not isinstance(auto_factory, str) or auto_factory == AUTO:
+            raise ValueError(f"auto_factory must be a FAISS factory string; got {auto_factory!r}")
         self.factory = factory
-        self.ef_search = ef_search
-        self.nprobe = nprobe
+        self.threshold = threshold
+        self.auto_factory = auto_factory
+        auto = factory == AUTO
+        self.ef_search = AUTO_EF_SEARCH if auto and ef_search is None else ef_search
+        self.nprobe = AUTO_NPROBE if auto and nprobe is None else nprobe
         self.train_size = train_size
         self._lock = RWLock()
         self._dim = dim
@@ -56,15 +84,33 @@ class L2Index:
         self._int2str: dict[int, str] = {}
         self._dead: set[int] = set()
         self._next = 0
+        self._target_trains: bool | None = None  # whether the target index needs training; found on first need
         if dim is not None:
             self._create(dim)
 
     # -- construction -------------------------------------------------------------------------
+    @property
+    def target_factory(self) -> str:
+        """The FAISS factory string searched once trained / past the threshold (``auto_factory`` for ``"auto"``)."""
+        return self.auto_factory if self.factory == AUTO else self.factory
+
+    @property
+    def approximate(self) -> bool:
+        """Whether searches currently go through an approximate index (not an exact flat one)."""
+        return self._index is not None and not isinstance(faiss.downcast_index(self._index.index), faiss.IndexFlat)
+
+    def _switch_size(self) -> int:
+        """Live vectors at which a collecting (flat) index moves to its target (0: it never collects)."""
+        if self._target_trains is None:
+            self._target_trains = not self._target(self._dim).is_trained
+        needed = self.train_size if self._target_trains else 0
+        return max(self.threshold, needed) if self.factory == AUTO else needed
+
     def _target(self, dim: int) -> faiss.Index:
         try:
-            inner = faiss.index_factory(dim, self.factory, faiss.METRIC_L2)
+            inner = faiss.index_factory(dim, self.target_factory, faiss.METRIC_L2)
         except RuntimeError as exc:
-            raise ValueError(f"invalid FAISS factory string {self.factory!r}: {exc}") from exc
+            raise ValueError(f"invalid FAISS factory string {self.target_factory!r}: {exc}") from exc
         if self.ef_search is not None and hasattr(inner, "hnsw"):
             inner.hnsw.efSearch = self.ef_search
         return inner
@@ -75,8 +121,8 @@ class L2Index:
         if self.train_size is None:
             ivf = faiss.try_extract_index_ivf(target)
             self.train_size = max(40 * ivf.nlist if ivf is not None else 1000,
-                                  10_000 if "PQ" in self.factory.upper() else 0)
-        self._trained = target.is_trained
+                                  10_000 if "PQ" in self.target_factory.upper() else 0)
+        self._trained = target.is_trained and self.factory != AUTO
         self._index = faiss.IndexIDMap2(target if self._trained else faiss.IndexFlatL2(dim))
         self._configure()
 
@@ -143,7 +189,7 @@ class L2Index:
             for key, sid in zip(keys.tolist(), ids):
                 self._str2int[sid] = key
                 self._int2str[key] = sid
-            if not self._trained and self.count >= self.train_size:
+            if not self._trained and self.count >= self._switch_size():
                 self._rebuild()
 
     def remove(self, ids: Sequence[str]) -> int:
@@ -184,16 +230,15 @@ class L2Index:
         keys = np.asarray(sorted(self._int2str), dtype=np.int64)
         vecs = self._reconstruct(keys)
         target = self._target(self._dim)
-        if not target.is_trained:
-            if len(keys) < self.train_size:
-                target = faiss.IndexFlatL2(self._dim)
-            else:
-                try:
-                    target.train(vecs)
-                except RuntimeError as exc:
-                    raise ValueError(f"cannot train FAISS {self.factory!r} on {len(keys)} vectors "
-                                     f"(raise train_size): {str(exc).splitlines()[0]}") from exc
-        self._trained = not isinstance(target, faiss.IndexFlat) or self.factory == "Flat"
+        if len(keys) < self._switch_size():
+            target = faiss.IndexFlatL2(self._dim)
+        elif not target.is_trained:
+            try:
+                target.train(vecs)
+            except RuntimeError as exc:
+                raise ValueError(f"cannot train FAISS {self.target_factory!r} on {len(keys)} vectors "
+                                 f"(raise train_size): {str(exc).splitlines()[0]}") from exc
+        self._trained = not isinstance(target, faiss.IndexFlat) or self.target_factory == "Flat"
         self._index = faiss.IndexIDMap2(target)
         self._configure()
         self._dead.clear()
@@ -253,7 +298,8 @@ class L2Index:
                 pairs = sorted(self._int2str.items())
                 (tmp / "ids.json").write_text(json.dumps(
                     {"keys": [k for k, _ in pairs], "ids": [s for _, s in pairs],
-                     "dead": sorted(self._dead), "next": self._next}), encoding="utf-8")
+                     "dead": sorted(self._dead), "next": self._next,
+                     "auto": {"threshold": self.threshold, "factory": self.auto_factory}}), encoding="utf-8")
                 return {"dim": self._dim, "count": self.count, "factory": self.factory,
                         "trained": self._trained, "train_size": self.train_size,
                         "ef_search": self.ef_search, "nprobe": self.nprobe}
@@ -265,9 +311,14 @@ class L2Index:
         path, man = read_save(path, FORMAT, VERSION, MANIFEST_FIELDS)
         if dim is not None and man["dim"] is not None and man["dim"] != dim:
             raise ValueError(f"{path}: saved index has dimension {man['dim']}, expected {dim}")
-        self = cls(None, man["factory"], train_size=man["train_size"],
-                   ef_search=man["ef_search"], nprobe=man["nprobe"])
         table = read_json(path / "ids.json")
+        auto = table.get("auto", {}) if isinstance(table, dict) else {}  # absent in saves before "auto"
+        try:
+            self = cls(None, man["factory"], train_size=man["train_size"], ef_search=man["ef_search"],
+                       nprobe=man["nprobe"], threshold=auto.get("threshold", AUTO_THRESHOLD),
+                       auto_factory=auto.get("factory", AUTO_FACTORY))
+        except ValueError as exc:
+            raise SaveFormatError(f"{path / 'ids.json'}: bad auto settings ({exc})") from exc
         self._int2str = dict(zip(table["keys"], table["ids"]))
         self._str2int = {s: k for k, s in self._int2str.items()}
         self._dead, self._next = set(table["dead"]), table["next"]
