@@ -26,9 +26,8 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
-
 from dataclasses import dataclass
+from pathlib import Path
 
 import faiss
 import numpy as np
@@ -196,12 +195,17 @@ def real(quick: bool) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import real_corpus
     import torch
+    from ragcun_eval.beir import load_beir
+    from ragcun_eval.metrics import evaluate
 
     from ragcun import GaussianEncoder
     from ragcun.fusion import DEFAULT_ALPHA
-    from ragcun.l2_index import AUTO_EF_SEARCH, AUTO_FACTORY, AUTO_NPROBE, AUTO_THRESHOLD
-    from ragcun_eval.beir import load_beir
-    from ragcun_eval.metrics import evaluate
+    from ragcun.l2_index import (
+        AUTO_EF_SEARCH,
+        AUTO_FACTORY,
+        AUTO_NPROBE,
+        AUTO_THRESHOLD,
+    )
 
     if not real_corpus.available():
         raise SystemExit(f"shared data not found under {real_corpus.SHARED}")

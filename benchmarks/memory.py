@@ -36,10 +36,10 @@ import faiss
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import real_corpus  # noqa: E402
+import real_corpus
 
-from ragcun.doc_store import DocStore, Record  # noqa: E402
-from ragcun.l2_index import L2Index  # noqa: E402
+from ragcun.doc_store import DocStore, Record
+from ragcun.l2_index import L2Index
 
 GIB = 1 << 30
 BUDGET = 8 * GIB

@@ -4,17 +4,18 @@ What a RAG chunker would produce from the text there, with every SciFact documen
 SciFact test queries keep their qrels among the other ~95k+ passages as distractors:
 
 - ``scifact``: every SciFact document (``title text``), whole, id = its BEIR id;
-- ``scifact-w1``: every sentence of each SciFact abstract (title dropped; sentence windows of
-  ``WINDOWS`` sizes, stride 1), ids ``sf:<doc>:<size>:<start>``;
+- ``scifact-title``: each SciFact title alone (the header chunk a Markdown-aware chunker emits),
+  ids ``sf:<doc>:title``;
+- ``scifact-w1``: every sentence of each SciFact abstract (sentence windows of ``WINDOWS`` sizes,
+  stride 1), ids ``sf:<doc>:<size>:<start>``;
 - ``wiki-w1``: the same windows over the distinct NQ/SQuAD Wikipedia passages of
   ``train/qed_nq_xquad_en/pairs.jsonl``, ids ``wk:<passage#>:<size>:<start>``;
-- ``wiki``: those passages whole (those not already taken as a window), ids ``wk:<passage#>``;
 - ``nq-queries``: the NQ/SQuAD question texts (short, query-like passages), ids ``q:<row#>``.
 
-Windows shorter than ``MIN_CHARS`` are dropped and a text already taken (an exact duplicate) is kept once
+Windows and titles shorter than ``MIN_CHARS`` are dropped and a text already taken (an exact duplicate) is kept once
 (first source in the order above wins). SciFact *queries* are never in the corpus.
 
-105,904 passages (100,721 besides the SciFact documents). Encoded once through the shared embedding
+103,508 passages (98,325 besides the SciFact documents). Encoded once through the shared embedding
 cache (:func:`embed`, chunked so an interrupted encode keeps what it finished).
 
 Run: python benchmarks/real_corpus.py [--encode]   (prints the counts per source, the total and the
@@ -28,6 +29,8 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SCIFACT = SHARED / "beir" / "scifact"
@@ -86,6 +89,8 @@ def build() -> Corpus:
     wiki = list(dict.fromkeys(p["positive"] for p in pairs))
     for d in docs:
         take(str(d["_id"]), f"{d.get('title', '')} {d['text']}", "scifact", whole=True)
+    for d in docs:
+        take(f"sf:{d['_id']}:title", d.get("title", ""), "scifact-title")
     for size in WINDOWS:
         for d in docs:
             for start, w in windows(d["text"], size):
@@ -94,16 +99,13 @@ def build() -> Corpus:
         for n, passage in enumerate(wiki):
             for start, w in windows(passage, size):
                 take(f"wk:{n}:{size}:{start}", w, f"wiki-w{size}")
-    for n, passage in enumerate(wiki):
-        take(f"wk:{n}", passage, "wiki")
     for n, p in enumerate(pairs):
         take(f"q:{n}", p["query"], "nq-queries")
     return Corpus(ids, texts, sources)
 
 
-def embed(texts: list[str], role: str = "document", chunk: int = 8192) -> "np.ndarray":
+def embed(texts: list[str], role: str = "document", chunk: int = 8192) -> np.ndarray:
     """Bundled-model base outputs (N, 384) float32 of ``texts`` through the embedding cache, ``chunk`` at a time."""
-    import numpy as np
     from tqdm import tqdm
 
     from ragcun import EmbeddingCache, GaussianEncoder
