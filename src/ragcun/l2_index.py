@@ -37,6 +37,7 @@ AUTO_EF_SEARCH = 128
 """``factory="auto"``: HNSW ``efSearch`` unless ``ef_search`` is given."""
 AUTO_NPROBE = 32
 """``factory="auto"``: IVF ``nprobe`` unless ``nprobe`` is given."""
+_MIN_COMPACT = 1024  # a flat index renumbers its keys once removed ones outnumber live ones by this many
 MANIFEST_FIELDS = {"dim": _OPT_INT, "count": (int,), "factory": (str,), "trained": (bool,), "train_size": _OPT_INT,
                    "ef_search": _OPT_INT, "nprobe": _OPT_INT}
 
@@ -81,9 +82,8 @@ class L2Index:
         self._index: faiss.IndexIDMap2 | None = None
         self._trained = False
         self._str2int: dict[str, int] = {}
-        self._int2str: dict[int, str] = {}
-        self._dead: set[int] = set()
-        self._next = 0
+        self._int2str: list[str | None] = []  # FAISS key -> id (None once removed); keys are 0, 1, 2, ...
+        self._dead: set[int] = set()  # removed keys still inside the FAISS index (hidden until a rebuild)
         self._target_trains: bool | None = None  # whether the target index needs training; found on first need
         if dim is not None:
             self._create(dim)
@@ -166,7 +166,7 @@ class L2Index:
     def ids(self) -> list[str]:
         """The stored ids, in insertion order."""
         with self._lock.read():
-            return [self._int2str[i] for i in sorted(self._int2str)]
+            return [i for i in self._int2str if i is not None]
 
     # -- mutation -----------------------------------------------------------------------------
     def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
@@ -183,12 +183,10 @@ class L2Index:
             if self._index is None:
                 self._create(arr.shape[1])
             self._drop([i for i in ids if i in self._str2int])
-            keys = np.arange(self._next, self._next + len(ids), dtype=np.int64)
-            self._next += len(ids)
-            self._index.add_with_ids(arr, keys)
-            for key, sid in zip(keys.tolist(), ids):
-                self._str2int[sid] = key
-                self._int2str[key] = sid
+            first = len(self._int2str)
+            self._index.add_with_ids(arr, np.arange(first, first + len(ids), dtype=np.int64))
+            self._int2str.extend(ids)
+            self._str2int.update(zip(ids, range(first, first + len(ids))))
             if not self._trained and self.count >= self._switch_size():
                 self._rebuild()
 
@@ -207,7 +205,7 @@ class L2Index:
         """Remove every vector (the dimension and factory are kept)."""
         with self._lock.write():
             self._str2int.clear()
-            self._int2str.clear()
+            self._int2str = []
             self._dead.clear()
             if self._dim is not None:
                 self._create(self._dim)
@@ -217,18 +215,21 @@ class L2Index:
             return
         keys = [self._str2int.pop(i) for i in ids]
         for key in keys:
-            del self._int2str[key]
+            self._int2str[key] = None
         if isinstance(faiss.downcast_index(self._index.index), faiss.IndexFlat):
             self._index.remove_ids(np.asarray(keys, dtype=np.int64))
+            if len(self._int2str) > 2 * self.count + _MIN_COMPACT:  # mostly removed keys: renumber
+                self._rebuild()
         else:
             self._dead.update(keys)
             if len(self._dead) > self.count:
                 self._rebuild()
 
     def _rebuild(self) -> None:
-        """Re-create the FAISS index from the live vectors, training it if it needs to be."""
-        keys = np.asarray(sorted(self._int2str), dtype=np.int64)
-        vecs = self._reconstruct(keys)
+        """Re-create the FAISS index from the live vectors (renumbered 0, 1, ...), training it if it needs to be."""
+        live = [(k, s) for k, s in enumerate(self._int2str) if s is not None]
+        vecs = self._reconstruct(np.asarray([k for k, _ in live], dtype=np.int64))
+        keys = np.arange(len(live), dtype=np.int64)
         target = self._target(self._dim)
         if len(keys) < self._switch_size():
             target = faiss.IndexFlatL2(self._dim)
@@ -242,6 +243,8 @@ class L2Index:
         self._index = faiss.IndexIDMap2(target)
         self._configure()
         self._dead.clear()
+        self._int2str = [s for _, s in live]
+        self._str2int = {s: k for k, s in enumerate(self._int2str)}
         if len(keys):
             self._index.add_with_ids(vecs, keys)
 
@@ -267,7 +270,7 @@ class L2Index:
             for row in range(len(q)):
                 j = 0
                 for key, d2 in zip(keys[row].tolist(), sq[row].tolist()):
-                    sid = self._int2str.get(key) if key >= 0 else None
+                    sid = self._int2str[key] if key >= 0 else None
                     if sid is None:
                         continue
                     out_ids[row][j] = sid
@@ -295,10 +298,10 @@ class L2Index:
             def write(tmp: Path) -> dict:
                 if self._index is not None:
                     faiss.write_index(self._index, str(tmp / "index.faiss"))
-                pairs = sorted(self._int2str.items())
+                pairs = [(k, s) for k, s in enumerate(self._int2str) if s is not None]
                 (tmp / "ids.json").write_text(json.dumps(
                     {"keys": [k for k, _ in pairs], "ids": [s for _, s in pairs],
-                     "dead": sorted(self._dead), "next": self._next,
+                     "dead": sorted(self._dead), "next": len(self._int2str),
                      "auto": {"threshold": self.threshold, "factory": self.auto_factory}}), encoding="utf-8")
                 return {"dim": self._dim, "count": self.count, "factory": self.factory,
                         "trained": self._trained, "train_size": self.train_size,
@@ -319,9 +322,13 @@ class L2Index:
                        auto_factory=auto.get("factory", AUTO_FACTORY))
         except ValueError as exc:
             raise SaveFormatError(f"{path / 'ids.json'}: bad auto settings ({exc})") from exc
-        self._int2str = dict(zip(table["keys"], table["ids"]))
-        self._str2int = {s: k for k, s in self._int2str.items()}
-        self._dead, self._next = set(table["dead"]), table["next"]
+        if any(not isinstance(k, int) or not 0 <= k < table["next"] for k in table["keys"]):
+            raise SaveFormatError(f"{path / 'ids.json'}: keys outside 0 .. next - 1 ({table['next']})")
+        self._int2str = [None] * table["next"]
+        for key, sid in zip(table["keys"], table["ids"]):
+            self._int2str[key] = sid
+        self._str2int = {s: k for k, s in zip(table["keys"], table["ids"])}
+        self._dead = set(table["dead"])
         if len(self._str2int) != man["count"]:
             raise SaveFormatError(f"{path / 'ids.json'}: holds {len(self._str2int)} ids, manifest says {man['count']}")
         if man["dim"] is not None:

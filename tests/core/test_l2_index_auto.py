@@ -137,3 +137,28 @@ def test_bad_auto_settings_raise_clear_errors(tmp_path) -> None:
     table.write_text(table.read_text().replace('"threshold": 5', '"threshold": -1'))
     with pytest.raises(SaveFormatError):
         L2Index.load(tmp_path / "ix")
+
+
+@pytest.mark.parametrize("factory", ["Flat", "auto"])
+def test_key_table_stays_bounded_under_churn(factory: str, tmp_path) -> None:
+    """Removed ids leave no lasting slot: the key -> id table is renumbered once mostly removed."""
+    index = L2Index(factory=factory, threshold=THRESHOLD, auto_factory="HNSW16")
+    live: dict[str, np.ndarray] = {}
+    rng = np.random.default_rng(4)
+    for rnd in range(8):                       # replace and remove in rounds: 8 x 1000 adds in all
+        x = rng.standard_normal((1000, DIM)).astype(np.float32)
+        ids = _ids(1000, start=rnd * 500)      # half of them replace the previous round's ids
+        index.add(ids, x)
+        live.update(zip(ids, x))
+        gone = list(live)[:700]
+        index.remove(gone)
+        for i in gone:
+            del live[i]
+    assert index.count == len(live) and set(index.ids) == set(live)
+    assert len(index._int2str) <= 2 * index.count + 2000
+    keys = list(live)
+    mat = np.stack([live[i] for i in keys])
+    assert [r[0] for r in index.search(mat[:20], 1)[0]] == keys[:20]
+    index.save(tmp_path / "ix")
+    again = L2Index.load(tmp_path / "ix")
+    assert again.ids == index.ids and again.search(mat[:5], 3)[0] == index.search(mat[:5], 3)[0]
