@@ -89,7 +89,7 @@ class DocStore:
                  lexical: BM25Index | None = None) -> None:
         if index is not None and not isinstance(index, VectorIndex):
             raise TypeError(f"index must implement ragcun.VectorIndex; got {type(index).__name__}")
-        self.index: VectorIndex = index if index is not None else L2Index()
+        self.index: VectorIndex = index if index is not None else L2Index(factory="auto")
         self._pushdown = self.index.capabilities.metadata_filter
         self._index_lexical = self.index.capabilities.lexical
         if self._index_lexical and lexical is not None:

@@ -6,6 +6,9 @@ Approximate indexes come from FAISS ``index_factory`` strings (``"HNSW32"``, ``"
 place (HNSW, IVF) hide removed vectors and rebuild once more than half of what they hold is dead.
 Searches share a readers-writer lock (:class:`ragcun.rwlock.RWLock`) and run in parallel (FAISS
 releases the GIL); adds, removes and other changes take it exclusively.
+
+``factory="auto"`` (what :class:`ragcun.DocStore` uses by default) is exact below a size threshold and
+approximate above it: see :class:`L2Index` and ``docs/scaling.md`` for the measurements behind it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,16 @@ from ragcun.vector_index import IndexCapabilities, as_matrix, check_ids, check_k
 FORMAT = "ragcun.L2Index"
 VERSION = 1
 _OPT_INT = (int, type(None))
+AUTO = "auto"
+AUTO_THRESHOLD = 50_000
+"""``factory="auto"``: stores with fewer live vectors than this are searched exactly (``Flat``)."""
+AUTO_FACTORY = "HNSW32"
+"""``factory="auto"``: the index built (from the live vectors) once a store reaches the threshold."""
+AUTO_EF_SEARCH = 128
+"""``factory="auto"``: HNSW ``efSearch`` unless ``ef_search`` is given."""
+AUTO_NPROBE = 32
+"""``factory="auto"``: IVF ``nprobe`` unless ``nprobe`` is given."""
+_MIN_COMPACT = 1024  # a flat index renumbers its keys once removed ones outnumber live ones by this many
 MANIFEST_FIELDS = {"dim": _OPT_INT, "count": (int,), "factory": (str,), "trained": (bool,), "train_size": _OPT_INT,
                    "ef_search": _OPT_INT, "nprobe": _OPT_INT}
 
@@ -32,39 +45,73 @@ MANIFEST_FIELDS = {"dim": _OPT_INT, "count": (int,), "factory": (str,), "trained
 class L2Index:
     """String-keyed vectors searched by Euclidean distance on FAISS; implements ``VectorIndex``.
 
-    ``factory`` is a FAISS ``index_factory`` string (default ``"Flat"``: exact search).
+    ``factory`` is a FAISS ``index_factory`` string (default ``"Flat"``: exact search) or ``"auto"``.
     ``train_size`` is how many vectors an index that needs training waits for (default 40 per IVF
     list, else 1000; at least 10000 for PQ). ``ef_search`` / ``nprobe`` tune HNSW / IVF search. Thread-safe:
     searches (and other reads) run in parallel, while a thread adding or removing excludes them.
+
+    ``factory="auto"`` (the default of :class:`ragcun.DocStore` and the framework stores) searches
+    exactly while the index holds fewer than ``threshold`` live vectors (default
+    :data:`AUTO_THRESHOLD`), then, inside the add that reaches it, builds ``auto_factory`` (default
+    :data:`AUTO_FACTORY`, ``efSearch`` :data:`AUTO_EF_SEARCH`; an IVF one is trained on all live
+    vectors) and searches that from then on; a store that shrinks below the threshold goes back to
+    exact at its next rebuild. Both settings are saved with the index. Measured trade-offs (recall,
+    nDCG, speed, memory at 100k real passages): ``docs/scaling.md``.
     """
 
     capabilities = IndexCapabilities(saves_to_dir=True)
 
     def __init__(self, dim: int | None = None, factory: str = "Flat", *, train_size: int | None = None,
-                 ef_search: int | None = None, nprobe: int | None = None) -> None:
+                 ef_search: int | None = None, nprobe: int | None = None, threshold: int = AUTO_THRESHOLD,
+                 auto_factory: str = AUTO_FACTORY) -> None:
         if dim is not None and (not isinstance(dim, int) or dim <= 0):
             raise ValueError(f"dim must be a positive int or None; got {dim!r}")
+        if not isinstance(threshold, int) or isinstance(threshold, bool) or threshold < 1:
+            raise ValueError(f"threshold must be a positive int; got {threshold!r}")
+        if not isinstance(auto_factory, str) or auto_factory == AUTO:
+            raise ValueError(f"auto_factory must be a FAISS factory string; got {auto_factory!r}")
         self.factory = factory
-        self.ef_search = ef_search
-        self.nprobe = nprobe
+        self.threshold = threshold
+        self.auto_factory = auto_factory
+        auto = factory == AUTO
+        self.ef_search = AUTO_EF_SEARCH if auto and ef_search is None else ef_search
+        self.nprobe = AUTO_NPROBE if auto and nprobe is None else nprobe
         self.train_size = train_size
         self._lock = RWLock()
         self._dim = dim
         self._index: faiss.IndexIDMap2 | None = None
         self._trained = False
         self._str2int: dict[str, int] = {}
-        self._int2str: dict[int, str] = {}
-        self._dead: set[int] = set()
-        self._next = 0
+        self._int2str: list[str | None] = []  # FAISS key -> id (None once removed); keys are 0, 1, 2, ...
+        self._dead: set[int] = set()  # removed keys still inside the FAISS index (hidden until a rebuild)
+        self._target_trains: bool | None = None  # whether the target index needs training; found on first need
         if dim is not None:
             self._create(dim)
 
     # -- construction -------------------------------------------------------------------------
+    @property
+    def target_factory(self) -> str:
+        """The FAISS factory string searched once trained / past the threshold (``auto_factory`` for ``"auto"``)."""
+        return self.auto_factory if self.factory == AUTO else self.factory
+
+    @property
+    def approximate(self) -> bool:
+        """Whether searches currently go through an approximate index (not an exact flat one)."""
+        return self._index is not None and not isinstance(faiss.downcast_index(self._index.index), faiss.IndexFlat)
+
+    def _switch_size(self) -> int:
+        """Live vectors at which a collecting (flat) index moves to its target (0: it never collects)."""
+        assert self._dim is not None and self.train_size is not None  # set by _create
+        if self._target_trains is None:
+            self._target_trains = not self._target(self._dim).is_trained
+        needed = self.train_size if self._target_trains else 0
+        return max(self.threshold, needed) if self.factory == AUTO else needed
+
     def _target(self, dim: int) -> faiss.Index:
         try:
-            inner = faiss.index_factory(dim, self.factory, faiss.METRIC_L2)
+            inner = faiss.index_factory(dim, self.target_factory, faiss.METRIC_L2)
         except RuntimeError as exc:
-            raise ValueError(f"invalid FAISS factory string {self.factory!r}: {exc}") from exc
+            raise ValueError(f"invalid FAISS factory string {self.target_factory!r}: {exc}") from exc
         if self.ef_search is not None and hasattr(inner, "hnsw"):
             inner.hnsw.efSearch = self.ef_search
         return inner
@@ -75,8 +122,8 @@ class L2Index:
         if self.train_size is None:
             ivf = faiss.try_extract_index_ivf(target)
             self.train_size = max(40 * ivf.nlist if ivf is not None else 1000,
-                                  10_000 if "PQ" in self.factory.upper() else 0)
-        self._trained = target.is_trained
+                                  10_000 if "PQ" in self.target_factory.upper() else 0)
+        self._trained = target.is_trained and self.factory != AUTO
         self._index = faiss.IndexIDMap2(target if self._trained else faiss.IndexFlatL2(dim))
         self._configure()
 
@@ -121,7 +168,7 @@ class L2Index:
     def ids(self) -> list[str]:
         """The stored ids, in insertion order."""
         with self._lock.read():
-            return [self._int2str[i] for i in sorted(self._int2str)]
+            return [i for i in self._int2str if i is not None]
 
     # -- mutation -----------------------------------------------------------------------------
     def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
@@ -139,13 +186,11 @@ class L2Index:
                 self._create(arr.shape[1])
             assert self._index is not None and self.train_size is not None  # set by _create
             self._drop([i for i in ids if i in self._str2int])
-            keys = np.arange(self._next, self._next + len(ids), dtype=np.int64)
-            self._next += len(ids)
-            self._index.add_with_ids(arr, keys)
-            for key, sid in zip(keys.tolist(), ids):
-                self._str2int[sid] = key
-                self._int2str[key] = sid
-            if not self._trained and self.count >= self.train_size:
+            first = len(self._int2str)
+            self._index.add_with_ids(arr, np.arange(first, first + len(ids), dtype=np.int64))
+            self._int2str.extend(ids)
+            self._str2int.update(zip(ids, range(first, first + len(ids))))
+            if not self._trained and self.count >= self._switch_size():
                 self._rebuild()
 
     def remove(self, ids: Sequence[str]) -> int:
@@ -163,7 +208,7 @@ class L2Index:
         """Remove every vector (the dimension and factory are kept)."""
         with self._lock.write():
             self._str2int.clear()
-            self._int2str.clear()
+            self._int2str = []
             self._dead.clear()
             if self._dim is not None:
                 self._create(self._dim)
@@ -174,34 +219,38 @@ class L2Index:
         assert self._index is not None  # ids are stored, so the FAISS index exists
         keys = [self._str2int.pop(i) for i in ids]
         for key in keys:
-            del self._int2str[key]
+            self._int2str[key] = None
         if isinstance(faiss.downcast_index(self._index.index), faiss.IndexFlat):
             # faiss's Python wrapper accepts an id array; its SWIG signature names only IDSelector
             self._index.remove_ids(np.asarray(keys, dtype=np.int64))  # type: ignore[arg-type]
+            if len(self._int2str) > 2 * self.count + _MIN_COMPACT:  # mostly removed keys: renumber
+                self._rebuild()
         else:
             self._dead.update(keys)
             if len(self._dead) > self.count:
                 self._rebuild()
 
     def _rebuild(self) -> None:
-        """Re-create the FAISS index from the live vectors, training it if it needs to be."""
+        """Re-create the FAISS index from the live vectors (renumbered 0, 1, ...), training it if it needs to be."""
         assert self._dim is not None and self.train_size is not None  # set by _create
-        keys = np.asarray(sorted(self._int2str), dtype=np.int64)
-        vecs = self._reconstruct(keys)
+        live = [(k, s) for k, s in enumerate(self._int2str) if s is not None]
+        vecs = self._reconstruct(np.asarray([k for k, _ in live], dtype=np.int64))
+        keys = np.arange(len(live), dtype=np.int64)
         target = self._target(self._dim)
-        if not target.is_trained:
-            if len(keys) < self.train_size:
-                target = faiss.IndexFlatL2(self._dim)
-            else:
-                try:
-                    target.train(vecs)
-                except RuntimeError as exc:
-                    raise ValueError(f"cannot train FAISS {self.factory!r} on {len(keys)} vectors "
-                                     f"(raise train_size): {str(exc).splitlines()[0]}") from exc
-        self._trained = not isinstance(target, faiss.IndexFlat) or self.factory == "Flat"
+        if len(keys) < self._switch_size():
+            target = faiss.IndexFlatL2(self._dim)
+        elif not target.is_trained:
+            try:
+                target.train(vecs)
+            except RuntimeError as exc:
+                raise ValueError(f"cannot train FAISS {self.target_factory!r} on {len(keys)} vectors "
+                                 f"(raise train_size): {str(exc).splitlines()[0]}") from exc
+        self._trained = not isinstance(target, faiss.IndexFlat) or self.target_factory == "Flat"
         self._index = faiss.IndexIDMap2(target)
         self._configure()
         self._dead.clear()
+        self._int2str = [s for _, s in live]
+        self._str2int = {s: k for k, (_, s) in enumerate(live)}
         if len(keys):
             self._index.add_with_ids(vecs, keys)
 
@@ -229,7 +278,7 @@ class L2Index:
             for row in range(len(q)):
                 j = 0
                 for key, d2 in zip(keys[row].tolist(), sq[row].tolist()):
-                    sid = self._int2str.get(key) if key >= 0 else None
+                    sid = self._int2str[key] if key >= 0 else None
                     if sid is None:
                         continue
                     out_ids[row][j] = sid
@@ -257,10 +306,11 @@ class L2Index:
             def write(tmp: Path) -> dict:
                 if self._index is not None:
                     faiss.write_index(self._index, str(tmp / "index.faiss"))
-                pairs = sorted(self._int2str.items())
+                pairs = [(k, s) for k, s in enumerate(self._int2str) if s is not None]
                 (tmp / "ids.json").write_text(json.dumps(
                     {"keys": [k for k, _ in pairs], "ids": [s for _, s in pairs],
-                     "dead": sorted(self._dead), "next": self._next}), encoding="utf-8")
+                     "dead": sorted(self._dead), "next": len(self._int2str),
+                     "auto": {"threshold": self.threshold, "factory": self.auto_factory}}), encoding="utf-8")
                 return {"dim": self._dim, "count": self.count, "factory": self.factory,
                         "trained": self._trained, "train_size": self.train_size,
                         "ef_search": self.ef_search, "nprobe": self.nprobe}
@@ -272,12 +322,21 @@ class L2Index:
         path, man = read_save(path, FORMAT, VERSION, MANIFEST_FIELDS)
         if dim is not None and man["dim"] is not None and man["dim"] != dim:
             raise ValueError(f"{path}: saved index has dimension {man['dim']}, expected {dim}")
-        self = cls(None, man["factory"], train_size=man["train_size"],
-                   ef_search=man["ef_search"], nprobe=man["nprobe"])
         table = read_json(path / "ids.json")
-        self._int2str = dict(zip(table["keys"], table["ids"]))
-        self._str2int = {s: k for k, s in self._int2str.items()}
-        self._dead, self._next = set(table["dead"]), table["next"]
+        auto = table.get("auto", {}) if isinstance(table, dict) else {}  # absent in saves before "auto"
+        try:
+            self = cls(None, man["factory"], train_size=man["train_size"], ef_search=man["ef_search"],
+                       nprobe=man["nprobe"], threshold=auto.get("threshold", AUTO_THRESHOLD),
+                       auto_factory=auto.get("factory", AUTO_FACTORY))
+        except ValueError as exc:
+            raise SaveFormatError(f"{path / 'ids.json'}: bad auto settings ({exc})") from exc
+        if any(not isinstance(k, int) or not 0 <= k < table["next"] for k in table["keys"]):
+            raise SaveFormatError(f"{path / 'ids.json'}: keys outside 0 .. next - 1 ({table['next']})")
+        self._int2str = [None] * table["next"]
+        for key, sid in zip(table["keys"], table["ids"]):
+            self._int2str[key] = sid
+        self._str2int = {s: k for k, s in zip(table["keys"], table["ids"])}
+        self._dead = set(table["dead"])
         if len(self._str2int) != man["count"]:
             raise SaveFormatError(f"{path / 'ids.json'}: holds {len(self._str2int)} ids, manifest says {man['count']}")
         if man["dim"] is not None:
