@@ -21,10 +21,11 @@ class GaussianRetriever:
     ``"dense"`` (L2 distance only) or ``"lexical"`` (BM25 only); see :mod:`ragcun.fusion`.
 
     ``model_path``: a model name or path (``None`` = the bundled model); or pass a loaded ``encoder``.
-    ``factory``: FAISS index factory string for the underlying :class:`ragcun.l2_index.L2Index`.
+    ``factory``: the underlying :class:`ragcun.l2_index.L2Index`'s factory (default ``"auto"``: exact,
+    then HNSW past the size threshold, as the stores do; or any FAISS ``index_factory`` string).
     """
 
-    def __init__(self, model_path: str | None = None, *, encoder: Any = None, factory: str = "Flat",
+    def __init__(self, model_path: str | None = None, *, encoder: Any = None, factory: str = "auto",
                  batch_size: int = 32, show_progress: bool = False) -> None:
         if encoder is not None and model_path is not None:
             raise ValueError("pass model_path or encoder, not both")
