@@ -162,3 +162,17 @@ def test_non_positive_sizes_are_argument_errors(capsys) -> None:
     with pytest.raises(SystemExit) as info:
         main(["retrieval", "x", "--batch-size", "0"])
     assert info.value.code == 2 and "--batch-size: expected an integer >= 1, got 0" in capsys.readouterr().err
+
+
+def test_gaussian_names_the_bundled_gaussian_model(bundled_encoder, tiny_beir: Path, tmp_path: Path) -> None:
+    """``--model gaussian`` is what ``GaussianEncoder()`` serves (L2), apart from ``bundled`` (the base, cosine)."""
+    spec = parse_model_spec("gaussian")
+    assert spec.gaussian and spec.geometry == "l2" and spec.path == parse_model_spec("bundled").path
+    assert parse_model_spec("gaussian:hybrid").dense_geometry == "l2"
+    texts = ["Tides are caused by the Moon.", "Hamlet is a play."]
+    served = bundled_encoder.encode_document(texts, convert_to_numpy=True)
+    np.testing.assert_allclose(Embedder(tmp_path / "cache").embed(spec, texts, "document"), served, atol=1e-4)
+    data = load_beir(tiny_beir)
+    embedder = Embedder(tmp_path / "cache")
+    gauss, base = run_model(data, spec, embedder), run_model(data, parse_model_spec("bundled"), embedder)
+    assert gauss.ranked == base.ranked  # the identity head ranks by L2 exactly as the base does by cosine

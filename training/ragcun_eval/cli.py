@@ -94,7 +94,8 @@ def _positive_int(text: str) -> int:
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", action="append", metavar="NAME[:GEOMETRY]",
-                   help="model name or path, optional :cosine/:l2/:whitened/:hybrid/:lexical; repeat to compare "
+                   help="model name or path (bundled: the bundled base model; gaussian: the bundled Gaussian model), "
+                        "optional :cosine/:l2/:whitened/:hybrid/:lexical; repeat to compare "
                         "(default: bundled)")
     p.add_argument("--output", type=Path, help="folder for the result files")
     p.add_argument("--cache-dir", type=Path, help="base-embedding cache, shared with ragcun-train (default $RAGCUN_CACHE_DIR or ~/.cache/ragcun/embeddings)")

@@ -5,7 +5,9 @@ A value is a model name or path with an optional ``:cosine``, ``:l2``, ``:whiten
 stays whole. Without a suffix a Gaussian model (a saved ragcun model: its
 ``config_sentence_transformers.json`` has a ``"ragcun"`` entry) is scored by L2 and any other model
 by cosine. ``hybrid`` fuses that default geometry's ranking with BM25 (``ragcun.fusion``, through
-``ragcun.DocStore``); ``lexical`` is BM25 alone. ``bundled`` names the bundled all-MiniLM-L6-v2.
+``ragcun.DocStore``); ``lexical`` is BM25 alone. ``bundled`` names the bundled all-MiniLM-L6-v2 (a plain
+model: cosine), ``gaussian`` the bundled *Gaussian* model, what ``ragcun.GaussianEncoder()`` loads (its
+head on the bundled base: L2).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from sentence_transformers import SentenceTransformer
 from ragcun.embedding_cache import EmbeddingCache, default_cache_dir
 from ragcun.encoder import resolve_model_path
 
+BUNDLED_GAUSSIAN = "gaussian"
+"""The ``--model`` name of the bundled Gaussian model (``GaussianEncoder()``)."""
 DENSE_GEOMETRIES = ("cosine", "l2", "whitened")
 GEOMETRIES = (*DENSE_GEOMETRIES, "hybrid", "lexical")
 
@@ -72,6 +76,8 @@ def parse_model_spec(value: str) -> ModelSpec:
         name, geometry = head, tail
     elif sep and tail and not Path(value).exists() and "/" not in tail:
         raise ValueError(f"unknown geometry {tail!r} in --model {value!r}; choose one of {GEOMETRIES}")
+    if name == BUNDLED_GAUSSIAN:
+        return ModelSpec(name, resolve_model_path(None), geometry or "l2", True)
     path = resolve_model_path(name)
     gaussian = Path(path).exists() and is_gaussian_model(path)
     return ModelSpec(name, path, geometry or ("l2" if gaussian else "cosine"), gaussian)
