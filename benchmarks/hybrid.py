@@ -5,8 +5,8 @@ head: its L2 ranking is the base model's cosine ranking), nDCG@10 of dense and h
 through a LlamaIndex ``VectorStoreIndex`` retriever and a LangChain retriever over ragcun's stores
 (document vectors from the shared embedding cache; queries embedded by the frameworks).
 
-Cost: N documents (sentence windows cut from the SciFact corpus and the NQ/SQuAD passages in
-``../shared/data``, repeated with a suffix to reach N; random N(0, I) 384-d vectors, since latency
+Cost: N documents (the real-text passages of ``benchmarks/real_corpus.py``: SciFact documents, titles
+and sentences, NQ/SQuAD sentences and questions; repeated with a suffix past 103,508; random N(0, I) 384-d vectors, since latency
 does not depend on what the vectors mean), one query at a time with SciFact query texts: mean ms
 per query of dense and hybrid search in ``DocStore`` (exact FAISS), the time of ``L2Index.add`` and
 of ``DocStore.add`` (which only queues texts for BM25), and of the first read after the adds (which
@@ -19,36 +19,34 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
-from pathlib import Path
+from functools import lru_cache
 
 import faiss
 import numpy as np
+import real_corpus  # benchmarks/real_corpus.py, beside this script
 
 from ragcun.doc_store import DocStore, Record
 from ragcun.fusion import DEFAULT_ALPHA
 from ragcun.l2_index import L2Index
 from ragcun.lexical import BM25Index
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-SCIFACT = SHARED / "beir" / "scifact"
+SCIFACT = real_corpus.SCIFACT
 
 
 def quality(alpha: float) -> None:
     """nDCG@10 of dense and hybrid retrieval on SciFact test through both frameworks."""
-    from langchain_ragcun import GaussianEmbeddings
-    from langchain_ragcun import GaussianVectorStore as LCStore
+    import torch
     from llama_index.core import StorageContext, VectorStoreIndex
     from llama_index.core.schema import TextNode
 
+    from langchain_ragcun import GaussianEmbeddings
+    from langchain_ragcun import GaussianVectorStore as LCStore
     from llama_index.embeddings.ragcun import GaussianEmbedding
     from llama_index.vector_stores.ragcun import GaussianVectorStore as LIStore
     from ragcun import EmbeddingCache, GaussianEncoder
     from ragcun_eval.beir import load_beir
     from ragcun_eval.metrics import evaluate
-
-    import torch
 
     data = load_beir(SCIFACT, "test")
     encoder = GaussianEncoder()
@@ -79,21 +77,10 @@ def quality(alpha: float) -> None:
         print(f"{name:28s} {ndcg['dense']:14.4f} {ndcg['hybrid']:15.4f} {(ndcg['hybrid'] / ndcg['dense'] - 1) * 100:+6.1f}%")
 
 
-def passages() -> list[str]:
-    """Sentence windows (3 sentences) of the SciFact corpus and the NQ/SQuAD training passages."""
-    texts = []
-    for line in (SCIFACT / "corpus.jsonl").open(encoding="utf-8"):
-        doc = json.loads(line)
-        texts.append(f"{doc.get('title', '')} {doc['text']}")
-    for path in sorted((SHARED / "train").rglob("*.jsonl")):
-        for line in path.open(encoding="utf-8"):
-            row = json.loads(line)
-            texts.extend(v for k, v in row.items() if k in ("positive", "passage", "text") and isinstance(v, str))
-    out = []
-    for text in texts:
-        sentences = re.split(r"(?<=[.!?])\s+", text)
-        out.extend(" ".join(sentences[i:i + 3]) for i in range(0, len(sentences), 3))
-    return [t for t in out if t.strip()]
+@lru_cache(maxsize=1)
+def passages() -> tuple[str, ...]:
+    """The distinct real-text passages of ``benchmarks/real_corpus.py`` (built once)."""
+    return tuple(real_corpus.build().texts)
 
 
 def corpus_texts(n: int) -> list[str]:

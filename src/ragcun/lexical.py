@@ -147,6 +147,12 @@ class BM25Index:
             raise ValueError(f"BM25 needs k1 > 0 and 0 <= b <= 1; got k1={k1!r}, b={b!r}")
         self.analyzer = analyzer or Analyzer()
         self.k1, self.b = float(k1), float(b)
+        self._lock = threading.Lock()
+        self._version = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        """Empty the index (the analyzer, parameters, lock and version counter stay)."""
         self._vocab: dict[str, int] = {}
         self._word_terms: dict[str, int] = {}  # word -> term id (-1: a stop word); a cache of the analyzer's work
         self._keys: dict[str, int] = {}   # id -> document key (live documents with terms only)
@@ -157,8 +163,6 @@ class BM25Index:
         self._segments: list[_Segment] = []
         self._pending: dict[str, str] = {}  # id -> text added but not indexed yet (see add)
         self._last: tuple[str, int, np.ndarray] | None = None  # (query, version, scores): search then scores
-        self._version = 0
-        self._lock = threading.Lock()
 
     @property
     def count(self) -> int:
@@ -252,7 +256,8 @@ class BM25Index:
     def clear(self) -> None:
         """Drop everything (the analyzer and parameters are kept)."""
         with self._lock:
-            self.__init__(self.analyzer, k1=self.k1, b=self.b)  # type: ignore[misc]
+            self._version += 1
+            self._reset()
 
     def _drop(self, ids: list[str]) -> None:
         self._version += 1
