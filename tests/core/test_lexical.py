@@ -124,3 +124,13 @@ def test_adds_are_queued_and_indexed_together_by_the_next_read():
     assert len(index._segments) == 1 and index.count == 51
     index.add(["old"], ["walnut"])  # an upsert of an indexed text hides the old one at once
     assert index.scores("quince", ["old"])[0] == 0.0
+
+
+def test_clear_empties_the_index_and_it_stays_usable():
+    index = BM25Index()
+    index.add(["a", "b"], ["apple", "banana"])
+    assert index.search("apple", 5)[0] == ["a"]
+    index.clear()
+    assert index.count == 0 and index.search("apple", 5)[0] == []
+    index.add(["c"], ["apple cherry"])
+    assert index.search("apple", 5)[0] == ["c"]
