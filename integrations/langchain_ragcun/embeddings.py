@@ -35,6 +35,11 @@ class GaussianEmbeddings(BaseModel, Embeddings):
         self._encoder = encoder if encoder is not None else load_encoder(self.model_name, self.device)
 
     @property
+    def relevance_calibrator(self) -> Any:
+        """The model's ``ragcun.calibration.RelevanceCalibrator`` (``None`` if it has none); the stores use it."""
+        return getattr(self._encoder, "relevance_calibrator", None)
+
+    @property
     def dimension(self) -> int:
         """Embedding dimension."""
         return int(self._encoder.get_embedding_dimension())

@@ -6,7 +6,9 @@ Text queries are hybrid by default: L2 and BM25 fused over both sides' candidate
 retriever (``as_retriever(search_kwargs={"retrieval_mode": "dense"})``). Searches by vector are
 dense. ``similarity_search_with_score`` returns Euclidean distances in the mode's order (lower is
 closer, like LangChain's FAISS store); ``similarity_search_with_relevance_scores`` and the
-``similarity_score_threshold`` retriever use scores in [0, 1]: the distance law of
+``similarity_score_threshold`` retriever use scores in [0, 1]: ``P(relevant)`` from the model's
+relevance calibrator (:mod:`ragcun.calibration`; ``score_mode="relevance"``, the default when the
+embedding model carries one, as ``GaussianEmbeddings()`` does), else the distance law of
 :mod:`ragcun.scores` (dense) or the fused score (hybrid, lexical). ``filter`` is a metadata
 dict (``ragcun.filters`` syntax: equality, ``$gt``, ``$in``, ``$and`` ...), pushed down to indexes
 that filter themselves (Milvus), or a callable taking a ``Document``.
@@ -25,10 +27,10 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 
-from ragcun.doc_store import DocStore, Hit, Record
+from ragcun.calibration import RelevanceCalibrator
+from ragcun.doc_store import DocStore, Hit, Record, score_settings
 from ragcun.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha, check_mode
 from ragcun.lexical import BM25Index
-from ragcun.scores import RelevanceScorer
 from ragcun.vector_index import VectorIndex, id_list
 
 Filter = dict[str, Any] | Callable[[Document], bool] | None
@@ -57,16 +59,22 @@ class GaussianVectorStore(VectorStore):
     dense weight of hybrid search; ``candidates``: how many candidates each side contributes;
     ``lexical``: a ``ragcun.lexical.BM25Index`` with another language's analyzer. Search methods
     taking a query string accept ``retrieval_mode=`` and ``alpha=`` per call.
+    ``score_mode``: ``"relevance"`` (``P(relevant)``; the default when ``calibrator`` or the
+    embedding model carries a relevance calibrator) or a distance-law mode of ``ragcun.scores``
+    (``"auto"``, the default otherwise, ``"isotropic"``, ``"empirical"``).
     """
 
-    def __init__(self, embedding: Embeddings, index: VectorIndex | None = None, score_mode: str = "auto",
+    def __init__(self, embedding: Embeddings, index: VectorIndex | None = None, score_mode: str | None = None,
                  *, retrieval_mode: str = "hybrid", alpha: float = DEFAULT_ALPHA,
                  candidates: int = DEFAULT_CANDIDATES, lexical: BM25Index | None = None,
-                 store: DocStore | None = None) -> None:
+                 calibrator: RelevanceCalibrator | None = None, store: DocStore | None = None) -> None:
         self.embedding = embedding
         self.retrieval_mode, self.alpha = check_mode(retrieval_mode), check_alpha(alpha)
         self.candidates = candidates
-        self.store = store if store is not None else DocStore(index, RelevanceScorer(score_mode), lexical)
+        found = calibrator or getattr(embedding, "relevance_calibrator", None) or (store.calibrator if store else None)
+        scorer, chosen = score_settings(score_mode, found)
+        self.store = store if store is not None else DocStore(index, scorer, lexical, chosen)
+        self.store.calibrator = chosen
 
     @property
     def embeddings(self) -> Embeddings:
@@ -157,8 +165,8 @@ class GaussianVectorStore(VectorStore):
         return [(_doc(h.record), h.score) for h in self._text_hits(query, k, filter, **_mode_args(kwargs))]
 
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
-        law = self.store.scorer.current(self.store.index, lambda: self.store.ids)
-        return lambda distance: float(law(distance))
+        score = self.store.calibrator or self.store.scorer.current(self.store.index, lambda: self.store.ids)
+        return lambda distance: float(score(distance))
 
     def max_marginal_relevance_search_by_vector(self, embedding: list[float], k: int = 4, fetch_k: int = 20,
                                                 lambda_mult: float = 0.5, filter: Filter = None,
@@ -177,7 +185,7 @@ class GaussianVectorStore(VectorStore):
     # -- construction and persistence ---------------------------------------------------------
     @classmethod
     def from_texts(cls, texts: list[str], embedding: Embeddings, metadatas: list[dict] | None = None, *,
-                   ids: list[str] | None = None, index: VectorIndex | None = None, score_mode: str = "auto",
+                   ids: list[str] | None = None, index: VectorIndex | None = None, score_mode: str | None = None,
                    **kwargs: Any) -> GaussianVectorStore:
         """A new store holding ``texts``; ``kwargs`` (``retrieval_mode``, ``alpha``, ...) go to the constructor."""
         store = cls(embedding, index=index, score_mode=score_mode, **kwargs)

@@ -19,6 +19,7 @@ from typing import Any, cast
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ragcun.calibration import RelevanceCalibrator
 from ragcun.filters import compile_filter
 from ragcun.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha, check_mode, fuse
 from ragcun.l2_index import L2Index
@@ -27,7 +28,7 @@ from ragcun.metadata import check_metadata
 from ragcun.mmr import check_mmr_args, mmr_select
 from ragcun.persistence import MANIFEST, SaveFormatError, atomic_save, read_json, read_save
 from ragcun.rwlock import RWLock
-from ragcun.scores import RelevanceScorer
+from ragcun.scores import MODES, RelevanceScorer
 from ragcun.vector_index import DirectoryIndex, LexicalIndex, MetadataIndex, VectorIndex, as_matrix, check_ids, check_k
 
 FORMAT = "ragcun.DocStore"
@@ -35,6 +36,31 @@ VERSION = 1
 LEXICAL_DIR = "lexical"
 MANIFEST_FIELDS = {"dim": (int, type(None)), "count": (int,), "index_saved": (bool,), "scorer": (dict,),
                    "extra": (dict,)}
+SCORE_MODES = ("relevance", *MODES)
+"""``score_mode`` values: ``"relevance"`` (a calibrator's ``P(relevant)``) or a distance-law mode of :mod:`ragcun.scores`."""
+
+
+def score_settings(score_mode: str | None, calibrator: Any) -> tuple[RelevanceScorer, RelevanceCalibrator | None]:
+    """The scorer and calibrator a store uses for ``score_mode``.
+
+    ``calibrator`` is a :class:`RelevanceCalibrator`, ``None``, or a model that may carry one (its
+    ``relevance_calibrator``: a ``GaussianEncoder`` or a framework embedding over one).
+    ``None`` (the stores' default) means ``"relevance"`` when there is a ``calibrator`` and
+    ``"auto"`` otherwise; ``"relevance"`` without a calibrator is a ``ValueError``; a distance-law
+    mode (``"auto"``, ``"isotropic"``, ``"empirical"``) leaves the calibrator unused.
+    """
+    if score_mode is not None and score_mode not in SCORE_MODES:
+        raise ValueError(f"score_mode must be one of {SCORE_MODES}; got {score_mode!r}")
+    if calibrator is not None and not isinstance(calibrator, RelevanceCalibrator):
+        calibrator = getattr(calibrator, "relevance_calibrator", calibrator)
+    if calibrator is not None and not isinstance(calibrator, RelevanceCalibrator):
+        raise TypeError(f"calibrator must be a ragcun.calibration.RelevanceCalibrator; got {type(calibrator).__name__}")
+    if score_mode == "relevance" and calibrator is None:
+        raise ValueError("score_mode='relevance' needs a relevance calibrator: a model that carries one "
+                         "(ragcun-train fits it; GaussianEncoder() ships one) or calibrator=")
+    if score_mode in (None, "relevance") and calibrator is not None:
+        return RelevanceScorer(), calibrator
+    return RelevanceScorer(score_mode or "auto"), None
 
 
 @dataclass
@@ -50,8 +76,10 @@ class Record:
 class Hit:
     """A search result: the record, its Euclidean distance and a score in [0, 1].
 
-    ``score`` is the distance law's relevance (:mod:`ragcun.scores`) when ``mode`` is ``"dense"``
-    and the fused score (:mod:`ragcun.fusion`) for ``"lexical"`` and ``"hybrid"``;
+    ``score`` is, with a calibrator on the store, the calibrated ``P(relevant)`` of the hit's
+    distance (:mod:`ragcun.calibration`; in every mode that has a query vector); otherwise the
+    distance law's relevance (:mod:`ragcun.scores`) when ``mode`` is ``"dense"`` and the fused
+    score (:mod:`ragcun.fusion`) for ``"lexical"`` and ``"hybrid"``;
     ``lexical_score`` is the raw BM25 score (``None`` in dense mode); ``distance`` is ``nan`` for a
     lexical search given no query vector. ``fallback`` says why a lexical or hybrid search ranked
     densely instead (e.g. the query had no lexical terms); ``None`` when it ran as asked.
@@ -83,10 +111,14 @@ def _all_of(*checks: RecordFilter | None) -> RecordFilter | None:
 
 
 class DocStore:
-    """Records (text + metadata) keyed by id, their vectors in a ``VectorIndex`` (default: a new ``L2Index``)."""
+    """Records (text + metadata) keyed by id, their vectors in a ``VectorIndex`` (default: a new ``L2Index``).
+
+    ``scorer`` keeps the distance law of dense scores; a ``calibrator`` (saved with the store)
+    replaces scores by ``P(relevant)``; ``lexical`` is the BM25 index (default English).
+    """
 
     def __init__(self, index: VectorIndex | None = None, scorer: RelevanceScorer | None = None,
-                 lexical: BM25Index | None = None) -> None:
+                 lexical: BM25Index | None = None, calibrator: RelevanceCalibrator | None = None) -> None:
         if index is not None and not isinstance(index, VectorIndex):
             raise TypeError(f"index must implement ragcun.VectorIndex; got {type(index).__name__}")
         self.index: VectorIndex = index if index is not None else L2Index(factory="auto")
@@ -96,6 +128,7 @@ class DocStore:
             raise ValueError(f"{type(self.index).__name__} searches texts itself; do not pass lexical=")
         self.lexical: BM25Index | None = None if self._index_lexical else (lexical or BM25Index())
         self.scorer = scorer or RelevanceScorer()
+        self.calibrator = score_settings(None, calibrator)[1]
         self._records: dict[str, Record] = {}
         self._lock = RWLock()  # searches share it, writes take it alone
 
@@ -239,8 +272,8 @@ class DocStore:
             fetch *= 4
 
     def _dense_hits(self, pairs: list[tuple[Record, float]], fallback: str | None = None) -> list[Hit]:
-        law = self.scorer.current(self.index, lambda: list(self._records))
-        scores = law(np.array([d for _, d in pairs])) if pairs else np.zeros(0)
+        score = self.calibrator or self.scorer.current(self.index, lambda: list(self._records))
+        scores = score(np.array([d for _, d in pairs])) if pairs else np.zeros(0)
         return [Hit(rec, d, float(s), fallback=fallback) for (rec, d), s in zip(pairs, scores)]
 
     def _lexical_count(self) -> int:
@@ -282,7 +315,8 @@ class DocStore:
                 dist[missing] = np.sqrt(((vecs - q[0]) ** 2).sum(axis=1))
             fused = fuse(dist, lex, alpha)
         order = np.lexsort((np.nan_to_num(dist), -fused))[:k]
-        return [Hit(self._records[ids[j]], float(dist[j]), float(fused[j]), float(lex[j]), mode) for j in order]
+        score = fused if q is None or self.calibrator is None else self.calibrator(dist)
+        return [Hit(self._records[ids[j]], float(dist[j]), float(score[j]), float(lex[j]), mode) for j in order]
 
     def mmr_search(self, query: ArrayLike, k: int, fetch_k: int = 20, lambda_mult: float = 0.5,
                    where: RecordFilter | None = None, filter: Any = None) -> list[Hit]:
@@ -301,7 +335,7 @@ class DocStore:
             return [candidates[p] for p in picks]
 
     def save(self, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
-        """Atomically save records (``records.json``), scorer state, the lexical index (``lexical/``) and,
+        """Atomically save records (``records.json``), scorer state and calibrator, the lexical index (``lexical/``) and,
         if it can save, the vector index (``index/``)."""
         with self._lock.read():
             def write(tmp: Path) -> dict:
@@ -312,8 +346,9 @@ class DocStore:
                     self.lexical.save(tmp / LEXICAL_DIR)
                 (tmp / "records.json").write_text(json.dumps(
                     [[r.id, r.text, r.metadata] for r in self._records.values()]), encoding="utf-8")
-                return {"dim": self.index.dim, "count": len(self._records), "index_saved": saves_index,
-                        "scorer": self.scorer.to_dict(), "extra": extra or {}}
+                fields = {"dim": self.index.dim, "count": len(self._records), "index_saved": saves_index,
+                          "scorer": self.scorer.to_dict(), "extra": extra or {}}
+                return fields if self.calibrator is None else {**fields, "calibrator": self.calibrator.to_dict()}
             return atomic_save(path, FORMAT, VERSION, write)
 
     @classmethod
@@ -335,6 +370,8 @@ class DocStore:
             index = L2Index.load(path / "index", dim=man["dim"])
         try:
             scorer = RelevanceScorer.from_dict(man["scorer"])
+            saved = man.get("calibrator")  # written only for a store with a calibrator
+            calibrator = None if saved is None else RelevanceCalibrator.from_dict(saved, "calibrator")
         except ValueError as exc:
             raise SaveFormatError(f"{path / MANIFEST}: {exc}") from None
         lexical = None
@@ -343,7 +380,7 @@ class DocStore:
                 lexical = BM25Index.load(path / LEXICAL_DIR)
             except (ValueError, KeyError, OSError) as exc:
                 raise SaveFormatError(f"{path / LEXICAL_DIR}: unreadable lexical index ({exc})") from exc
-        store = cls(index, scorer, lexical)
+        store = cls(index, scorer, lexical, calibrator)
         rows = read_json(path / "records.json")
         store._records = {i: Record(i, t, m) for i, t, m in rows}
         if store.lexical is not None:

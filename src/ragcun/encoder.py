@@ -12,12 +12,16 @@ import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.base.modules import Dense, Normalize
 
+from ragcun.calibration import RelevanceCalibrator
 from ragcun.head import HEADS, build_head, identity_map, set_affine, whitening_map
 
 BUNDLED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED_ALIASES = {None, "", "bundled", "all-MiniLM-L6-v2", BUNDLED_MODEL_NAME}
 INITS = ("identity", "whitening", "random")
 FORMAT_VERSION = 1
+BUNDLED_CALIBRATOR_DIR = Path(__file__).resolve().parent / "calibrators" / "all-MiniLM-L6-v2"
+"""Holds the relevance calibrator of ``GaussianEncoder()``, fitted on SciFact *train* only by
+``ragcun-eval calibrate ../shared/data/beir/scifact --split train --model gaussian --output <this folder>``."""
 
 
 def bundled_model_path() -> str:
@@ -86,6 +90,12 @@ class GaussianEncoder(SentenceTransformer):
     ``SentenceTransformer(d)``. Outputs are never normalised and are compared by Euclidean
     distance (``similarity_fn_name="euclidean"``).
 
+    ``relevance_calibrator`` (:class:`ragcun.calibration.RelevanceCalibrator`) turns this model's
+    distances into ``P(relevant)``: loaded from a saved model's folder, the shipped one for
+    ``GaussianEncoder()`` (the bundled base with its default head), saved with :meth:`save`;
+    ``None`` when the model has none. Refitting the head (:meth:`fit_identity`,
+    :meth:`fit_whitening`) drops it, since the distances change.
+
     Args:
         model_name_or_path: a sentence-transformers model name or path, a saved Gaussian model,
             or ``None`` for the bundled all-MiniLM-L6-v2.
@@ -112,12 +122,19 @@ class GaussianEncoder(SentenceTransformer):
         **kwargs: Any,
     ) -> None:
         self.ragcun_config: dict[str, Any] = {}  # filled by _parse_model_config on a saved model, else by _attach_head
+        self.relevance_calibrator: RelevanceCalibrator | None = None
         path = None if kwargs.get("modules") is not None else resolve_model_path(model_name_or_path, kwargs.get("cache_folder"))
         super().__init__(path, **kwargs)
         if not self.ragcun_config:
             self._attach_head(str(model_name_or_path or BUNDLED_MODEL_NAME), output_dim, head, init, dropout)
+            bundled_default = (path == bundled_model_path() and output_dim is None
+                               and (head or "linear") == "linear" and (init or "identity") == "identity")
+            if bundled_default:
+                self.relevance_calibrator = RelevanceCalibrator.load(BUNDLED_CALIBRATOR_DIR)
         else:
             self._check_saved(output_dim, head, init)
+            if path is not None and Path(path).is_dir():
+                self.relevance_calibrator = RelevanceCalibrator.load(path)
 
     # -- construction -------------------------------------------------------------------------
 
@@ -183,8 +200,10 @@ class GaussianEncoder(SentenceTransformer):
         self.__dict__.setdefault("_companions", {})[name] = module
 
     def save(self, path: str, *args: Any, **kwargs: Any) -> None:
-        """sentence-transformers' ``save``, plus any attached companions."""
+        """sentence-transformers' ``save``, plus the relevance calibrator and any attached companions."""
         super().save(path, *args, **kwargs)
+        if self.relevance_calibrator is not None:
+            self.relevance_calibrator.save(path)
         for name, module in self.__dict__.get("_companions", {}).items():
             module.save(os.path.join(path, name))
 
@@ -261,6 +280,7 @@ class GaussianEncoder(SentenceTransformer):
         x = self._base_array(texts_or_embeddings) if len(texts_or_embeddings) else np.zeros((0, self.ragcun_config["input_dim"]))
         set_affine(dense, *identity_map(x, self.ragcun_config["output_dim"]))
         self.ragcun_config["init"] = "identity"
+        self.relevance_calibrator = None  # fitted to the old distances
         return self
 
     def fit_whitening(self, texts_or_embeddings: Sequence[str] | np.ndarray, eps: float = 1e-6) -> GaussianEncoder:
@@ -268,4 +288,5 @@ class GaussianEncoder(SentenceTransformer):
         dense = self._linear_layer("fit_whitening")
         set_affine(dense, *whitening_map(self._base_array(texts_or_embeddings), self.ragcun_config["output_dim"], eps))
         self.ragcun_config["init"] = "whitening"
+        self.relevance_calibrator = None  # fitted to the old distances
         return self

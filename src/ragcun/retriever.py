@@ -32,7 +32,7 @@ class GaussianRetriever:
         self.model_path = model_path
         self.encoder = encoder if encoder is not None else load_encoder(model_path)
         self.batch_size, self.show_progress = batch_size, show_progress
-        self.store = DocStore(L2Index(factory=factory))
+        self.store = DocStore(L2Index(factory=factory), calibrator=getattr(self.encoder, "relevance_calibrator", None))
 
     def __len__(self) -> int:
         return len(self.store)
@@ -51,7 +51,8 @@ class GaussianRetriever:
 
     def retrieve_with_scores(self, query: str, top_k: int = 5, mode: str = "hybrid",
                              alpha: float = DEFAULT_ALPHA) -> list[tuple[str, float, float]]:
-        """Like :meth:`retrieve`, with the hit's score in [0, 1] (``ragcun.doc_store.Hit.score``) as a third element."""
+        """Like :meth:`retrieve`, with the hit's score in [0, 1] (``ragcun.doc_store.Hit.score``: ``P(relevant)``
+        when the model carries a relevance calibrator) as a third element."""
         return [(h.record.text, h.distance, h.score) for h in self._hits(query, top_k, mode, alpha)]
 
     def _hits(self, query: str, top_k: int, mode: str, alpha: float) -> list[Hit]:
@@ -70,4 +71,5 @@ class GaussianRetriever:
         self.model_path = extra.get("model_path")
         self.encoder = encoder if encoder is not None else load_encoder(self.model_path)
         self.batch_size, self.show_progress, self.store = 32, False, store
+        store.calibrator = getattr(self.encoder, "relevance_calibrator", None) or store.calibrator
         return self

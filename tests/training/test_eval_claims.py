@@ -43,7 +43,7 @@ def test_norm_confidence() -> None:
 
 
 def _result(model: str, area: float, d: float, dataset: str = "toy") -> ClaimResult:
-    return ClaimResult(dataset, model, "l2", 0.0, area, d, 0.0, 0.5, 0.0, 1.0, 0.5, 1.0, 1, 1, 1)
+    return ClaimResult(dataset, model, "l2", 0.0, area, d, 0.0, 0.5, "chi2 law", 0.0, 1.0, 0.5, 1.0, 1, 1, 1)
 
 
 def test_separation_verdict_is_relative_to_the_first_model() -> None:
@@ -82,3 +82,33 @@ def test_measure_claims_on_a_planted_case() -> None:
     assert result.norm_spearman > 0.3 and result.verdicts["norm"] == "held"
     assert 0 <= result.ece <= 1 and result.verdicts["calibration"] in ("held", "did not hold")
     assert sum(b["count"] for b in result.reliability) == result.n_calibration_pairs == n_q * 10
+    assert result.calibration_score == "chi2 law"
+
+
+def test_claims_score_calibration_with_the_models_calibrator() -> None:
+    """A model's relevance calibrator, fitted on one split, is what the calibration claim measures on another."""
+    from ragcun_eval.calibrate import calibration_pairs, fit_calibrator
+
+    rng = np.random.default_rng(1)
+    n_docs, n_q, dim = 300, 120, 16
+    docs = rng.standard_normal((n_docs, dim))
+    queries = docs[:n_q] + rng.standard_normal((n_q, dim)) * rng.uniform(0.3, 1.5, (n_q, 1))
+    ids = [f"d{i}" for i in range(n_docs)]
+
+    def split(rows: range) -> tuple[BeirDataset, object]:
+        data = BeirDataset("toy", ids, ["t"] * n_docs, {f"q{i}": "q" for i in rows}, {f"q{i}": {f"d{i}": 1} for i in rows})
+        cache = _FixedCache(docs.astype(np.float32), queries[list(rows)].astype(np.float32))
+        return data, run_model(data, ModelSpec("planted", "planted", "l2", True), cache)
+
+    (train, train_run), (test, test_run) = split(range(0, 60)), split(range(60, 120))
+    calibrator = fit_calibrator(train_run, train, "train")
+    assert calibrator.slope < 0 and calibrator.n_pairs == 600 and "toy train" in calibrator.fitted_on
+    result = measure_claims(test_run, test, calibrator=calibrator)
+    distances, labels = calibration_pairs(test_run, test)
+    assert result.calibration_score == "calibrator"
+    assert result.ece == pytest.approx(expected_calibration_error(calibrator(distances), labels))
+    assert result.ece < measure_claims(test_run, test).ece  # calibrated beats the distance law here
+    cosine = run_model(test, ModelSpec("planted", "planted", "cosine", True), _FixedCache(docs, queries[60:]))
+    assert measure_claims(cosine, test, calibrator=calibrator).calibration_score == "chi2 law"  # not its space
+    with pytest.raises(ValueError, match="own L2 space"):
+        fit_calibrator(cosine, test, "test")

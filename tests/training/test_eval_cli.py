@@ -176,3 +176,29 @@ def test_gaussian_names_the_bundled_gaussian_model(bundled_encoder, tiny_beir: P
     embedder = Embedder(tmp_path / "cache")
     gauss, base = run_model(data, spec, embedder), run_model(data, parse_model_spec("bundled"), embedder)
     assert gauss.ranked == base.ranked  # the identity head ranks by L2 exactly as the base does by cosine
+    # one Embedder serves both names apart: the base's raw (pooled) outputs, the Gaussian model's head outputs
+    assert not np.allclose(embedder.embed(parse_model_spec("bundled"), texts, "document"), served, atol=1e-3)
+    assert embedder.model(spec).model.relevance_calibrator == bundled_encoder.relevance_calibrator is not None
+
+
+def test_calibrate_cli_writes_a_calibrator_the_model_loads(bundled_encoder, tiny_beir: Path, tmp_path: Path,
+                                                           capsys) -> None:
+    """``ragcun-eval calibrate --output MODEL`` fits P(relevant) on a split; ``GaussianEncoder(MODEL)`` carries it."""
+    from ragcun import GaussianEncoder
+
+    model = tmp_path / "model"
+    bundled_encoder.save(str(model))
+    assert GaussianEncoder(str(model)).relevance_calibrator == bundled_encoder.relevance_calibrator  # saved with it
+    (model / "relevance_calibrator.json").unlink()
+    assert GaussianEncoder(str(model)).relevance_calibrator is None
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    rc = main(["calibrate", str(tiny_beir), "--split", "test", "--model", str(model), "--output", str(model), *cache])
+    printed = capsys.readouterr()
+    assert rc == 0, printed.err
+    assert "P(relevant) = sigmoid(" in printed.out and "wrote" in printed.out
+    loaded = GaussianEncoder(str(model)).relevance_calibrator
+    assert loaded is not None and loaded.n_pairs == 80 and "scifact-tiny test" in loaded.fitted_on
+    rc = main(["claims", str(tiny_beir), "--model", str(model), *cache])
+    assert rc == 0 and "calibrator, ECE" in capsys.readouterr().out
+    assert main(["calibrate", str(tiny_beir), "--split", "test", "--model", f"{model}:cosine", *cache]) == 2
+    assert "own L2 space" in capsys.readouterr().err

@@ -9,9 +9,11 @@ Pairs and rules (``n_irrelevant`` and ``calibration_depth`` are arguments of :fu
   Cohen's d (pooled SD), all over the pairs of every query together, as one score threshold for
   all queries would see them. Rule: *held* for a model when both its AUC and its d exceed those of the
   reference model, the first ``--model`` (reported as ``reference``).
-- **Calibration.** The probabilistic relevance score (``ragcun.scores.RelevanceScore.fit`` on the
-  indexed corpus: the law a store of ≥ 32 vectors uses in its default ``auto`` mode) of the top
-  ``calibration_depth`` (10) retrieved docs per query, against qrels relevance. Reported: the
+- **Calibration.** The score a store gives the top ``calibration_depth`` (10) retrieved docs per
+  query, against qrels relevance: the model's relevance calibrator (``P(relevant)``,
+  :mod:`ragcun.calibration`; ``score: calibrator``) when it carries one and is scored in its own L2
+  space, else the distance law (``ragcun.scores.RelevanceScore.fit`` on the indexed corpus: the law
+  a store of ≥ 32 vectors uses in its default ``auto`` mode; ``score: chi2 law``). Reported: the
   expected calibration error over 10 equal-width bins and the AUC of the score for relevance among
   those pairs. Rule: *held* when ECE ≤ 0.1 and that AUC > 0.5 with one-sided Mann–Whitney p < 0.05
   (a constant score at the base rate is calibrated but says nothing, so it does not pass).
@@ -29,8 +31,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import stats
 
+from ragcun.calibration import RelevanceCalibrator
 from ragcun.scores import RelevanceScore
 from ragcun_eval.beir import BeirDataset
+from ragcun_eval.calibrate import calibration_pairs
 from ragcun_eval.geometry import Space
 from ragcun_eval.retrieval import ModelRun
 
@@ -98,6 +102,7 @@ class ClaimResult:
     cohens_d: float
     ece: float
     calibration_auc: float
+    calibration_score: str
     norm_spearman: float
     norm_spearman_p: float
     norm_auroc: float
@@ -125,8 +130,10 @@ def _distances(space: Space, query_row: int, doc_rows: list[int]) -> np.ndarray:
 
 
 def measure_claims(run: ModelRun, data: BeirDataset, n_irrelevant: int = 100, calibration_depth: int = 10,
-                   seed: int = 0) -> ClaimResult:
-    """Measure separation, calibration and norm-as-confidence for ``run`` (verdicts except separation's)."""
+                   seed: int = 0, calibrator: RelevanceCalibrator | None = None) -> ClaimResult:
+    """Measure separation, calibration and norm-as-confidence for ``run`` (verdicts except separation's).
+
+    ``calibrator``: the model's relevance calibrator, if it has one (used when ``run`` ranks by L2)."""
     space = run.space
     row_of = {d: i for i, d in enumerate(data.doc_ids)}
     rng = np.random.default_rng(seed)
@@ -140,9 +147,10 @@ def measure_claims(run: ModelRun, data: BeirDataset, n_irrelevant: int = 100, ca
     pos, neg = np.asarray(pos), np.asarray(neg)
     area, _ = auc(pos, neg)
 
-    law = RelevanceScore.fit(space.docs)
-    scores = np.concatenate([law(run.distances[q][:calibration_depth]) for q in run.query_ids])
-    labels = np.concatenate([np.array([data.qrels[q].get(d, 0) > 0 for d in run.ranked[q][:calibration_depth]], bool) for q in run.query_ids])
+    use_calibrator = calibrator is not None and run.spec.geometry == "l2"
+    score = calibrator if use_calibrator else RelevanceScore.fit(space.docs)
+    distances, labels = calibration_pairs(run, data, calibration_depth)
+    scores = score(distances)
     ece = expected_calibration_error(scores, labels)
     cal_auc, cal_p = auc(scores[labels], scores[~labels])
 
@@ -151,7 +159,7 @@ def measure_claims(run: ModelRun, data: BeirDataset, n_irrelevant: int = 100, ca
     norm = norm_confidence(space.query_norms, ndcg, top1)
 
     result = ClaimResult(run.dataset, run.spec.name, run.spec.geometry, float(pos.mean() - neg.mean()), area,
-                         cohens_d(pos, neg), ece, cal_auc, **norm, n_relevant_pairs=len(pos), n_irrelevant_pairs=len(neg),
+                         cohens_d(pos, neg), ece, cal_auc, "calibrator" if use_calibrator else "chi2 law", **norm, n_relevant_pairs=len(pos), n_irrelevant_pairs=len(neg),
                          n_calibration_pairs=len(scores), reliability=reliability_bins(scores, labels))
     result.verdicts["calibration"] = verdict(ece <= ECE_MAX and cal_auc > 0.5 and cal_p < ALPHA)
     result.verdicts["norm"] = verdict(norm["norm_spearman"] > 0 and norm["norm_spearman_p"] < ALPHA
@@ -178,7 +186,7 @@ def verdict_lines(results: list[ClaimResult]) -> list[str]:
     for r in results:
         tag = f"[{r.dataset}] {r.label}"
         lines.append(f"separation  {tag}: gap {r.gap:+.4f}, AUC {r.auc:.4f}, d {r.cohens_d:.3f} -> {r.verdicts.get('separation', '?')}")
-        lines.append(f"calibration {tag}: ECE {r.ece:.4f}, AUC {r.calibration_auc:.4f} (rule: ECE <= {ECE_MAX}, AUC > 0.5 at p < {ALPHA}) -> {r.verdicts['calibration']}")
+        lines.append(f"calibration {tag}: {r.calibration_score}, ECE {r.ece:.4f}, AUC {r.calibration_auc:.4f} (rule: ECE <= {ECE_MAX}, AUC > 0.5 at p < {ALPHA}) -> {r.verdicts['calibration']}")
         lines.append(f"norm        {tag}: Spearman {r.norm_spearman:+.3f} (p {r.norm_spearman_p:.3g}), "
                      f"AUROC {r.norm_auroc:.3f} (p {r.norm_auroc_p:.3g}) -> {r.verdicts['norm']}")
     return lines

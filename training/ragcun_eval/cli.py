@@ -5,6 +5,7 @@ Examples::
     ragcun-eval retrieval ../shared/data/beir/scifact --model bundled:cosine --model bundled:l2 \\
         --model bundled:whitened --model runs/gauss --output out/scifact
     ragcun-eval claims ../shared/data/beir/scifact --model bundled --model runs/gauss --output out/claims
+    ragcun-eval calibrate ../shared/data/beir/scifact --split train --model runs/gauss --output runs/gauss
     ragcun-eval isotropy --model bundled --model runs/gauss --texts ../shared/data/beir/scifact --output out/iso
 
 Arguments are parsed before torch or any model is imported: ``--help`` answers at once.
@@ -66,19 +67,44 @@ def retrieval_outputs(runs: Sequence[ModelRun], out_dir: Path | None) -> str:
     return table
 
 
-def claims_outputs(runs: Sequence[ModelRun], datasets: Sequence[BeirDataset], out_dir: Path | None) -> list[ClaimResult]:
-    """Measure and judge the claims; with ``out_dir``, write claims.json/.csv/.md and reliability_<dataset>.png."""
+def claims_outputs(runs: Sequence[ModelRun], datasets: Sequence[BeirDataset], out_dir: Path | None,
+                   embedder: Embedder | None = None) -> list[ClaimResult]:
+    """Measure and judge the claims (with ``embedder``, each model's own relevance calibrator where it has one);
+    with ``out_dir``, write claims.json/.csv/.md and reliability_<dataset>.png."""
     from ragcun_eval.claims import judge_separation, measure_claims
     from ragcun_eval.report import reliability_diagram, write_table
 
     by_name = {d.name: d for d in datasets}
-    results = [measure_claims(r, by_name[r.dataset]) for r in runs]
+    results = [measure_claims(r, by_name[r.dataset], calibrator=None if embedder is None else
+                              getattr(embedder.model(r.spec).model, "relevance_calibrator", None)) for r in runs]
     judge_separation(results)
     if out_dir is not None:
         write_table([r.row() for r in results], out_dir, "claims")
         for name in by_name:
             reliability_diagram([r for r in results if r.dataset == name], out_dir / f"reliability_{name}.png")
     return results
+
+
+def calibrate_output(runs: Sequence[ModelRun], datasets: Sequence[BeirDataset], split: str, out_dir: Path | None) -> str:
+    """Fit a relevance calibrator on each run; with ``out_dir`` (one run only), write it there. Returns a report."""
+    from ragcun_eval.calibrate import calibration_pairs, fit_calibrator
+    from ragcun_eval.claims import expected_calibration_error
+
+    if out_dir is not None and len(runs) != 1:
+        raise ValueError(f"--output takes the calibrator of one model on one dataset; got {len(runs)} runs")
+    by_name = {d.name: d for d in datasets}
+    lines = []
+    for run in runs:
+        data = by_name[run.dataset]
+        calibrator = fit_calibrator(run, data, split)
+        distances, labels = calibration_pairs(run, data)
+        lines.append(f"[{run.dataset}] {run.spec.label}: P(relevant) = sigmoid({calibrator.intercept:.4f} "
+                     f"{calibrator.slope:+.6f} * d^2) from {calibrator.n_pairs} pairs ({calibrator.n_relevant} relevant); "
+                     f"ECE on them {expected_calibration_error(calibrator(distances), labels):.4f}")
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            lines.append(f"wrote {calibrator.save(out_dir)}")
+    return "\n".join(lines)
 
 
 def _positive_int(text: str) -> int:
@@ -108,10 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ragcun-eval", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (("retrieval", "nDCG@10, Recall@10/@100, MRR@10, MAP@100 on BEIR folders"),
-                            ("claims", "separation, calibration and norm-as-confidence, with verdicts")):
+                            ("claims", "separation, calibration and norm-as-confidence, with verdicts"),
+                            ("calibrate", "fit a relevance calibrator (P(relevant) from L2 distance) on a labelled "
+                                          "split; --output writes relevance_calibrator.json into a model folder")):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("data_dir", nargs="+", help="a BEIR folder, or a folder of BEIR folders")
-        p.add_argument("--split", default="test", help="qrels split (default test)")
+        split = "train" if name == "calibrate" else "test"
+        p.add_argument("--split", default=split, help=f"qrels split (default {split})")
         p.add_argument("--max-queries", type=_positive_int, help="evaluate a random subset of queries (quick runs)")
         p.add_argument("--max-docs", type=_positive_int, help="cut the corpus to the relevant docs plus random others, this many in all")
         p.add_argument("--alpha", type=float,
@@ -141,9 +170,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         datasets = load_datasets(args.data_dir, args.split, args.max_queries, args.max_docs)
         runs = run_all(datasets, specs, embedder, args.alpha)
+        if args.command == "calibrate":
+            print(calibrate_output(runs, datasets, args.split, args.output))
+            return 0
         print(retrieval_outputs(runs, args.output))
         if args.command == "claims":
-            print("\n".join(verdict_lines(claims_outputs(runs, datasets, args.output))))
+            print("\n".join(verdict_lines(claims_outputs(runs, datasets, args.output, embedder))))
     except (OSError, ValueError) as exc:
         print(f"ragcun-eval: error: {exc}", file=sys.stderr)
         return 2

@@ -139,9 +139,10 @@ class Embedder:
 
     def model(self, spec: ModelSpec) -> LoadedModel:
         """``spec``'s model, loaded once."""
-        if spec.path not in self._models:
-            self._models[spec.path] = load_model(spec, self.root, self.device, self.batch_size)
-        return self._models[spec.path]
+        key = f"{spec.path}:{'gaussian' if spec.gaussian else 'plain'}"  # the bundled base is both
+        if key not in self._models:
+            self._models[key] = load_model(spec, self.root, self.device, self.batch_size)
+        return self._models[key]
 
     def embed(self, spec: ModelSpec, texts: Sequence[str], role: str) -> np.ndarray:
         """Raw (N, D) float32 outputs of ``spec``'s model (head included, no geometry) for ``texts`` as ``role``."""

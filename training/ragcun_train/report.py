@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +13,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ragcun.persistence import write_json_atomic  # noqa: E402, F401  (the report is written through it)
+
 REPORT_FILE = "training_report.json"
 LOSS_PLOT = "loss_curves.png"
 ISOTROPY_PLOT = "isotropy_before_after.png"
 COMPONENT_KEYS = ("contrastive", "isotropy", "predictive", "covariance", "margin")
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON to ``path`` via a temporary file and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, allow_nan=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _save_figure(fig, path: Path) -> None:

@@ -39,6 +39,12 @@ class GaussianEmbedding(BaseEmbedding):
         return "GaussianEmbedding"
 
     @property
+    def relevance_calibrator(self) -> Any:
+        """The model's ``ragcun.calibration.RelevanceCalibrator`` (``None`` if it has none): pass this
+        embedding (or it) as ``GaussianVectorStore(calibrator=...)`` for ``P(relevant)`` scores."""
+        return getattr(self._encoder, "relevance_calibrator", None)
+
+    @property
     def dimension(self) -> int:
         """Embedding dimension."""
         return int(self._encoder.get_embedding_dimension())

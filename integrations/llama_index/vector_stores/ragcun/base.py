@@ -5,8 +5,10 @@ filtering, MMR, scores and persistence are the core's. Query modes map onto the 
 modes: ``HYBRID`` fuses L2 and BM25 (``query.alpha`` = dense weight, 1 = dense only),
 ``TEXT_SEARCH`` / ``SPARSE`` rank by BM25 alone, and ``DEFAULT`` uses the store's
 ``retrieval_mode`` (``"hybrid"`` unless set otherwise; dense when the query carries no text).
-Node similarities are the relevance scores of :mod:`ragcun.scores` (dense) or the fused scores of
-:mod:`ragcun.fusion` (hybrid, lexical), all in [0, 1]; each returned node's metadata holds
+Node similarities are ``P(relevant)`` from a relevance calibrator when the store has one
+(``GaussianVectorStore(calibrator=embed_model)``, :mod:`ragcun.calibration`), else the relevance
+scores of :mod:`ragcun.scores` (dense) or the fused scores of :mod:`ragcun.fusion` (hybrid,
+lexical), all in [0, 1]; each returned node's metadata holds
 ``l2_distance``, ``bm25_score`` and ``retrieval_mode`` (hidden from the LLM and the embedder). Metadata filters and ``doc_ids`` become one
 ragcun filter spec, which the core pushes down to indexes that filter themselves (Milvus).
 """
@@ -32,10 +34,9 @@ from llama_index.core.vector_stores.types import (
 )
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
-from ragcun.doc_store import DocStore, Hit, Record, metadata_filter
+from ragcun.doc_store import DocStore, Hit, Record, metadata_filter, score_settings
 from ragcun.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha, check_mode
 from ragcun.lexical import BM25Index
-from ragcun.scores import RelevanceScorer
 from ragcun.vector_index import VectorIndex, check_ids
 
 DISTANCE_KEY = "l2_distance"
@@ -83,7 +84,10 @@ class GaussianVectorStore(BasePydanticVectorStore):
     """LlamaIndex vector store ranking by Euclidean distance on a ragcun ``VectorIndex`` (default ``L2Index``).
 
     ``GaussianVectorStore()`` takes its dimension from the first add; ``GaussianVectorStore(index=...)``
-    wraps an existing index (``L2Index``, ``MilvusL2Index``, ...). ``score_mode``: see ``ragcun.scores``.
+    wraps an existing index (``L2Index``, ``MilvusL2Index``, ...). ``calibrator``: a
+    ``ragcun.calibration.RelevanceCalibrator`` or the ``GaussianEmbedding`` that carries one;
+    ``score_mode``: ``"relevance"`` (``P(relevant)``; the default with a calibrator) or a
+    distance-law mode of ``ragcun.scores`` (``"auto"``, the default otherwise).
     ``retrieval_mode`` (``"hybrid"``, ``"dense"`` or ``"lexical"``) is what ``DEFAULT`` queries do;
     ``alpha`` the dense weight of hybrid queries that set none; ``hybrid_candidates`` how many
     candidates each side contributes; ``lexical`` a ``ragcun.lexical.BM25Index`` with another
@@ -97,12 +101,16 @@ class GaussianVectorStore(BasePydanticVectorStore):
     hybrid_candidates: int = DEFAULT_CANDIDATES
     _store: DocStore = PrivateAttr()
 
-    def __init__(self, index: VectorIndex | None = None, score_mode: str = "auto", *,
-                 store: DocStore | None = None, lexical: BM25Index | None = None, **kwargs: Any) -> None:
+    def __init__(self, index: VectorIndex | None = None, score_mode: str | None = None, *,
+                 store: DocStore | None = None, lexical: BM25Index | None = None, calibrator: Any = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         check_mode(self.retrieval_mode)
         check_alpha(self.alpha)
-        self._store = store if store is not None else DocStore(index, RelevanceScorer(score_mode), lexical)
+        scorer, chosen = score_settings(score_mode, calibrator if calibrator is not None
+                                        else (store.calibrator if store else None))
+        self._store = store if store is not None else DocStore(index, scorer, lexical, chosen)
+        self._store.calibrator = chosen
 
     @classmethod
     def class_name(cls) -> str:
