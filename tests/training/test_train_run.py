@@ -250,7 +250,8 @@ def test_the_saved_model_card_is_ragcun_s_own(tiny_model_dir, beir_dir, tmp_path
 
 def test_the_default_trains_on_the_bundled_demo(tiny_model_dir, tmp_path):
     result = _run(tiny_model_dir, None, tmp_path, max_steps=2)
-    assert result.report["data"]["rows"] == 919 and result.report["eval"]["split"] == "test"
+    data = result.report["data"]
+    assert data["rows"] < 919 and data["held_back_queries"] == 81 and result.report["eval"]["split"] == "test"
     assert result.report["eval"]["queries"] == 100
 
 

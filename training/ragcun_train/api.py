@@ -18,11 +18,13 @@ import torch
 import torch.nn.functional as F
 
 from ragcun import GaussianEncoder, distributed
+from ragcun.calibration import FILE as CALIBRATOR_FILE
 from ragcun.embedding_cache import EmbeddingCache
 from ragcun.encoder import resolve_model_path
 from ragcun.losses import GaussianRAGLoss
 from ragcun.losses.jepa_predictive import PREDICTOR_DIR
 from ragcun_eval.beir import BeirDataset, load_beir
+from ragcun_train.calibration import HeldOut, fit_calibrator, hold_out
 from ragcun_train.checkpoint import latest_checkpoint
 from ragcun_train.config import CHECKPOINT_DIR, DEMO_DIR, TrainConfig
 from ragcun_train.data import TrainingSet, load_training_set
@@ -109,18 +111,20 @@ def _sample(texts: list[str], k: int, seed: int) -> list[str]:
 
 
 def _model_entries(folder: Path) -> set[str]:
-    """The module folders a saved model in ``folder`` lists in its ``modules.json`` (plain names only), and its JEPA predictor."""
+    """The module folders a saved model in ``folder`` lists in its ``modules.json`` (plain names only), its JEPA
+    predictor and its relevance calibrator file."""
     try:
         listed = {m.get("path") for m in json.loads((folder / "modules.json").read_text())}
     except (OSError, ValueError, TypeError, AttributeError):  # no model there, or not one this can read: remove nothing
         listed = set()
-    return {n for n in listed if isinstance(n, str) and n not in ("", ".", "..") and Path(n).name == n} | {PREDICTOR_DIR}
+    return {n for n in listed if isinstance(n, str) and n not in ("", ".", "..") and Path(n).name == n} | {PREDICTOR_DIR,
+                                                                                                        CALIBRATOR_FILE}
 
 
 def _save_model(model: GaussianEncoder, output: Path, report: dict[str, Any]) -> None:
     """Write the model and its card into ``output`` via a temporary sibling folder, entry by entry with ``os.replace``.
 
-    Module folders of a model saved there before that this one does not have are removed.
+    Module folders (and a calibrator file) of a model saved there before that this one does not have are removed.
     """
     output.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=output, prefix=".model-"))
@@ -134,14 +138,18 @@ def _save_model(model: GaussianEncoder, output: Path, report: dict[str, Any]) ->
                 shutil.rmtree(target)
             os.replace(entry, target)
         for name in stale:
-            shutil.rmtree(output / name, ignore_errors=True)
+            if (output / name).is_file():
+                (output / name).unlink()
+            else:
+                shutil.rmtree(output / name, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 @dataclass
 class _Run:
-    """What :func:`_resolve` settles before any text is embedded: the checked options, data, eval set, output and model."""
+    """What :func:`_resolve` settles before any text is embedded: the checked options, data (and the queries held back
+    from it to fit the relevance calibrator), eval set, output and model."""
 
     cfg: TrainConfig
     lr: float
@@ -152,6 +160,7 @@ class _Run:
     checkpoint_dir: Path
     resume: Path | None
     train_set: TrainingSet
+    held: HeldOut | None
     ev: BeirDataset | None
     ev_name: str | None
     model: GaussianEncoder
@@ -187,12 +196,14 @@ class _Start:
 
 @dataclass
 class _Outcome:
-    """What :func:`_run_training` leaves: the step history, the evaluator results, the re-centring and the final metrics."""
+    """What :func:`_run_training` leaves: the step history, the evaluator results, the re-centring, the final metrics
+    and the trained model's outputs for the held-back queries and the corpus (to fit its calibrator)."""
 
     history: list[dict[str, Any]]
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     recentred: dict[str, Any] | None = None
     after: dict[str, Any] = field(default_factory=dict)
+    held_outputs: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def _resolve(data: str | os.PathLike | None, options: dict[str, Any]) -> _Run:
@@ -223,11 +234,13 @@ def _resolve(data: str | os.PathLike | None, options: dict[str, Any]) -> _Run:
     if cfg.overwrite and rank == 0:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the previous run's: they must not mix with this run's
     weights = cfg.weights()
-    train_set = load_training_set(data_path, cfg.format)
+    train_set, held = load_training_set(data_path, cfg.format), None
+    if cfg.calibrate:
+        train_set, held = hold_out(train_set, cfg.seed)
     ev, ev_name = _resolve_eval(cfg, data_path)
     model = GaussianEncoder(cfg.model, output_dim=cfg.output_dim, head=cfg.head, init=cfg.init, device=device)
     return _Run(cfg=cfg, lr=lr, epochs=epochs, weights=weights, rank=rank, output=output, checkpoint_dir=checkpoint_dir,
-                resume=resume, train_set=train_set, ev=ev, ev_name=ev_name, model=model, started=started)
+                resume=resume, train_set=train_set, held=held, ev=ev, ev_name=ev_name, model=model, started=started)
 
 
 def _cache(run: _Run) -> _Cached:
@@ -239,7 +252,8 @@ def _cache(run: _Run) -> _Cached:
     cfg, train_set, ev = run.cfg, run.train_set, run.ev
     cache = EmbeddingCache(run.model, cfg.cache_dir, show_progress=cfg.show_progress)
     iso_texts = _sample(ev.doc_texts if ev is not None else train_set.corpus, cfg.isotropy_sample, cfg.seed)
-    wanted = {"query": [*train_set.anchors, *(ev.queries.values() if ev is not None else [])],
+    held = run.held.queries if run.held is not None else []
+    wanted = {"query": [*train_set.anchors, *held, *(ev.queries.values() if ev is not None else [])],
               "document": [*train_set.corpus, *(train_set.negatives or []), *iso_texts,
                            *(ev.doc_texts if ev is not None else [])]}
     if run.rank == 0:
@@ -301,7 +315,13 @@ def _run_frozen(run: _Run, cached: _Cached, start: _Start, loss: GaussianRAGLoss
     if cfg.recentre:
         with torch.no_grad():
             recentred = recentre_head(model, model.apply_head(cached.corpus[start.fit_ids]).cpu())
-    return _Outcome(history=history, recentred=recentred, after=_measure_cached(run, cached) if run.rank == 0 else {})
+    held_outputs = None
+    if run.held is not None and run.rank == 0:
+        with torch.no_grad():
+            held_outputs = (model.apply_head(cached.base(run.held.queries, "query")).cpu().numpy(),
+                            model.apply_head(cached.corpus).cpu().numpy())
+    return _Outcome(history=history, recentred=recentred, after=_measure_cached(run, cached) if run.rank == 0 else {},
+                    held_outputs=held_outputs)
 
 
 def _run_full(run: _Run, cached: _Cached, start: _Start, loss: GaussianRAGLoss) -> _Outcome:
@@ -320,7 +340,13 @@ def _run_full(run: _Run, cached: _Cached, start: _Start, loss: GaussianRAGLoss) 
         fit_texts = [train_set.corpus[i] for i in start.fit_ids[: cfg.isotropy_sample].tolist()]
         recentred = recentre_head(model, model.encode(fit_texts, batch_size=64, convert_to_numpy=True))
     after = measure_encoded(model, cached.isotropy_texts, run.ev) if run.rank == 0 else {}
-    return _Outcome(history=history, evaluations=evaluations, recentred=recentred, after=after)
+    held_outputs = None
+    if run.held is not None and run.rank == 0:
+        held_outputs = (model.encode_query(run.held.queries, batch_size=64, convert_to_numpy=True),
+                        model.encode_document(train_set.corpus, batch_size=64, convert_to_numpy=True,
+                                              show_progress_bar=cfg.show_progress))
+    return _Outcome(history=history, evaluations=evaluations, recentred=recentred, after=after,
+                    held_outputs=held_outputs)
 
 
 def _run_training(run: _Run, cached: _Cached, start: _Start) -> _Outcome:
@@ -333,10 +359,16 @@ def _report(run: _Run, cached: _Cached, start: _Start, outcome: _Outcome) -> dic
     """Assemble the report, then write the model and its card, ``training_report.json`` and the plots; log the summary."""
     cfg, train_set, ev, before, after = run.cfg, run.train_set, run.ev, start.before, outcome.after
     spectra = {"before": covariance_spectrum(before.pop("_emb")), "after": covariance_spectrum(after.pop("_emb"))}
+    calibrator = None
+    if run.held is not None and outcome.held_outputs is not None:
+        calibrator = fit_calibrator(*outcome.held_outputs, run.held, train_set.source)
+    run.model.relevance_calibrator = calibrator
     report = {
         "config": asdict(cfg) | {"lr": run.lr, "epochs": run.epochs, "weights": run.weights},
         "data": {"source": train_set.source, "kind": train_set.kind, "rows": len(train_set), "corpus": len(train_set.corpus),
+                 "held_back_queries": len(run.held.queries) if run.held is not None else 0,
                  "skipped": dict(train_set.skipped)},
+        "calibrator": calibrator.to_dict() if calibrator is not None else None,
         "eval": {"source": run.ev_name, "split": str(run.ev_name).rsplit(":", 1)[1], "queries": len(ev.queries),
                  "docs": len(ev.doc_ids)} if ev else None,
         "cache": {"dir": str(cached.cache.dir), "hits": cached.cache.hits, "misses": cached.cache.misses},

@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--isotropy-sample", type=int, metavar="N", help="documents measured by the isotropy report (default: %(default)s)")
     p.add_argument("--no-recentre", dest="recentre", action="store_false",
                    help="keep the trained head's mean and scale (default: re-fit them on the training corpus, which changes no L2 ranking)")
+    p.add_argument("--no-calibrate", dest="calibrate", action="store_false",
+                   help="train on every labelled query (default: hold back a tenth of them, at most 500, to fit the "
+                        "model's relevance calibrator, P(relevant) from L2 distance, which the stores use as the score)")
     p.add_argument("--seed", type=int, help="random seed; the same seed gives the same model (default: %(default)s)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--cache-dir", metavar="DIR", help="base-embedding cache, shared with ragcun-eval (default: $RAGCUN_CACHE_DIR or ~/.cache/ragcun/embeddings)")

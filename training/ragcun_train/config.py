@@ -65,6 +65,7 @@ class TrainConfig:
     corpus_negatives: int = 8192
     isotropy_sample: int = 2048
     recentre: bool = True
+    calibrate: bool = True
     seed: int = 42
     device: str | None = None
     cache_dir: str | None = None

@@ -55,6 +55,9 @@ def model_card(report: dict[str, Any], ragcun_config: dict[str, Any]) -> str:
         f"- objective: {cfg['objective']} ({weights}); temperature {cfg['temperature'] or '0.1 × dimension'}",
         f"- training: {mode}; {steps} steps, batch size {cfg['batch_size']}, learning rate {cfg['lr']:g}, seed {cfg['seed']}",
         f"- re-centred on the training corpus: {'yes' if report.get('recentred') else 'no'}",
+        "- relevance calibrator (`relevance_calibrator.json`, the stores' P(relevant) score): "
+        + (f"fitted on {report['calibrator']['fitted_on']}" if report.get("calibrator") else
+           "none (the stores score by the distance law)"),
         "",
         "## Data",
         "",

@@ -124,4 +124,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         if iso:
             parts.append(f"SIGReg {iso['sigreg']:.2f}  isotropic {iso['is_isotropic']}  eff.rank {iso['effective_rank']:.0f}/{iso['dim']}")
         lines.append("  ".join(parts))
+    cal = report.get("calibrator")
+    if cal:
+        lines.append(f"    calibrator:  P(relevant) = sigmoid({cal['intercept']:.3f} {cal['slope']:+.5f} * d^2), "
+                     f"{cal['fitted_on']}")
     return lines
