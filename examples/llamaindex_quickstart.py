@@ -19,7 +19,7 @@ documents = [
 ]
 
 embed_model = GaussianEmbedding()  # line 1: the bundled Gaussian model
-storage = StorageContext.from_defaults(vector_store=GaussianVectorStore())  # line 2: the L2 store
+storage = StorageContext.from_defaults(vector_store=GaussianVectorStore(calibrator=embed_model))  # line 2: the L2 store; scores P(relevant)
 index = VectorStoreIndex.from_documents(documents, storage_context=storage, embed_model=embed_model)
 
 for hit in index.as_retriever(similarity_top_k=2).retrieve("How do plants use sunlight?"):
