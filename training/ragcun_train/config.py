@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ragcun_train.data import FORMATS, check_format
-from ragcun_train.objectives import PRESETS, objective_weights
+from ragcun_train.objectives import ENCODER_OBJECTIVES, PRESETS, objective_weights
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 CHECKPOINT_DIR = "checkpoints"
@@ -50,7 +50,7 @@ class TrainConfig:
     head: str = "linear"
     output_dim: int | None = None
     freeze_base: bool | None = None
-    freeze_layers: int = 0
+    freeze_layers: int | None = None
     epochs: int | None = None
     max_steps: int | None = None
     batch_size: int = 64
@@ -60,6 +60,7 @@ class TrainConfig:
     lambda_predictive: float | None = None
     lambda_covariance: float | None = None
     lambda_margin: float | None = None
+    lambda_distil: float | None = None
     temperature: float | None = None
     num_slices: int = 256
     corpus_negatives: int = 8192
@@ -104,6 +105,13 @@ class TrainConfig:
             self.weights()
         except ValueError as exc:
             raise ValueError(f"--objective/--lambda-*: {exc}") from None
+        if self.objective in ENCODER_OBJECTIVES:
+            if self.freeze_base:
+                raise ValueError(f"--objective {self.objective} trains the encoder: it cannot run with --freeze-base "
+                                 "(a frozen linear head measured worse than the base; see docs/benchmarks.md)")
+            if self.data is not None and check_format(self.data, self.format) != "corpus":
+                raise ValueError(f"--objective {self.objective} learns from unlabelled documents: give a corpus "
+                                 f"(--format corpus), not {check_format(self.data, self.format)} data")
         if self.data is not None:
             check_format(self.data, self.format)
         if self.eval_data is not None and not Path(self.eval_data).is_dir():

@@ -1,0 +1,107 @@
+"""``--objective distil``: label-free distillation of the hybrid ranking into the encoder (GPL-style).
+
+From an unlabelled corpus: pseudo-queries cut from its documents
+(:mod:`ragcun_train.pseudo_queries`), the hybrid L2 + BM25 teacher over the same corpus
+(:mod:`ragcun_train.teacher`) ranking each query's candidates, and one (query, positive,
+hard negative, teacher margin) row per pseudo-query, learnt with MarginMSE
+(:class:`ragcun.losses.EuclideanMarginMSELoss`) plus SIGReg. The source document of a
+pseudo-query is skipped when mining negatives (it contains the query verbatim); the positive is,
+by default, that document with the query cut out (inverse cloze, ``positives="ict"``), whose
+teacher score is the source document's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ragcun_train.data import TrainingSet
+from ragcun_train.pseudo_queries import PseudoQuery, pseudo_queries
+from ragcun_train.teacher import HybridTeacher, TeacherRanking
+
+POSITIVES = ("ict", "teacher", "both")
+MAX_QUERIES = 3000
+TEACHER_DEPTH = 30
+NEGATIVES_FROM = 2
+TRAINED_LAYERS_ON_CPU = 2
+
+
+@dataclass(frozen=True)
+class Triplet:
+    """Row of a distillation set: pseudo-query ``query``, its positive (corpus row ``positive``, or
+    ``None`` for the query's inverse-cloze rest), corpus row ``negative`` and the teacher's ``margin``."""
+
+    query: int
+    positive: int | None
+    negative: int
+    margin: float
+
+
+def mine_triplets(queries: Sequence[PseudoQuery], ranks: Sequence[TeacherRanking], *, positives: str = "ict",
+                  negatives_from: int = NEGATIVES_FROM, seed: int = 0) -> list[Triplet]:
+    """One or two triplets per pseudo-query from its teacher ranking, its source document skipped.
+
+    The negative is drawn uniformly from the ranking's places ``negatives_from`` and below (the
+    source removed); the positive is the query's inverse-cloze rest (``"ict"``: the teacher's
+    score of the source document is its score), the teacher's best other document
+    (``"teacher"``), or one triplet of each (``"both"``).
+    """
+    if positives not in POSITIVES:
+        raise ValueError(f"positives must be one of {POSITIVES}, got {positives!r}")
+    if len(queries) != len(ranks):
+        raise ValueError(f"{len(queries)} pseudo-queries but {len(ranks)} teacher rankings")
+    rng = np.random.default_rng(seed)
+    out: list[Triplet] = []
+    for i, (q, r) in enumerate(zip(queries, ranks)):
+        source = r.docs == q.doc
+        docs, scores = r.docs[~source], r.scores[~source]
+        if len(docs) <= negatives_from:
+            continue
+        source_score = float(r.scores[source][0]) if source.any() else float(r.scores[0])
+        j = int(rng.integers(negatives_from, len(docs)))
+        if positives in ("teacher", "both"):
+            out.append(Triplet(i, int(docs[0]), int(docs[j]), float(scores[0] - scores[j])))
+        if positives in ("ict", "both"):
+            out.append(Triplet(i, None, int(docs[j]), source_score - float(scores[j])))
+    return out
+
+
+def distil_set(
+    titles: Sequence[str],
+    bodies: Sequence[str],
+    doc_vectors: np.ndarray,
+    embed_queries: Callable[[list[str]], np.ndarray],
+    *,
+    source: str = "",
+    max_queries: int = MAX_QUERIES,
+    positives: str = "ict",
+    depth: int = TEACHER_DEPTH,
+    negatives_from: int = NEGATIVES_FROM,
+    seed: int = 0,
+) -> TrainingSet:
+    """The (anchor, positive, negative, label) rows ``--objective distil`` trains on.
+
+    ``doc_vectors`` are the base model's embeddings of each document (``title body``), and
+    ``embed_queries`` embeds pseudo-query texts the same way; together with BM25 they make the
+    teacher. The returned set's corpus is the documents; ``labels`` are the teacher's margins.
+    """
+    if len(titles) != len(bodies):
+        raise ValueError(f"{len(titles)} titles for {len(bodies)} documents")
+    texts = [f"{t} {b}".strip() for t, b in zip(titles, bodies)]
+    queries = pseudo_queries(list(bodies), list(titles), per_doc=1, max_queries=max_queries, seed=seed)
+    teacher = HybridTeacher(texts, doc_vectors)
+    ranks = teacher.rank([q.text for q in queries], embed_queries([q.text for q in queries]), k=depth + 1)
+    rows = mine_triplets(queries, ranks, positives=positives, negatives_from=negatives_from, seed=seed)
+    if not rows:
+        raise ValueError(f"{source or 'corpus'}: too few documents to mine hard negatives from ({len(texts)})")
+    return TrainingSet(
+        "distil", source,
+        anchors=[queries[t.query].text for t in rows],
+        positives=[queries[t.query].rest if t.positive is None else texts[t.positive] for t in rows],
+        negatives=[texts[t.negative] for t in rows],
+        corpus=texts,
+        positive_ids=[queries[t.query].doc if t.positive is None else t.positive for t in rows],
+        labels=[t.margin for t in rows],
+    )
