@@ -10,6 +10,8 @@ questions) and the held-out NQ set of ``benchmarks/heads.py`` (2,500 passages, 8
 Variants:
 - ``default``: what ``ragcun-train CORPUS --format corpus`` does today (title/half -> body views,
   InfoNCE + SIGReg, frozen linear head), through ``ragcun_train.train``.
+- ``product``: ``ragcun-train CORPUS --format corpus --objective distil`` (its defaults), through
+  ``ragcun_train.train``; the trained model encodes the test set.
 - the others train the top N transformer layers on token states of layer L-N cached once (fp16,
   on disk under ``--cache``), on pseudo-queries cut from the corpus
   (``ragcun_train.pseudo_queries``) whose candidates the hybrid teacher scores
@@ -59,6 +61,10 @@ if not SCIFACT.is_dir():
 # name -> settings (defaults in Variant)
 VARIANTS: dict[str, dict] = {
     "default": {"kind": "default"},
+    # the same frozen head with SIGReg alone (a candidate safe default: no ranking term to drift)
+    "default-iso": {"kind": "default", "objective": "isotropy-only"},
+    # the productised objective: ragcun-train CORPUS --format corpus --objective distil (SentenceTransformerTrainer)
+    "product": {"kind": "product"},
     # the failed probe, fixed: source document skipped when mining, teacher top-1 (non-source) as positive
     "skip-mm": {"pos": "teacher", "loss": "mm"},
     # inverse cloze: the sentence's document without it is the positive, teacher-mined negatives
@@ -241,6 +247,18 @@ def run_student(v: Variant, c: Corpus, base_q: np.ndarray, base_d: np.ndarray, c
         steps = v.epochs * ((len(pq) + v.batch // 2 - 1) // (v.batch // 2))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, steps // 10)) * max(0.0, 1 - s / steps))
     bar = tqdm(total=steps, desc=f"{v.name} on {c.name}", leave=False)
+
+    def update(loss: torch.Tensor, docs_out: torch.Tensor) -> None:
+        """One optimiser step on ``loss`` plus SIGReg (λ ``lam_iso``) of the batch's documents, centred and scaled as the base."""
+        if v.lam_iso:
+            loss = loss + v.lam_iso * sigreg((docs_out - mu) * scale, distributed=False)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        bar.update()
+        bar.set_postfix(loss=f"{float(loss):.4f}")
+
     for _ in range(v.epochs):
         if v.loss == "mm":
             perm = rng.permutation(len(trip))
@@ -251,16 +269,7 @@ def run_student(v: Variant, c: Corpus, base_q: np.ndarray, base_d: np.ndarray, c
                 dn = st.upper([Dc[r.negative] for r in rows])
                 # student score -||q-d||^2 / 2 = cos - 1 on unit vectors
                 sm = ((q - dn).square().sum(1) - (q - dp).square().sum(1)) / 2
-                loss = F.mse_loss(sm, torch.tensor([r.margin for r in rows], dtype=torch.float32))
-                docs_out = torch.cat([dp, dn])
-                if v.lam_iso:
-                    loss = loss + v.lam_iso * sigreg((docs_out - mu) * scale, distributed=False)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                bar.update()
-                bar.set_postfix(loss=f"{float(loss):.4f}")
+                update(F.mse_loss(sm, torch.tensor([r.margin for r in rows], dtype=torch.float32)), torch.cat([dp, dn]))
         else:
             perm = rng.permutation(len(pq))
             bq = v.batch // 2
@@ -282,33 +291,40 @@ def run_student(v: Variant, c: Corpus, base_q: np.ndarray, base_d: np.ndarray, c
                 d = torch.cat([dp[:, None], dn], 1)
                 logits = (q[:, None] * d).sum(-1) / v.tau_s
                 t = torch.softmax(torch.tensor(np.stack([x[: m + 1] for x in tgt]), dtype=torch.float32) / v.tau_t, 1)
-                loss = F.kl_div(F.log_softmax(logits, 1), t, reduction="batchmean")
-                if v.lam_iso:
-                    loss = loss + v.lam_iso * sigreg((d.reshape(-1, d.shape[-1]) - mu) * scale, distributed=False)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                bar.update()
-                bar.set_postfix(loss=f"{float(loss):.4f}")
+                update(F.kl_div(F.log_softmax(logits, 1), t, reduction="batchmean"), d.reshape(-1, d.shape[-1]))
     bar.close()
     train_s = time.time() - t0
     return measure(c, st.embed(Qc), st.embed(Dc)), train_s
 
 
-def run_default(c: Corpus, tmp: Path) -> tuple[dict, float]:
-    """``ragcun-train CORPUS --format corpus`` with default settings; the head applied to cached base outputs."""
+def run_default(c: Corpus, tmp: Path, **options) -> tuple[dict, float]:
+    """``ragcun-train CORPUS --format corpus`` (default settings, or ``options``); the head applied to cached base outputs."""
     from ragcun import EmbeddingCache
     from ragcun_train.api import train
 
     t0 = time.time()
-    res = train(str(c.corpus_file), format="corpus", output=str(tmp / f"default-{c.name}"), overwrite=True, show_progress=True)
+    res = train(str(c.corpus_file), format="corpus", output=str(tmp / f"default-{c.name}"), overwrite=True, show_progress=True,
+                **options)
     train_s = time.time() - t0
     model = res.model
     cache = EmbeddingCache(model)
     with torch.no_grad():
         d = model.apply_head(F.normalize(torch.from_numpy(cache.get(c.data.doc_texts, "document")), dim=1)).numpy()
         q = model.apply_head(F.normalize(torch.from_numpy(cache.get(list(c.data.queries.values()), "query")), dim=1)).numpy()
+    return measure(c, q, d), train_s
+
+
+def run_product(c: Corpus, tmp: Path, **options) -> tuple[dict, float]:
+    """``ragcun-train CORPUS --format corpus --objective distil``; the trained model encodes the test set itself."""
+    from ragcun_train.api import train
+
+    t0 = time.time()
+    res = train(str(c.corpus_file), format="corpus", objective="distil", output=str(tmp / f"product-{c.name}"),
+                overwrite=True, show_progress=True, **options)
+    train_s = time.time() - t0
+    model = res.model
+    d = model.encode(c.data.doc_texts, batch_size=64, convert_to_numpy=True, show_progress_bar=True)
+    q = model.encode(list(c.data.queries.values()), batch_size=64, convert_to_numpy=True)
     return measure(c, q, d), train_s
 
 
@@ -320,12 +336,13 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "ragcun-distil-cache")
     ap.add_argument("--log", type=Path, help="append one JSON line per (variant, corpus) here")
     ap.add_argument("--list", action="store_true", help="print the variants and exit")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
     a = ap.parse_args()
     if a.list:
         for k, v in VARIANTS.items():
             print(f"{k:16s} {v}")
         return
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     random.seed(0)
     overrides = {}
     for kv in a.set:
@@ -344,14 +361,15 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
             for name in a.variants:
                 spec_v = VARIANTS[name]
-                if spec_v.get("kind") == "default":
-                    m, secs = run_default(c, tmp)
-                    settings = {"kind": "default"}
+                if spec_v.get("kind") in ("default", "product"):
+                    run = run_default if spec_v["kind"] == "default" else run_product
+                    m, secs = run(c, tmp, **{k: x for k, x in spec_v.items() if k != "kind"})
+                    settings = dict(spec_v)
                 else:
                     v = Variant(name, **(spec_v | overrides))
                     m, secs = run_student(v, c, base_q, base_d, a.cache)
                     settings = {k: getattr(v, k) for k in spec_v | overrides}
-                row = {"corpus": cname, "variant": name + (f" {overrides}" if overrides and spec_v.get("kind") != "default" else ""),
+                row = {"corpus": cname, "variant": name + (f" {overrides}" if overrides and spec_v.get("kind", "student") == "student" else ""),
                        **m, "seconds": round(secs), "settings": settings,
                        "d_dense": m["dense"] / base["dense"] - 1, "d_hybrid": m["hybrid"] / base["hybrid"] - 1}
                 rows.append(row)
