@@ -50,7 +50,7 @@ from ragcun.sigreg import sigreg  # noqa: E402
 from ragcun_eval.beir import BeirDataset, load_beir  # noqa: E402
 from ragcun_eval.metrics import evaluate  # noqa: E402
 from ragcun_eval.models import Embedder, parse_model_spec  # noqa: E402
-from ragcun_train.distil import mine_triplets  # noqa: E402
+from ragcun_train.distil import fit_margin_scale, mine_triplets  # noqa: E402
 from ragcun_train.pseudo_queries import pseudo_queries  # noqa: E402
 from ragcun_train.teacher import HybridTeacher  # noqa: E402
 
@@ -77,6 +77,10 @@ VARIANTS: dict[str, dict] = {
     "ict-mm-4l": {"pos": "ict", "loss": "mm", "top": 4, "lr": 1e-5, "epochs": 2},
     "ict-mm-sigreg": {"pos": "ict", "loss": "mm", "lam_iso": 0.05},
     "ict-mm-titles": {"pos": "ict", "loss": "mm", "kinds": ("sentence", "title", "span")},
+    # teacher margins rescaled to the student's own margin range (least squares at the start)
+    "ict-mm-fit": {"pos": "ict", "loss": "mm", "mscale": 0.0},
+    "skip-mm-fit": {"pos": "teacher", "loss": "mm", "mscale": 0.0},
+    "both-mm-fit": {"pos": "both", "loss": "mm", "mscale": 0.0, "lr": 1e-5},
 }
 
 
@@ -99,6 +103,7 @@ class Variant:
     tau_t: float = 0.05
     tau_s: float = 0.05
     lam_iso: float = 0.0
+    mscale: float = 1.0  # teacher margins × this; 0: fitted to the student's own margins at the start (least squares)
     seed: int = 0
 
 
@@ -242,6 +247,14 @@ def run_student(v: Variant, c: Corpus, base_q: np.ndarray, base_d: np.ndarray, c
     opt = torch.optim.AdamW(params, lr=v.lr)
     if v.loss == "mm":
         trip = mine_triplets(pq, ranks, positives=v.pos, negatives_from=v.neg_from, seed=v.seed)
+        mscale = v.mscale
+        if not mscale:
+            E_q, E_d = st.embed(Pc), base_d
+            E_r = st.embed(Rc) if Rc is not None else None
+            student = np.array([E_q[t.query] @ ((E_r[t.query] if t.positive is None else E_d[t.positive]) - E_d[t.negative])
+                                for t in trip])
+            mscale = fit_margin_scale(np.array([t.margin for t in trip]), student)
+            print(f"{v.name} on {c.name}: teacher margins × {mscale:.3f}", file=sys.stderr)
         steps = v.epochs * ((len(trip) + v.batch - 1) // v.batch)
     else:
         steps = v.epochs * ((len(pq) + v.batch // 2 - 1) // (v.batch // 2))
@@ -269,7 +282,7 @@ def run_student(v: Variant, c: Corpus, base_q: np.ndarray, base_d: np.ndarray, c
                 dn = st.upper([Dc[r.negative] for r in rows])
                 # student score -||q-d||^2 / 2 = cos - 1 on unit vectors
                 sm = ((q - dn).square().sum(1) - (q - dp).square().sum(1)) / 2
-                update(F.mse_loss(sm, torch.tensor([r.margin for r in rows], dtype=torch.float32)), torch.cat([dp, dn]))
+                update(F.mse_loss(sm, torch.tensor([mscale * r.margin for r in rows], dtype=torch.float32)), torch.cat([dp, dn]))
         else:
             perm = rng.permutation(len(pq))
             bq = v.batch // 2

@@ -13,7 +13,7 @@ from ragcun.losses import EuclideanMarginMSELoss, GaussianRAGLoss
 from ragcun_train import train
 from ragcun_train.cli import main
 from ragcun_train.config import TrainConfig
-from ragcun_train.distil import distil_set, mine_triplets
+from ragcun_train.distil import distil_set, fit_margin_scale, mine_triplets
 from ragcun_train.pseudo_queries import pseudo_queries, split_sentences
 from ragcun_train.teacher import HybridTeacher, TeacherRanking
 
@@ -106,11 +106,17 @@ def test_distil_set_has_a_label_per_row(corpus_file):
     rows = [json.loads(line) for line in corpus_file.read_text().splitlines()]
     titles, bodies = [r["title"] for r in rows], [r["text"] for r in rows]
     rng = np.random.default_rng(0)
-    vectors = rng.normal(size=(len(rows), 8)).astype(np.float32)
-    data = distil_set(titles, bodies, vectors, lambda texts: rng.normal(size=(len(texts), 8)), max_queries=20, depth=10)
+    data = distil_set(titles, bodies, lambda texts, role: rng.normal(size=(len(texts), 8)), max_queries=20, depth=10)
     assert len(data) == 20 and len(data.labels) == 20 and data.kind == "distil"
     assert set(data.columns()) == {"anchor", "positive", "negative", "label"}
     assert all(a not in p for a, p in zip(data.anchors, data.positives))
+
+
+def test_margin_scale_is_the_least_squares_factor():
+    assert fit_margin_scale(np.array([1.0, 0.5]), np.array([0.2, 0.1])) == pytest.approx(0.2)
+    assert fit_margin_scale(np.array([1.0]), np.array([-1.0])) == 1.0 and fit_margin_scale(np.zeros(2), np.ones(2)) == 1.0
+    with pytest.raises(ValueError, match="teacher margins but"):
+        fit_margin_scale(np.ones(2), np.ones(3))
 
 
 # -- the loss -----------------------------------------------------------------------------------------

@@ -345,9 +345,11 @@ def _run_training(run: _Run, cached: _Cached, start: _Start) -> _Outcome:
     """
     if run.documents is not None:
         titles, bodies = run.documents
-        run.train_set = distil_set(titles, bodies, cached.corpus.cpu().numpy(),
-                                   lambda texts: cached.base(texts, "query").cpu().numpy(),
-                                   source=run.train_set.source, seed=run.cfg.seed)
+        def embed(texts: list[str], role: str) -> np.ndarray:
+            with torch.no_grad():
+                return run.model.apply_head(cached.base(texts, role)).cpu().numpy()
+
+        run.train_set = distil_set(titles, bodies, embed, source=run.train_set.source, seed=run.cfg.seed)
         log.info("distil: %d (pseudo-query, positive, hard negative, teacher margin) rows", len(run.train_set))
     loss = build_loss(run.model, run.weights, run.cfg.temperature, run.cfg.num_slices)
     return (_run_frozen if run.cfg.freeze_base else _run_full)(run, cached, start, loss)
