@@ -164,7 +164,7 @@ def test_gaussian_rag_loss_passes_labels_to_its_distil_component():
 
 
 def test_distil_objective_trains_the_encoder_end_to_end(tiny_model_dir, corpus_file, tmp_path):
-    result = train(str(corpus_file), objective="distil", model=tiny_model_dir, output=str(tmp_path / "out"),
+    result = train(str(corpus_file), objective="distil", lambda_isotropy=0.1, model=tiny_model_dir, output=str(tmp_path / "out"),
                    cache_dir=str(tmp_path / "cache"), batch_size=8, max_steps=2, isotropy_sample=16, num_slices=16,
                    show_progress=False)
     report = result.report

@@ -5,9 +5,10 @@ From an unlabelled corpus: pseudo-queries cut from its documents
 (:mod:`ragcun_train.teacher`) ranking each query's candidates, and one (query, positive,
 hard negative, teacher margin) row per pseudo-query, learnt with MarginMSE
 (:class:`ragcun.losses.EuclideanMarginMSELoss`) plus SIGReg. The source document of a
-pseudo-query is skipped when mining negatives (it contains the query verbatim); the positive is,
-by default, that document with the query cut out (inverse cloze, ``positives="ict"``), whose
-teacher score is the source document's.
+pseudo-query is skipped when mining (it contains the query verbatim): the positive is the
+teacher's best *other* document (``positives="teacher"``, the default: +1.6% dense nDCG@10 on
+SciFact where keeping the source lost 1.6%), or the source with the query cut out (inverse cloze,
+``"ict"``, scored as the source: measured worse), or one row of each (``"both"``).
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def distil_set(
     *,
     source: str = "",
     max_queries: int = MAX_QUERIES,
-    positives: str = "ict",
+    positives: str = "teacher",
     depth: int = TEACHER_DEPTH,
     negatives_from: int = NEGATIVES_FROM,
     fit_scale: bool = True,

@@ -22,8 +22,9 @@ PRESETS: dict[str, dict[str, float]] = {
     "isotropy-only": {"isotropy": 1.0},
     "covariance": {"contrastive": 1.0, "covariance": 1.0},
     # Label-free: MarginMSE on the hybrid (L2 + BM25) teacher's margins over pseudo-queries cut from
-    # the corpus (ragcun_train.distil), SIGReg kept small (see docs/benchmarks.md). Needs --format corpus.
-    "distil": {"distil": 1.0, "isotropy": 0.05},
+    # the corpus (ragcun_train.distil); SIGReg off by default (--lambda-isotropy adds it; see docs/benchmarks.md).
+    # Needs --format corpus.
+    "distil": {"distil": 1.0},
 }
 #: Objectives that train the encoder itself (never a frozen base) on an unlabelled corpus.
 ENCODER_OBJECTIVES = ("distil",)
