@@ -77,6 +77,9 @@ VARIANTS: dict[str, dict] = {
     "ict-mm-4l": {"pos": "ict", "loss": "mm", "top": 4, "lr": 1e-5, "epochs": 2},
     "ict-mm-sigreg": {"pos": "ict", "loss": "mm", "lam_iso": 0.05},
     "ict-mm-titles": {"pos": "ict", "loss": "mm", "kinds": ("sentence", "title", "span")},
+    # the skip-source recipe with more steps, and with SIGReg on the student's documents
+    "skip-mm-2ep": {"pos": "teacher", "loss": "mm", "epochs": 2},
+    "skip-mm-sigreg": {"pos": "teacher", "loss": "mm", "lam_iso": 0.002},
     # teacher margins rescaled to the student's own margin range (least squares at the start)
     "ict-mm-fit": {"pos": "ict", "loss": "mm", "mscale": 0.0},
     "skip-mm-fit": {"pos": "teacher", "loss": "mm", "mscale": 0.0},
