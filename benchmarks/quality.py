@@ -58,6 +58,10 @@ def train_models(folder: Path, data: BeirDataset, embedder: Embedder, out: Path,
     return specs
 
 
+#: docs/benchmarks.md keeps what follows this line when the benchmark rewrites the rest (hand-written sections).
+KEEP_MARKER = "<!-- hand-written below: benchmarks/quality.py keeps what follows -->"
+
+
 def _short(row: dict) -> dict:
     """``row`` with a model path shortened to its folder name (trained models live under ``--out``)."""
     return {**row, "model": Path(row["model"]).name if "/" in row["model"] else row["model"]}
@@ -100,7 +104,8 @@ def write_doc(path: Path, command: str, model_dir: Path, rows: list[dict], claim
         markdown_table([_short({c: r.row()[c] for c in claim_cols}) for r in claims]), "",
         "## Notes", "", *notes, f"- wall time of this run: {seconds / 60:.1f} min (base embeddings come from the ragcun embedding cache when present)", "",
     ])
-    path.write_text(text)
+    kept = path.read_text().partition(KEEP_MARKER)[2] if path.is_file() else ""
+    path.write_text(text + (f"\n{KEEP_MARKER}{kept}" if kept else ""))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,3 +34,20 @@ def test_distributed_lookups_outside_a_process_group(monkeypatch):
     distributed.barrier()  # nothing to wait for
     distributed.init_from_env("cpu")  # not launched by torchrun: joins nothing
     assert not distributed.is_initialized()
+
+
+def test_default_objective_follows_the_data(tmp_path) -> None:
+    """Label-free corpora default to isotropy-only (the one label-free preset within 0.5% of the base); labelled data to gaussian-rag."""
+    from ragcun_train.config import CORPUS_OBJECTIVE, LABELLED_OBJECTIVE, TrainConfig
+
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text('{"text": "A first document about tides and the Moon."}\n')
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text('{"query": "tides?", "positive": "The Moon causes tides."}\n')
+    assert (CORPUS_OBJECTIVE, LABELLED_OBJECTIVE) == ("isotropy-only", "gaussian-rag")
+    assert TrainConfig(data=str(corpus)).resolved_objective() == CORPUS_OBJECTIVE
+    assert TrainConfig(data=str(pairs)).resolved_objective() == LABELLED_OBJECTIVE
+    assert TrainConfig().resolved_objective() == LABELLED_OBJECTIVE  # the bundled demo is labelled
+    assert TrainConfig(data=str(corpus), objective="distil").resolved_objective() == "distil"
+    assert TrainConfig(data=str(corpus)).weights() == {"contrastive": 0.0, "isotropy": 1.0, "predictive": 0.0,
+                                                       "covariance": 0.0, "margin": 0.0, "distil": 0.0}

@@ -27,11 +27,12 @@ from ragcun_eval.beir import BeirDataset, load_beir
 from ragcun_train.calibration import HeldOut, fit_calibrator, hold_out
 from ragcun_train.checkpoint import latest_checkpoint
 from ragcun_train.config import CHECKPOINT_DIR, DEMO_DIR, TrainConfig
-from ragcun_train.data import TrainingSet, load_training_set
+from ragcun_train.data import TrainingSet, load_documents, load_training_set
+from ragcun_train.distil import TRAINED_LAYERS_ON_CPU, distil_set
 from ragcun_train.evaluation import measure, retrieval_metrics
 from ragcun_train.frozen import CachedBatchSource, train_frozen
 from ragcun_train.model_card import write_model_card
-from ragcun_train.objectives import build_loss
+from ragcun_train.objectives import ENCODER_OBJECTIVES, build_loss
 from ragcun_train.recentre import recentre_head
 from ragcun_train.report import (
     ISOTROPY_PLOT,
@@ -165,6 +166,7 @@ class _Run:
     ev_name: str | None
     model: GaussianEncoder
     started: float
+    documents: tuple[list[str], list[str]] | None = None  # (titles, bodies) of a corpus for --objective distil
 
 
 @dataclass
@@ -215,10 +217,12 @@ def _resolve(data: str | os.PathLike | None, options: dict[str, Any]) -> _Run:
     """
     cfg = TrainConfig(data=None if data is None else str(data), **options)
     cfg.check()
+    cfg.objective = cfg.resolved_objective()
     resolve_model_path(cfg.model)  # a missing local model fails here, before any data or model loads
     started = time.time()
     device = _device(cfg.device)
-    freeze = cfg.freeze_base if cfg.freeze_base is not None else device == "cpu"
+    encoder_objective = cfg.objective in ENCODER_OBJECTIVES
+    freeze = cfg.freeze_base if cfg.freeze_base is not None else device == "cpu" and not encoder_objective
     cfg.freeze_base, cfg.device = freeze, device
     lr = cfg.lr if cfg.lr is not None else (1e-3 if freeze else 2e-5)
     epochs = cfg.epochs if cfg.epochs is not None else (20 if freeze else 1)
@@ -234,13 +238,26 @@ def _resolve(data: str | os.PathLike | None, options: dict[str, Any]) -> _Run:
     if cfg.overwrite and rank == 0:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the previous run's: they must not mix with this run's
     weights = cfg.weights()
-    train_set, held = load_training_set(data_path, cfg.format), None
-    if cfg.calibrate:
-        train_set, held = hold_out(train_set, cfg.seed)
+    documents, held = None, None
+    if encoder_objective:
+        titles, bodies, skipped = load_documents(data_path)
+        if not titles:
+            raise ValueError(f"{data_path}: no documents to distil on (skipped: {dict(skipped) or 'none'})")
+        documents = (titles, bodies)
+        train_set = TrainingSet("corpus", str(data_path), [], [], None, [f"{t} {b}".strip() for t, b in zip(titles, bodies)],
+                                [], skipped)
+    else:
+        train_set = load_training_set(data_path, cfg.format)
+        if cfg.calibrate:
+            train_set, held = hold_out(train_set, cfg.seed)
     ev, ev_name = _resolve_eval(cfg, data_path)
     model = GaussianEncoder(cfg.model, output_dim=cfg.output_dim, head=cfg.head, init=cfg.init, device=device)
+    if cfg.freeze_layers is None:  # on CPU, an encoder objective trains the top layers only (minutes, not hours)
+        layers = len(getattr(getattr(model[0].auto_model, "encoder", None), "layer", []))
+        cfg.freeze_layers = max(0, layers - TRAINED_LAYERS_ON_CPU) if encoder_objective and device == "cpu" else 0
     return _Run(cfg=cfg, lr=lr, epochs=epochs, weights=weights, rank=rank, output=output, checkpoint_dir=checkpoint_dir,
-                resume=resume, train_set=train_set, held=held, ev=ev, ev_name=ev_name, model=model, started=started)
+                resume=resume, train_set=train_set, held=held, ev=ev, ev_name=ev_name, model=model, started=started,
+                documents=documents)
 
 
 def _cache(run: _Run) -> _Cached:
@@ -350,7 +367,18 @@ def _run_full(run: _Run, cached: _Cached, start: _Start, loss: GaussianRAGLoss) 
 
 
 def _run_training(run: _Run, cached: _Cached, start: _Start) -> _Outcome:
-    """Build the objective's loss and train: the head alone on cached embeddings (frozen base), or the whole model."""
+    """Build the objective's loss and train: the head alone on cached embeddings (frozen base), or the whole model.
+
+    ``--objective distil`` first builds its rows: pseudo-queries, teacher rankings and margins (:mod:`ragcun_train.distil`).
+    """
+    if run.documents is not None:
+        titles, bodies = run.documents
+        def embed(texts: list[str], role: str) -> np.ndarray:
+            with torch.no_grad():
+                return run.model.apply_head(cached.base(texts, role)).cpu().numpy()
+
+        run.train_set = distil_set(titles, bodies, embed, source=run.train_set.source, seed=run.cfg.seed)
+        log.info("distil: %d (pseudo-query, positive, hard negative, teacher margin) rows", len(run.train_set))
     loss = build_loss(run.model, run.weights, run.cfg.temperature, run.cfg.num_slices)
     return (_run_frozen if run.cfg.freeze_base else _run_full)(run, cached, start, loss)
 

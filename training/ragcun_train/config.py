@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ragcun_train.data import FORMATS, check_format
-from ragcun_train.objectives import PRESETS, objective_weights
+from ragcun_train.objectives import ENCODER_OBJECTIVES, PRESETS, objective_weights
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 CHECKPOINT_DIR = "checkpoints"
@@ -26,6 +26,12 @@ _AT_LEAST_ONE = ("batch_size", "num_slices", "save_steps", "epochs", "max_steps"
 _AT_LEAST_TWO = ("isotropy_sample",)
 _AT_LEAST_ZERO = ("freeze_layers", "corpus_negatives")
 _POSITIVE_REALS = ("lr", "temperature")
+LABELLED_OBJECTIVE = "gaussian-rag"
+"""The default objective for labelled data (pairs, BEIR folders)."""
+CORPUS_OBJECTIVE = "isotropy-only"
+"""The default objective for a label-free corpus (``--format corpus``): SIGReg alone on a frozen head, the one
+label-free objective measured within 0.5% of the base on both corpora (dense and hybrid; docs/benchmarks.md).
+The title/half -> body InfoNCE views lost 0.9% on SciFact; ``distil`` is better on dense but opt-in (23 min)."""
 _CHOICES = {"format": FORMATS, "objective": tuple(PRESETS), "head": HEADS, "init": INITS}
 
 
@@ -45,12 +51,12 @@ class TrainConfig:
     model: str | None = None
     output: str = "ragcun-model"
     overwrite: bool = False
-    objective: str = "gaussian-rag"
+    objective: str | None = None
     init: str | None = None
     head: str = "linear"
     output_dim: int | None = None
     freeze_base: bool | None = None
-    freeze_layers: int = 0
+    freeze_layers: int | None = None
     epochs: int | None = None
     max_steps: int | None = None
     batch_size: int = 64
@@ -60,6 +66,7 @@ class TrainConfig:
     lambda_predictive: float | None = None
     lambda_covariance: float | None = None
     lambda_margin: float | None = None
+    lambda_distil: float | None = None
     temperature: float | None = None
     num_slices: int = 256
     corpus_negatives: int = 8192
@@ -79,10 +86,18 @@ class TrainConfig:
         """The names of every option."""
         return {f.name for f in fields(cls)}
 
+    def resolved_objective(self) -> str:
+        """``objective``, or the default for the data: :data:`CORPUS_OBJECTIVE` for a label-free corpus,
+        :data:`LABELLED_OBJECTIVE` for labelled data (and the bundled demo)."""
+        if self.objective is not None:
+            return self.objective
+        corpus = self.data is not None and check_format(self.data, self.format) == "corpus"
+        return CORPUS_OBJECTIVE if corpus else LABELLED_OBJECTIVE
+
     def weights(self) -> dict[str, float]:
         """The λ of each loss component: the objective's preset with the ``lambda_*`` overrides."""
         overrides = {k[len("lambda_"):]: v for k, v in asdict(self).items() if k.startswith("lambda_")}
-        return objective_weights(self.objective, overrides)
+        return objective_weights(self.resolved_objective(), overrides)
 
     def check(self) -> None:
         """Raise ``ValueError`` (or ``FileNotFoundError``) naming the first bad option; reads no model and no data."""
@@ -105,6 +120,13 @@ class TrainConfig:
             self.weights()
         except ValueError as exc:
             raise ValueError(f"--objective/--lambda-*: {exc}") from None
+        if self.objective in ENCODER_OBJECTIVES:
+            if self.freeze_base:
+                raise ValueError(f"--objective {self.objective} trains the encoder: it cannot run with --freeze-base "
+                                 "(a frozen linear head measured worse than the base; see docs/benchmarks.md)")
+            if self.data is not None and check_format(self.data, self.format) != "corpus":
+                raise ValueError(f"--objective {self.objective} learns from unlabelled documents: give a corpus "
+                                 f"(--format corpus), not {check_format(self.data, self.format)} data")
         if self.data is not None:
             check_format(self.data, self.format)
         if self.eval_data is not None and not Path(self.eval_data).is_dir():

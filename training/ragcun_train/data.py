@@ -39,7 +39,7 @@ class TrainingSet:
     """Rows to train on and the corpus their positives come from.
 
     ``positive_ids[i]`` indexes ``corpus`` with the positive of row ``i``; ``skipped`` counts the
-    dropped inputs by reason.
+    dropped inputs by reason; ``labels`` (distillation) are a teacher's score margins, one per row.
     """
 
     kind: str
@@ -50,6 +50,7 @@ class TrainingSet:
     corpus: list[str]
     positive_ids: list[int]
     skipped: Counter = field(default_factory=Counter)
+    labels: list[float] | None = None
 
     def __len__(self) -> int:
         return len(self.anchors)
@@ -57,7 +58,8 @@ class TrainingSet:
     def columns(self) -> dict[str, list[str]]:
         """The rows as named columns (``anchor``, ``positive``[, ``negative``])."""
         cols = {"anchor": self.anchors, "positive": self.positives}
-        return cols | ({"negative": self.negatives} if self.negatives is not None else {})
+        cols |= {"negative": self.negatives} if self.negatives is not None else {}
+        return cols | ({"label": self.labels} if self.labels is not None else {})
 
 
 class _Skips:
@@ -296,6 +298,19 @@ def _documents(path: Path, skip: _Skips) -> Iterator[tuple[Path, int | None, str
     else:
         for lineno, line in iter_text_lines(path, skip):
             yield path, lineno, "", line
+
+
+def load_documents(path: str | Path) -> tuple[list[str], list[str], Counter]:
+    """Titles, bodies and skip counts of the non-empty documents of a corpus (``--format corpus`` input), in order."""
+    skip = _Skips()
+    titles, bodies = [], []
+    for f, lineno, title, body in _documents(Path(path), skip):
+        if not (title.strip() or body.strip()):
+            skip(f, lineno, "empty document")
+            continue
+        titles.append(title.strip())
+        bodies.append(body.strip())
+    return titles, bodies, skip.counts
 
 
 def _load_corpus(path: Path) -> TrainingSet:

@@ -31,7 +31,9 @@ def model_card(report: dict[str, Any], ragcun_config: dict[str, Any]) -> str:
     base = ragcun_config["base_model"]
     weights = ", ".join(f"{k} λ={v:g}" for k, v in cfg["weights"].items() if v)
     steps = report["steps"][-1]["step"] if report.get("steps") else 0
-    mode = "frozen base: only the head trained, on cached base embeddings" if cfg["freeze_base"] else "full fine-tuning"
+    frozen_layers = cfg.get("freeze_layers") or 0
+    mode = ("frozen base: only the head trained, on cached base embeddings" if cfg["freeze_base"] else
+            "full fine-tuning" + (f" (first {frozen_layers} transformer layers frozen)" if frozen_layers else ""))
     skipped = ", ".join(f"{n} {reason}" for reason, n in data["skipped"].items()) or "none"
     lines = [
         "---",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ragcun.losses import GaussianRAGLoss
 
-COMPONENTS = ("contrastive", "isotropy", "predictive", "covariance", "margin")
+COMPONENTS = ("contrastive", "isotropy", "predictive", "covariance", "margin", "distil")
 PRESETS: dict[str, dict[str, float]] = {
     # L2 InfoNCE + SIGReg: the default.
     "gaussian-rag": {"contrastive": 1.0, "isotropy": 0.5},
@@ -21,7 +21,13 @@ PRESETS: dict[str, dict[str, float]] = {
     # Comparisons: SIGReg alone, and the original prototype's covariance matching in place of SIGReg.
     "isotropy-only": {"isotropy": 1.0},
     "covariance": {"contrastive": 1.0, "covariance": 1.0},
+    # Label-free: MarginMSE on the hybrid (L2 + BM25) teacher's margins over pseudo-queries cut from
+    # the corpus (ragcun_train.distil); SIGReg off by default (--lambda-isotropy adds it; see docs/benchmarks.md).
+    # Needs --format corpus.
+    "distil": {"distil": 1.0},
 }
+#: Objectives that train the encoder itself (never a frozen base) on an unlabelled corpus.
+ENCODER_OBJECTIVES = ("distil",)
 
 
 def objective_weights(name: str, overrides: Mapping[str, float | None] | None = None) -> dict[str, float]:
@@ -52,6 +58,7 @@ def build_loss(model, weights: Mapping[str, float], temperature: float | None = 
         predictive_weight=weights["predictive"],
         covariance_weight=weights["covariance"],
         margin_weight=weights["margin"],
+        distil_weight=weights.get("distil", 0.0),
         temperature=temperature,
         num_slices=num_slices,
     )

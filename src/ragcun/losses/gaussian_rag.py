@@ -11,6 +11,7 @@ from ragcun.losses._embed import ColumnLoss, embed_features
 from ragcun.losses.covariance_isotropy_loss import CovarianceIsotropyLoss
 from ragcun.losses.euclidean_infonce import EuclideanInfoNCELoss
 from ragcun.losses.euclidean_margin import EuclideanMarginLoss
+from ragcun.losses.euclidean_margin_mse import EuclideanMarginMSELoss
 from ragcun.losses.jepa_predictive import JEPAPredictiveLoss
 from ragcun.losses.sigreg_loss import LEJEPA_CITATION, SIGRegLoss
 
@@ -19,7 +20,7 @@ class GaussianRAGLoss(nn.Module):
     """λ-weighted sum of the retrieval and isotropy losses on one shared forward pass::
 
         L = λ_c · EuclideanInfoNCE + λ_iso · SIGReg + λ_pred · JEPAPredictive
-            + λ_cov · CovarianceIsotropy + λ_m · EuclideanMargin
+            + λ_cov · CovarianceIsotropy + λ_m · EuclideanMargin + λ_dist · EuclideanMarginMSE
 
     Defaults: λ_c = 1, λ_iso = 0.5 (the weight that kept a frozen-base head isotropic while
     improving retrieval in ragcun's probes), the rest 0 (off). A weight of 0 builds no component.
@@ -29,7 +30,8 @@ class GaussianRAGLoss(nn.Module):
 
     Args:
         model: the SentenceTransformer being trained.
-        contrastive_weight, isotropy_weight, predictive_weight, covariance_weight, margin_weight: the λs.
+        contrastive_weight, isotropy_weight, predictive_weight, covariance_weight, margin_weight,
+            distil_weight: the λs (``distil``: MarginMSE on the labels, a teacher's margins).
         temperature: :class:`EuclideanInfoNCELoss`'s τ (``None``: 0.1 × dimension).
         num_slices: :class:`SIGRegLoss`'s number of slices.
         margin: :class:`EuclideanMarginLoss`'s margin.
@@ -88,6 +90,7 @@ class GaussianRAGLoss(nn.Module):
         predictive_weight: float = 0.0,
         covariance_weight: float = 0.0,
         margin_weight: float = 0.0,
+        distil_weight: float = 0.0,
         temperature: float | None = None,
         num_slices: int = 256,
         margin: float = 1.0,
@@ -101,6 +104,7 @@ class GaussianRAGLoss(nn.Module):
             "predictive": (predictive_weight, lambda: JEPAPredictiveLoss(model, symmetric=symmetric)),
             "covariance": (covariance_weight, lambda: CovarianceIsotropyLoss(model)),
             "margin": (margin_weight, lambda: EuclideanMarginLoss(model, margin)),
+            "distil": (distil_weight, lambda: EuclideanMarginMSELoss(model)),
         }
         self.weights = {name: float(w) for name, (w, _) in candidates.items() if w}
         if not self.weights:
@@ -122,7 +126,7 @@ class GaussianRAGLoss(nn.Module):
         (:attr:`RANKING_COMPONENTS`); ``corpus_sample`` (K, D), random corpus documents, joins the
         embeddings whose distribution the :attr:`DISTRIBUTION_COMPONENTS` shape, so that the
         indexed documents, not only the batch, are pushed toward N(0, I). Frozen-base training
-        passes both from its cached corpus. ``labels`` are ignored.
+        passes both from its cached corpus. ``labels`` (a teacher's margins) feed the distil component only.
         """
         out = {}
         for name, loss in self._parts():
