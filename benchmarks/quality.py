@@ -31,10 +31,10 @@ BASELINES = ("bundled:cosine", "bundled:whitened", "bundled:lexical", "bundled:h
 def trainer_presets() -> tuple[str, ...] | None:
     """The objective presets of ``ragcun_train``, or ``None`` when it cannot be imported."""
     try:
-        from ragcun_train.objectives import PRESETS
+        from ragcun_train.objectives import ENCODER_OBJECTIVES, PRESETS
     except ImportError:
         return None
-    return tuple(PRESETS)
+    return tuple(p for p in PRESETS if p not in ENCODER_OBJECTIVES)  # distil: label-free, see benchmarks/distil.py
 
 
 def train_models(folder: Path, data: BeirDataset, embedder: Embedder, out: Path, presets: tuple[str, ...],
