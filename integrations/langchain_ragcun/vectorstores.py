@@ -28,7 +28,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 
 from ragcun.calibration import RelevanceCalibrator
-from ragcun.doc_store import DocStore, Hit, Record, score_settings
+from ragcun.doc_store import DocStore, Hit, Record, scored_store
 from ragcun.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha, check_mode
 from ragcun.lexical import BM25Index
 from ragcun.vector_index import VectorIndex, id_list
@@ -71,10 +71,8 @@ class GaussianVectorStore(VectorStore):
         self.embedding = embedding
         self.retrieval_mode, self.alpha = check_mode(retrieval_mode), check_alpha(alpha)
         self.candidates = candidates
-        found = calibrator or getattr(embedding, "relevance_calibrator", None) or (store.calibrator if store else None)
-        scorer, chosen = score_settings(score_mode, found)
-        self.store = store if store is not None else DocStore(index, scorer, lexical, chosen)
-        self.store.calibrator = chosen
+        self.store = scored_store(store, index, lexical, score_mode,
+                                  calibrator or getattr(embedding, "relevance_calibrator", None))
 
     @property
     def embeddings(self) -> Embeddings:
@@ -165,7 +163,7 @@ class GaussianVectorStore(VectorStore):
         return [(_doc(h.record), h.score) for h in self._text_hits(query, k, filter, **_mode_args(kwargs))]
 
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
-        score = self.store.calibrator or self.store.scorer.current(self.store.index, lambda: self.store.ids)
+        score = self.store.distance_score()
         return lambda distance: float(score(distance))
 
     def max_marginal_relevance_search_by_vector(self, embedding: list[float], k: int = 4, fetch_k: int = 20,

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ragcun.persistence import write_json_atomic
+
 FILE = "relevance_calibrator.json"
 FORMAT = "ragcun.RelevanceCalibrator"
 VERSION = 1
@@ -128,8 +130,6 @@ class RelevanceCalibrator:
 
     def save(self, folder: str | Path) -> Path:
         """Write :data:`FILE` into ``folder`` atomically; returns its path."""
-        from ragcun.persistence import write_json_atomic
-
         path = Path(folder) / FILE
         write_json_atomic(path, self.to_dict())
         return path

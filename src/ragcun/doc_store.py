@@ -28,7 +28,7 @@ from ragcun.metadata import check_metadata
 from ragcun.mmr import check_mmr_args, mmr_select
 from ragcun.persistence import MANIFEST, SaveFormatError, atomic_save, read_json, read_save
 from ragcun.rwlock import RWLock
-from ragcun.scores import MODES, RelevanceScorer
+from ragcun.scores import MODES, RelevanceScore, RelevanceScorer
 from ragcun.vector_index import DirectoryIndex, LexicalIndex, MetadataIndex, VectorIndex, as_matrix, check_ids, check_k
 
 FORMAT = "ragcun.DocStore"
@@ -61,6 +61,18 @@ def score_settings(score_mode: str | None, calibrator: Any) -> tuple[RelevanceSc
     if score_mode in (None, "relevance") and calibrator is not None:
         return RelevanceScorer(), calibrator
     return RelevanceScorer(score_mode or "auto"), None
+
+
+def scored_store(store: DocStore | None, index: VectorIndex | None, lexical: BM25Index | None,
+                 score_mode: str | None, calibrator: Any) -> DocStore:
+    """The store a framework adapter wraps, scoring as :func:`score_settings` says: a new one on ``index``, or
+    ``store`` (a loaded one), keeping the calibrator saved with it unless ``calibrator`` names another."""
+    scorer, chosen = score_settings(score_mode, calibrator if calibrator is not None
+                                    else (store.calibrator if store is not None else None))
+    if store is None:
+        return DocStore(index, scorer, lexical, chosen)
+    store.calibrator = chosen
+    return store
 
 
 @dataclass
@@ -271,8 +283,12 @@ class DocStore:
                 return pairs[:k]
             fetch *= 4
 
+    def distance_score(self) -> RelevanceCalibrator | RelevanceScore:
+        """What turns a distance into a dense hit's score now: the calibrator, else the current distance law."""
+        return self.calibrator or self.scorer.current(self.index, lambda: list(self._records))
+
     def _dense_hits(self, pairs: list[tuple[Record, float]], fallback: str | None = None) -> list[Hit]:
-        score = self.calibrator or self.scorer.current(self.index, lambda: list(self._records))
+        score = self.distance_score()
         scores = score(np.array([d for _, d in pairs])) if pairs else np.zeros(0)
         return [Hit(rec, d, float(s), fallback=fallback) for (rec, d), s in zip(pairs, scores)]
 

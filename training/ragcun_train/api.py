@@ -23,6 +23,7 @@ from ragcun.embedding_cache import EmbeddingCache
 from ragcun.encoder import resolve_model_path
 from ragcun.losses import GaussianRAGLoss
 from ragcun.losses.jepa_predictive import PREDICTOR_DIR
+from ragcun.persistence import write_json_atomic
 from ragcun_eval.beir import BeirDataset, load_beir
 from ragcun_train.calibration import HeldOut, fit_calibrator, hold_out
 from ragcun_train.checkpoint import latest_checkpoint
@@ -42,7 +43,6 @@ from ragcun_train.report import (
     plot_isotropy,
     plot_losses,
     summary_lines,
-    write_json_atomic,
 )
 
 log = logging.getLogger(__name__)

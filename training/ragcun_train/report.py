@@ -13,8 +13,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ragcun.persistence import write_json_atomic  # noqa: E402, F401  (the report is written through it)
-
 REPORT_FILE = "training_report.json"
 LOSS_PLOT = "loss_curves.png"
 ISOTROPY_PLOT = "isotropy_before_after.png"

@@ -34,7 +34,7 @@ from llama_index.core.vector_stores.types import (
 )
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
-from ragcun.doc_store import DocStore, Hit, Record, metadata_filter, score_settings
+from ragcun.doc_store import DocStore, Hit, Record, metadata_filter, scored_store
 from ragcun.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha, check_mode
 from ragcun.lexical import BM25Index
 from ragcun.vector_index import VectorIndex, check_ids
@@ -107,10 +107,7 @@ class GaussianVectorStore(BasePydanticVectorStore):
         super().__init__(**kwargs)
         check_mode(self.retrieval_mode)
         check_alpha(self.alpha)
-        scorer, chosen = score_settings(score_mode, calibrator if calibrator is not None
-                                        else (store.calibrator if store else None))
-        self._store = store if store is not None else DocStore(index, scorer, lexical, chosen)
-        self._store.calibrator = chosen
+        self._store = scored_store(store, index, lexical, score_mode, calibrator)
 
     @classmethod
     def class_name(cls) -> str:
