@@ -35,7 +35,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from ragcun.l2_index import L2Index
+from ragcun.index.faiss_l2 import L2Index
 
 K = 10
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "beir" / "scifact"
@@ -199,17 +199,17 @@ def real(quick: bool) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import real_corpus
     import torch
-    from ragcun_eval.beir import load_beir
-    from ragcun_eval.metrics import evaluate
 
     from ragcun import GaussianEncoder
-    from ragcun.fusion import DEFAULT_ALPHA
-    from ragcun.l2_index import (
+    from ragcun.index.faiss_l2 import (
         AUTO_EF_SEARCH,
         AUTO_FACTORY,
         AUTO_NPROBE,
         AUTO_THRESHOLD,
     )
+    from ragcun.store.fusion import DEFAULT_ALPHA
+    from ragcun_eval.beir import load_beir
+    from ragcun_eval.metrics import evaluate
 
     if not real_corpus.available():
         raise SystemExit(f"shared data not found under {real_corpus.SHARED}")
@@ -253,7 +253,7 @@ def hybrid(corpus, x: np.ndarray, q: np.ndarray, qtexts: list[str], ndcg, alpha:
            exact_found: list[list[str | None]]) -> Row:
     """Dense and hybrid ``DocStore.search`` on the corpus, exact (``Flat``) and ``DocStore()``'s default index;
     returns the default index's row, measured like the sweeps' (``exact_found``: the exact top 10s)."""
-    from ragcun.doc_store import DocStore, Record
+    from ragcun.store.doc_store import DocStore, Record
 
     print(f"\nDocStore on the same corpus, SciFact test, k=10, alpha={alpha} (1 FAISS thread while searching)")
     print(f"{'index':22s} {'add s':>7s} {'mode':>7s} {'nDCG@10':>8s} {'doc-nDCG':>8s} {'ms/q':>7s}")
@@ -302,7 +302,7 @@ def main() -> None:
         return
     import torch
 
-    from ragcun.encoder import GaussianEncoder
+    from ragcun.model.encoder import GaussianEncoder
 
     docs, queries = scifact(args.queries)
     encoder = GaussianEncoder()

@@ -19,7 +19,7 @@ import time
 import faiss
 import numpy as np
 
-from ragcun.l2_index import L2Index
+from ragcun.index.faiss_l2 import L2Index
 
 
 def measure(index: L2Index, queries: np.ndarray, threads: int, seconds: float, writer: bool, omp: int) -> float:

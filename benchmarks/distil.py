@@ -46,7 +46,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from heads import heldout_nq, recentred_isotropy  # noqa: E402  (benchmarks/heads.py, beside this script)
 
-from ragcun.sigreg import sigreg  # noqa: E402
+from ragcun.stats.sigreg import sigreg  # noqa: E402
 from ragcun_eval.beir import BeirDataset, load_beir  # noqa: E402
 from ragcun_eval.metrics import evaluate  # noqa: E402
 from ragcun_eval.models import Embedder, parse_model_spec  # noqa: E402

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ragcun import GaussianEncoder, isotropy_report
-from ragcun.head import identity_map
+from ragcun.model.head import identity_map
 from ragcun_eval.beir import BeirDataset, load_beir, load_qrels
 from ragcun_train.api import DEMO_DIR, train
 from ragcun_train.evaluation import retrieval_metrics

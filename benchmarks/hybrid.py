@@ -26,10 +26,10 @@ import faiss
 import numpy as np
 import real_corpus  # benchmarks/real_corpus.py, beside this script
 
-from ragcun.doc_store import DocStore, Record
-from ragcun.fusion import DEFAULT_ALPHA
-from ragcun.l2_index import L2Index
-from ragcun.lexical import BM25Index
+from ragcun.index.faiss_l2 import L2Index
+from ragcun.index.lexical.bm25 import BM25Index
+from ragcun.store.doc_store import DocStore, Record
+from ragcun.store.fusion import DEFAULT_ALPHA
 
 SCIFACT = real_corpus.SCIFACT
 

@@ -38,8 +38,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_corpus
 
-from ragcun.doc_store import DocStore, Record
-from ragcun.l2_index import L2Index
+from ragcun.index.faiss_l2 import L2Index
+from ragcun.store.doc_store import DocStore, Record
 
 GIB = 1 << 30
 BUDGET = 8 * GIB

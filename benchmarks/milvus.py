@@ -23,7 +23,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from ragcun.milvus_index import MilvusL2Index
+from ragcun.index.milvus.index import MilvusL2Index
 
 
 def wait_for_lite_index(index: MilvusL2Index) -> None:

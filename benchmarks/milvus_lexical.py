@@ -1,13 +1,13 @@
 """Milvus's native BM25 (``MilvusL2Index.lexical_search``) beside ``bm25s`` on SciFact: nDCG@10 and their ratio.
 
 The SciFact corpus goes, with its texts, into a ``MilvusL2Index`` on a fresh Milvus Lite file
-(default analysis: ragcun's English stems, see ``ragcun.milvus_text``) and, for comparison, into
+(default analysis: ragcun's English stems, see ``ragcun.index.milvus.text``) and, for comparison, into
 one that leaves analysis to Milvus Lite's own analyzer (standard tokenizer and the same English
 stopwords; Milvus Lite has no stemmer). The reference is ``bm25s`` (lucene BM25, k1 = 1.5,
 b = 0.75, English stopwords and Snowball stemmer). Each test query's top 10 is scored with
 nDCG@10. With ``--hybrid`` the bundled model's embeddings (cosine geometry, through ragcun's
 embedding cache) go in as the vectors, and dense-only, Milvus's own ``hybrid_search`` with a
-``WeightedRanker`` and ``DocStore``'s hybrid search (``ragcun.fusion``) on FAISS with ragcun's
+``WeightedRanker`` and ``DocStore``'s hybrid search (``ragcun.store.fusion``) on FAISS with ragcun's
 BM25 and on ``MilvusL2Index`` with Milvus's BM25 are scored too. Run::
 
     HF_HUB_OFFLINE=1 python benchmarks/milvus_lexical.py [--data ../shared/data/beir/scifact] [--hybrid]
@@ -24,15 +24,14 @@ from pathlib import Path
 import bm25s
 import numpy as np
 import Stemmer
-from ragcun_eval.beir import BeirDataset, load_beir
-from ragcun_eval.metrics import ndcg_at_k
-
 from bm25s.stopwords import STOPWORDS_EN
 
-from ragcun.doc_store import DocStore, Record
-from ragcun.l2_index import L2Index
-from ragcun.milvus_index import SPARSE_FIELD, VECTOR_FIELD, MilvusL2Index
-from ragcun.milvus_text import english_terms
+from ragcun.index.faiss_l2 import L2Index
+from ragcun.index.milvus.index import SPARSE_FIELD, VECTOR_FIELD, MilvusL2Index
+from ragcun.index.milvus.text import english_terms
+from ragcun.store.doc_store import DocStore, Record
+from ragcun_eval.beir import BeirDataset, load_beir
+from ragcun_eval.metrics import ndcg_at_k
 
 K = 10
 DEPTH = 100  # candidates per side for the hybrid rankings

@@ -1,7 +1,7 @@
 """Quality benchmark: ``ragcun-eval`` retrieval and claims on every BEIR folder under ../shared/data/beir/.
 
 Models per dataset: the bundled all-MiniLM-L6-v2 by cosine, the same ZCA-whitened on the corpus
-(whitening only), BM25 alone (``lexical``) and fused with cosine (``hybrid``, ``ragcun.fusion``), and, when ``ragcun_train`` is importable and the folder has ``qrels/train.tsv``,
+(whitening only), BM25 alone (``lexical``) and fused with cosine (``hybrid``, ``ragcun.store.fusion``), and, when ``ragcun_train`` is importable and the folder has ``qrels/train.tsv``,
 one Gaussian model per objective preset trained by ``ragcun_train.train`` on the train qrels with
 the base frozen, by L2 and fused with BM25 (``:hybrid``). Claims are measured on the dense rows. Writes the tables and PNGs into ``--out`` and the summary into docs/benchmarks.md.
 
@@ -92,7 +92,7 @@ def write_doc(path: Path, command: str, model_dir: Path, rows: list[dict], claim
         "(defaults otherwise), ranked by L2. They are trained and tested on the same corpus (train vs test queries): "
         "in-domain figures, an upper bound for a user without labels. `lexical` is BM25 (ragcun's index: Lucene BM25, "
         "k1 1.5, b 0.75, English stemmer and stop words); `hybrid` fuses a model's dense ranking with BM25 over both "
-        "sides' top 100 (min-max per side, dense weight 0.7; `ragcun.fusion`), as ragcun's stores do by default.", "",
+        "sides' top 100 (min-max per side, dense weight 0.7; `ragcun.store.fusion`), as ragcun's stores do by default.", "",
         "## Retrieval", "", markdown_table(rows), "",
         "## Against the baseline (bundled cosine)", "", *(losses or ["- only the baseline ran"]), "",
         "## Claims (dense rows)", "",

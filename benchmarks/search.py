@@ -17,11 +17,13 @@ import gc
 import importlib.util
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import faiss
 import numpy as np
+from hybrid import corpus_texts, query_texts, search_latency  # benchmarks/hybrid.py, beside this script
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import InMemoryVectorStore
@@ -31,9 +33,8 @@ from llama_index.core.vector_stores.types import VectorStoreQuery
 
 from langchain_ragcun import GaussianVectorStore as LangChainStore
 from llama_index.vector_stores.ragcun import GaussianVectorStore as LlamaStore
-from hybrid import corpus_texts, query_texts, search_latency  # benchmarks/hybrid.py, beside this script
-from ragcun.doc_store import DocStore, Record
-from ragcun.l2_index import L2Index
+from ragcun.index.faiss_l2 import L2Index
+from ragcun.store.doc_store import DocStore, Record
 
 DIM, K, CHUNK = 384, 10, 10_000
 

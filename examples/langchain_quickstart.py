@@ -2,6 +2,7 @@
 
 Run: HF_HUB_OFFLINE=1 python examples/langchain_quickstart.py
 """
+from __future__ import annotations
 
 import tempfile
 

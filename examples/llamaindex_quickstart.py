@@ -2,6 +2,7 @@
 
 Run: HF_HUB_OFFLINE=1 python examples/llamaindex_quickstart.py
 """
+from __future__ import annotations
 
 import tempfile
 

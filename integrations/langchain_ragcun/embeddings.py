@@ -8,8 +8,8 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from ragcun.encoder import BUNDLED_MODEL_NAME
-from ragcun.text_encoding import encode_texts, load_encoder
+from ragcun.model.encoder import BUNDLED_MODEL_NAME
+from ragcun.model.encoding import encode_texts, load_encoder
 
 
 class GaussianEmbeddings(BaseModel, Embeddings):
@@ -36,7 +36,7 @@ class GaussianEmbeddings(BaseModel, Embeddings):
 
     @property
     def relevance_calibrator(self) -> Any:
-        """The model's ``ragcun.calibration.RelevanceCalibrator`` (``None`` if it has none); the stores use it."""
+        """The model's ``ragcun.scoring.calibrator.RelevanceCalibrator`` (``None`` if it has none); the stores use it."""
         return getattr(self._encoder, "relevance_calibrator", None)
 
     @property

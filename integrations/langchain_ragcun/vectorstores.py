@@ -1,16 +1,16 @@
-"""``GaussianVectorStore``: a LangChain ``VectorStore`` over ``ragcun.doc_store.DocStore`` (any ``VectorIndex``).
+"""``GaussianVectorStore``: a LangChain ``VectorStore`` over ``ragcun.store.doc_store.DocStore`` (any ``VectorIndex``).
 
 Text queries are hybrid by default: L2 and BM25 fused over both sides' candidates
-(:mod:`ragcun.fusion`), like ``langchain-qdrant``'s ``retrieval_mode``: set it on the store
+(:mod:`ragcun.store.fusion`), like ``langchain-qdrant``'s ``retrieval_mode``: set it on the store
 (``retrieval_mode="hybrid" | "dense" | "lexical"``, ``alpha`` = dense weight) or per call / per
 retriever (``as_retriever(search_kwargs={"retrieval_mode": "dense"})``). Searches by vector are
 dense. ``similarity_search_with_score`` returns Euclidean distances in the mode's order (lower is
 closer, like LangChain's FAISS store); ``similarity_search_with_relevance_scores`` and the
 ``similarity_score_threshold`` retriever use scores in [0, 1]: ``P(relevant)`` from the model's
-relevance calibrator (:mod:`ragcun.calibration`; ``score_mode="relevance"``, the default when the
+relevance calibrator (:mod:`ragcun.scoring.calibrator`; ``score_mode="relevance"``, the default when the
 embedding model carries one, as ``GaussianEmbeddings()`` does), else the distance law of
-:mod:`ragcun.scores` (dense) or the fused score (hybrid, lexical). ``filter`` is a metadata
-dict (``ragcun.filters`` syntax: equality, ``$gt``, ``$in``, ``$and`` ...), pushed down to indexes
+:mod:`ragcun.scoring.distance_law` (dense) or the fused score (hybrid, lexical). ``filter`` is a metadata
+dict (``ragcun.index.filters`` syntax: equality, ``$gt``, ``$in``, ``$and`` ...), pushed down to indexes
 that filter themselves (Milvus), or a callable taking a ``Document``.
 """
 
@@ -27,11 +27,11 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 
-from ragcun.calibration import RelevanceCalibrator
-from ragcun.doc_store import DocStore, Hit, Record, scored_store
-from ragcun.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha, check_mode
-from ragcun.lexical import BM25Index
-from ragcun.vector_index import VectorIndex, id_list
+from ragcun.index.lexical.bm25 import BM25Index
+from ragcun.index.protocol import VectorIndex, id_list
+from ragcun.scoring.calibrator import RelevanceCalibrator
+from ragcun.store.doc_store import DocStore, Hit, Record, scored_store
+from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha, check_mode
 
 Filter = dict[str, Any] | Callable[[Document], bool] | None
 
@@ -57,10 +57,10 @@ class GaussianVectorStore(VectorStore):
 
     ``retrieval_mode``: ``"hybrid"`` (default), ``"dense"`` or ``"lexical"``; ``alpha``: the
     dense weight of hybrid search; ``candidates``: how many candidates each side contributes;
-    ``lexical``: a ``ragcun.lexical.BM25Index`` with another language's analyzer. Search methods
+    ``lexical``: a ``ragcun.index.lexical.bm25.BM25Index`` with another language's analyzer. Search methods
     taking a query string accept ``retrieval_mode=`` and ``alpha=`` per call.
     ``score_mode``: ``"relevance"`` (``P(relevant)``; the default when ``calibrator`` or the
-    embedding model carries a relevance calibrator) or a distance-law mode of ``ragcun.scores``
+    embedding model carries a relevance calibrator) or a distance-law mode of ``ragcun.scoring.distance_law``
     (``"auto"``, the default otherwise, ``"isotropic"``, ``"empirical"``).
     """
 
@@ -169,7 +169,7 @@ class GaussianVectorStore(VectorStore):
     def max_marginal_relevance_search_by_vector(self, embedding: list[float], k: int = 4, fetch_k: int = 20,
                                                 lambda_mult: float = 0.5, filter: Filter = None,
                                                 **kwargs: Any) -> list[Document]:
-        """``k`` documents chosen by Euclidean MMR (``ragcun.mmr``) among the ``fetch_k`` nearest."""
+        """``k`` documents chosen by Euclidean MMR (``ragcun.store.mmr``) among the ``fetch_k`` nearest."""
         hits = self.store.mmr_search(np.asarray(embedding, dtype=np.float32), k, fetch_k, lambda_mult,
                                      **_criteria(filter))
         return [_doc(h.record) for h in hits]

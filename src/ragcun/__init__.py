@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from ragcun.doc_store import DocStore, Record
-from ragcun.embedding_cache import CorruptCacheError, EmbeddingCache, base_fingerprint, default_cache_dir
-from ragcun.encoder import BUNDLED_MODEL_NAME, GaussianEncoder, bundled_model_path, resolve_model_path
-from ragcun.filters import compile_filter
-from ragcun.isotropy import IsotropyReport, covariance_isotropy, isotropy_report
-from ragcun.l2_index import L2Index
-from ragcun.mmr import mmr_select
-from ragcun.persistence import SaveFormatError
+from ragcun import _moved
+from ragcun.index.faiss_l2 import L2Index
+from ragcun.index.filters import compile_filter
+from ragcun.index.protocol import VectorIndex
+from ragcun.io.saves import SaveFormatError
+from ragcun.model.cache import CorruptCacheError, EmbeddingCache, base_fingerprint, default_cache_dir
+from ragcun.model.encoder import BUNDLED_MODEL_NAME, GaussianEncoder, bundled_model_path, resolve_model_path
 from ragcun.retriever import GaussianRetriever
-from ragcun.scores import RelevanceScore, RelevanceScorer, chi2_relevance
-from ragcun.vector_index import VectorIndex
+from ragcun.scoring.distance_law import RelevanceScore, RelevanceScorer, chi2_relevance
+from ragcun.stats.isotropy import IsotropyReport, covariance_isotropy, isotropy_report
+from ragcun.store.doc_store import DocStore, Record
+from ragcun.store.mmr import mmr_select
 
 __version__ = "0.1.0"
+
+_moved.install()
 
 __all__ = [
     "BUNDLED_MODEL_NAME",
@@ -45,7 +48,7 @@ __all__ = [
 def __getattr__(name: str):
     """``ragcun.MilvusL2Index`` without importing pymilvus at ``import ragcun`` time."""
     if name == "MilvusL2Index":
-        from ragcun.milvus_index import MilvusL2Index
+        from ragcun.index.milvus.index import MilvusL2Index
 
         return MilvusL2Index
     raise AttributeError(f"module 'ragcun' has no attribute {name!r}")

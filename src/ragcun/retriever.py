@@ -8,20 +8,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ragcun.doc_store import DocStore, Hit, Record
-from ragcun.fusion import DEFAULT_ALPHA
-from ragcun.l2_index import L2Index
-from ragcun.text_encoding import encode_texts, load_encoder
+from ragcun.index.faiss_l2 import L2Index
+from ragcun.model.encoding import encode_texts, load_encoder
+from ragcun.store.doc_store import DocStore, Hit, Record
+from ragcun.store.fusion import DEFAULT_ALPHA
 
 
 class GaussianRetriever:
     """Encode documents with a ``GaussianEncoder`` and retrieve them: hybrid L2 + BM25 by default.
 
     ``retrieve(query, top_k, mode=...)``: ``"hybrid"`` (default; ``alpha`` = dense weight),
-    ``"dense"`` (L2 distance only) or ``"lexical"`` (BM25 only); see :mod:`ragcun.fusion`.
+    ``"dense"`` (L2 distance only) or ``"lexical"`` (BM25 only); see :mod:`ragcun.store.fusion`.
 
     ``model_path``: a model name or path (``None`` = the bundled model); or pass a loaded ``encoder``.
-    ``factory``: the underlying :class:`ragcun.l2_index.L2Index`'s factory (default ``"auto"``: exact,
+    ``factory``: the underlying :class:`ragcun.index.faiss_l2.L2Index`'s factory (default ``"auto"``: exact,
     then HNSW past the size threshold, as the stores do; or any FAISS ``index_factory`` string).
     """
 
@@ -51,7 +51,7 @@ class GaussianRetriever:
 
     def retrieve_with_scores(self, query: str, top_k: int = 5, mode: str = "hybrid",
                              alpha: float = DEFAULT_ALPHA) -> list[tuple[str, float, float]]:
-        """Like :meth:`retrieve`, with the hit's score in [0, 1] (``ragcun.doc_store.Hit.score``: ``P(relevant)``
+        """Like :meth:`retrieve`, with the hit's score in [0, 1] (``ragcun.store.doc_store.Hit.score``: ``P(relevant)``
         when the model carries a relevance calibrator) as a third element."""
         return [(h.record.text, h.distance, h.score) for h in self._hits(query, top_k, mode, alpha)]
 

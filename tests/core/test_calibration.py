@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ragcun.calibration import FILE, RelevanceCalibrator
-from ragcun.doc_store import DocStore, Record, score_settings
-from ragcun.l2_index import L2Index
-from ragcun.persistence import SaveFormatError
+from ragcun.index.faiss_l2 import L2Index
+from ragcun.io.saves import SaveFormatError
+from ragcun.scoring.calibrator import FILE, RelevanceCalibrator
+from ragcun.store.doc_store import DocStore, Record, score_settings
 
 
 def _planted(n: int = 20_000, intercept: float = 3.0, slope: float = -0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -109,7 +109,7 @@ def test_doc_store_scores_are_the_calibrated_probability_in_every_mode(tmp_path:
 
 
 def test_doc_store_refuses_a_corrupt_saved_calibrator(tmp_path: Path) -> None:
-    from ragcun.persistence import CHECKSUM, MANIFEST, manifest_checksum
+    from ragcun.io.saves import CHECKSUM, MANIFEST, manifest_checksum
 
     store = DocStore(L2Index(4), calibrator=RelevanceCalibrator(1.0, -1.0))
     store.add([Record("a", "x")], np.ones((1, 4), np.float32))

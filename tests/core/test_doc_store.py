@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ragcun.doc_store import DocStore, Record
-from ragcun.l2_index import L2Index
-from ragcun.persistence import SaveFormatError
+from ragcun.index.faiss_l2 import L2Index
+from ragcun.io.saves import SaveFormatError
+from ragcun.store.doc_store import DocStore, Record
 
 DIM = 8
 

@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 
-from ragcun.doc_store import DocStore, Record
+from ragcun.store.doc_store import DocStore, Record
 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa".split()
 

@@ -1,4 +1,4 @@
-"""ragcun.embedding_cache: hits, misses, incremental adds, corrupt entries, fingerprints, the default folder."""
+"""ragcun.model.cache: hits, misses, incremental adds, corrupt entries, fingerprints, the default folder."""
 
 from __future__ import annotations
 
@@ -13,8 +13,13 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Transformer
 
 from ragcun import GaussianEncoder
-from ragcun.embedding_cache import (
-    CorruptCacheError, EmbeddingCache, EmbeddingStore, base_fingerprint, default_cache_dir, text_keys,
+from ragcun.model.cache import (
+    CorruptCacheError,
+    EmbeddingCache,
+    EmbeddingStore,
+    base_fingerprint,
+    default_cache_dir,
+    text_keys,
 )
 
 TEXTS = [f"text number {i} about {w}" for i, w in enumerate("alpha beta gamma delta epsilon zeta eta theta".split())]
@@ -120,7 +125,7 @@ def test_corrupt_shard_is_set_aside_and_recomputed(tiny, tmp_path, damage, caplo
         data = bytearray(b"not a safetensors file")
     shard.write_bytes(bytes(data))
     cache = EmbeddingCache(tiny, tmp_path)
-    with caplog.at_level(logging.WARNING, logger="ragcun.embedding_cache"):
+    with caplog.at_level(logging.WARNING, logger="ragcun.model.cache"):
         out = cache.get(TEXTS)
     assert shard.name in caplog.text and cache.misses == len(TEXTS)
     assert np.allclose(out, good, atol=1e-5)

@@ -1,10 +1,10 @@
-"""The metadata filter rules (``ragcun.filters.compile_filter``), the one implementation every store uses."""
+"""The metadata filter rules (``ragcun.index.filters.compile_filter``), the one implementation every store uses."""
 
 from __future__ import annotations
 
 import pytest
 
-from ragcun.filters import compile_filter
+from ragcun.index.filters import compile_filter
 
 DOC = {"genre": "sf", "year": 1995, "rating": 4.5, "tags": ["space", "robots"], "title": "The Long Way",
        "draft": False, "note": None}

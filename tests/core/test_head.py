@@ -1,4 +1,4 @@
-"""The Gaussian head on its own (``ragcun.head``): layouts and shapes, ``set_affine``, the identity and
+"""The Gaussian head on its own (``ragcun.model.head``): layouts and shapes, ``set_affine``, the identity and
 whitening maps' properties on their fitting data, and a fitted head through ``GaussianEncoder`` save/load."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import torch
 from sentence_transformers.base.modules import Dense, Normalize
 from sentence_transformers.sentence_transformer.modules import Dropout
 
-from ragcun.head import HEADS, build_head, identity_map, set_affine, whitening_map
+from ragcun.model.head import HEADS, build_head, identity_map, set_affine, whitening_map
 
 
 def run(modules, x: np.ndarray) -> np.ndarray:

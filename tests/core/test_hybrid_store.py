@@ -9,9 +9,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from ragcun.doc_store import DocStore, Record
-from ragcun.fusion import fuse, minmax
-from ragcun.l2_index import L2Index
+from ragcun.store.doc_store import DocStore, Record
+from ragcun.store.fusion import fuse, minmax
 
 TEXTS = {
     "cat": "the cat sat on the mat with another cat",
@@ -107,7 +106,7 @@ def test_save_kill_load_keeps_lexical_in_step(tmp_path):
     store.save(tmp_path / "s")
     script = textwrap.dedent(f"""
         import os, numpy as np
-        from ragcun.doc_store import DocStore, Record
+        from ragcun.store.doc_store import DocStore, Record
         store, _ = DocStore.load({str(tmp_path / 's')!r})
         store.delete(["cat"])
         store.add([Record("new", "cat cat cat")], np.ones((1, 8), dtype=np.float32))

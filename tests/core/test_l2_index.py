@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ragcun.l2_index import L2Index
-from ragcun.persistence import SaveFormatError, manifest_checksum
-from ragcun.vector_index import VectorIndex
+from ragcun.index.faiss_l2 import L2Index
+from ragcun.index.protocol import VectorIndex
+from ragcun.io.saves import SaveFormatError, manifest_checksum
 
 DIM = 8
 
@@ -140,7 +140,7 @@ def test_failed_save_keeps_previous_copy(tmp_path, monkeypatch) -> None:
     index.add(_ids(5), _vecs(5))
     index.save(tmp_path / "ix")
     index.add(_ids(5, 5), _vecs(5, seed=2))
-    monkeypatch.setattr("ragcun.l2_index.faiss.write_index", lambda *_: (_ for _ in ()).throw(OSError("disk full")))
+    monkeypatch.setattr("ragcun.index.faiss_l2.faiss.write_index", lambda *_: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError, match="disk full"):
         index.save(tmp_path / "ix")
     assert L2Index.load(tmp_path / "ix").count == 5

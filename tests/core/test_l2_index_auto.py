@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ragcun.doc_store import DocStore
-from ragcun.l2_index import AUTO_FACTORY, AUTO_THRESHOLD, L2Index
-from ragcun.persistence import SaveFormatError
+from ragcun.index.faiss_l2 import AUTO_FACTORY, AUTO_THRESHOLD, L2Index
+from ragcun.io.saves import SaveFormatError
+from ragcun.store.doc_store import DocStore
 
 DIM = 8
 THRESHOLD = 200

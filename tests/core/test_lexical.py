@@ -1,4 +1,4 @@
-"""``ragcun.lexical``: BM25 scores equal bm25s's, updates are visible at once, saves round-trip."""
+"""``ragcun.index.lexical.bm25``: BM25 scores equal bm25s's, updates are visible at once, saves round-trip."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import Stemmer
 
-from ragcun.lexical import Analyzer, BM25Index
+from ragcun.index.lexical import Analyzer, BM25Index
 
 WORDS = ("gaussian embedding retrieval protein cells mice cancer vaccine virus gene expression "
          "distance isotropic vector index lexical search fusion running runs ran quickly").split()

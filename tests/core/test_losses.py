@@ -20,7 +20,7 @@ from ragcun.losses import (
     JEPAPredictor,
     SIGRegLoss,
 )
-from ragcun.sigreg import sigreg
+from ragcun.stats.sigreg import sigreg
 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau upsilon".split()
 

@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 pytest.importorskip("pymilvus", reason='Milvus tests need the extra: pip install "ragcun[milvus]"')
 pytest.importorskip("milvus_lite", reason='Milvus tests need Milvus Lite: pip install "ragcun[milvus]"')
 
-from ragcun.filters import compile_filter  # noqa: E402
-from ragcun.l2_index import L2Index  # noqa: E402
-from ragcun.milvus_filters import milvus_filter_expression, quote, translate_filter  # noqa: E402
-from ragcun.milvus_index import MAX_TOPK, MilvusL2Index  # noqa: E402
-from ragcun.milvus_lite import is_lite_uri  # noqa: E402
+from ragcun.index.faiss_l2 import L2Index  # noqa: E402
+from ragcun.index.filters import compile_filter  # noqa: E402
+from ragcun.index.milvus.filters import milvus_filter_expression, quote, translate_filter  # noqa: E402
+from ragcun.index.milvus.index import MAX_TOPK, MilvusL2Index  # noqa: E402
+from ragcun.index.milvus.lite import is_lite_uri  # noqa: E402
 
 DIM = 384
 N = 5_000
@@ -107,16 +107,16 @@ def test_fresh_process_reads_the_same_file(tmp_path_factory, data):
     script = textwrap.dedent(f"""
         import json, sys
         import numpy as np
-        import ragcun, ragcun.milvus_index
+        import ragcun, ragcun.index.milvus.index
         lazy = "pymilvus" not in sys.modules
-        with ragcun.milvus_index.MilvusL2Index({path!r}, collection="persist") as index:
+        with ragcun.index.milvus.index.MilvusL2Index({path!r}, collection="persist") as index:
             ids, dist = index.search(np.load({str(folder / "queries.npy")!r}), 10)
             print(json.dumps({{"lazy": lazy, "count": index.count, "ids": ids, "dist": dist.tolist()}}))
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["lazy"], "importing ragcun.milvus_index must not import pymilvus"
+    assert out["lazy"], "importing ragcun.index.milvus.index must not import pymilvus"
     assert out["count"] == 990
     assert out["ids"] == want_ids
     np.testing.assert_allclose(np.asarray(out["dist"]), want_d, atol=1e-5)
@@ -124,7 +124,7 @@ def test_fresh_process_reads_the_same_file(tmp_path_factory, data):
 
 # -- protocol behaviour ---------------------------------------------------------------------------
 def test_satisfies_vector_index_protocol(small):
-    from ragcun.vector_index import VectorIndex
+    from ragcun.index.protocol import VectorIndex
 
     assert isinstance(small[0], VectorIndex)
 
@@ -362,7 +362,7 @@ specs = st.recursive(leaves, lambda inner: st.one_of(
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(spec=specs)
 def test_pushed_down_filter_keeps_every_match(metadata_index, spec):
-    """Milvus keeps every row ``ragcun.filters`` keeps, and exactly those when the translation is exact."""
+    """Milvus keeps every row ``ragcun.index.filters`` keeps, and exactly those when the translation is exact."""
     predicate = compile_filter(spec)
     try:
         want = {f"r{i}" for i, md in enumerate(ROWS) if predicate(md)}

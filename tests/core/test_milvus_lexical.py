@@ -16,8 +16,8 @@ pytest.importorskip("milvus_lite", reason='Milvus tests need Milvus Lite: pip in
 import bm25s  # noqa: E402
 import Stemmer  # noqa: E402
 
-from ragcun.milvus_index import MilvusL2Index  # noqa: E402
-from ragcun.milvus_text import MAX_TEXT_BYTES  # noqa: E402
+from ragcun.index.milvus.index import MilvusL2Index  # noqa: E402
+from ragcun.index.milvus.text import MAX_TEXT_BYTES  # noqa: E402
 
 DIM = 8
 VOCAB = ("cat cats dog dogs running runs runner protein proteins cell cells cancer tumour tumours gene genes "
@@ -199,7 +199,7 @@ def test_fresh_process_searches_lexically(tmp_path):
         want = [index.lexical_search(q, 5) for q in queries[:5]]
     script = textwrap.dedent(f"""
         import json
-        from ragcun.milvus_index import MilvusL2Index
+        from ragcun.index.milvus.index import MilvusL2Index
         with MilvusL2Index({path!r}) as index:
             out = [index.lexical_search(q, 5) for q in {queries[:5]!r}]
             print(json.dumps({{"lexical": index.capabilities.lexical,
@@ -216,8 +216,8 @@ def test_fresh_process_searches_lexically(tmp_path):
 
 def test_docstore_hybrid_on_milvus_ranks_as_on_faiss(tmp_path):
     """The same fusion code over Milvus's BM25 and over ragcun's own: same hits, same order, filters too."""
-    from ragcun.doc_store import DocStore, Record
-    from ragcun.l2_index import L2Index
+    from ragcun.index.faiss_l2 import L2Index
+    from ragcun.store.doc_store import DocStore, Record
 
     ids, docs, queries = _corpus(80, seed=3)
     vectors, query_vectors = _vectors(len(ids), seed=4), _vectors(len(queries), seed=5)

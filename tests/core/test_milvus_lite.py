@@ -18,8 +18,8 @@ pytest.importorskip("milvus_lite", reason='Milvus tests need Milvus Lite: pip in
 
 from pymilvus import MilvusClient  # noqa: E402
 
-from ragcun.milvus_index import MilvusL2Index  # noqa: E402
-from ragcun.milvus_lite import unflushed_log  # noqa: E402
+from ragcun.index.milvus.index import MilvusL2Index  # noqa: E402
+from ragcun.index.milvus.lite import unflushed_log  # noqa: E402
 
 DIM = 32
 BATCH = 200
@@ -30,7 +30,7 @@ BATCH = 200
 _INSERTER = textwrap.dedent(f"""
     import os, signal, sys
     import numpy as np
-    from ragcun.milvus_index import MilvusL2Index
+    from ragcun.index.milvus.index import MilvusL2Index
     if os.environ.get("RAGCUN_TEST_DIE_IN_FLUSH"):
         from milvus_lite.storage.wal import WAL
         WAL.close_and_delete = lambda self: os.kill(os.getpid(), signal.SIGKILL)
@@ -152,7 +152,7 @@ def test_missing_milvus_lite_gives_the_install_hint(tmp_path):
     script = textwrap.dedent(f"""
         import sys
         sys.modules["milvus_lite"] = None
-        from ragcun.milvus_index import MilvusL2Index
+        from ragcun.index.milvus.index import MilvusL2Index
         try:
             MilvusL2Index({str(tmp_path / "x.db")!r})
         except ImportError as exc:

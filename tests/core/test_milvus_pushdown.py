@@ -17,17 +17,21 @@ pytest.importorskip("milvus_lite", reason='Milvus tests need Milvus Lite: pip in
 from langchain_core.embeddings import DeterministicFakeEmbedding  # noqa: E402
 from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode  # noqa: E402
 from llama_index.core.vector_stores.types import (  # noqa: E402
-    FilterCondition, FilterOperator, MetadataFilter, MetadataFilters, VectorStoreQuery,
+    FilterCondition,
+    FilterOperator,
+    MetadataFilter,
+    MetadataFilters,
+    VectorStoreQuery,
 )
 
 import langchain_ragcun  # noqa: E402
 import llama_index.vector_stores.ragcun as li_store  # noqa: E402
-from ragcun.doc_store import DocStore, Record  # noqa: E402
-from ragcun.filters import compile_filter  # noqa: E402
-from ragcun.l2_index import L2Index  # noqa: E402
-from ragcun.milvus_index import MilvusL2Index  # noqa: E402
-from ragcun.persistence import SaveFormatError  # noqa: E402
-from ragcun.vector_index import VectorIndex  # noqa: E402
+from ragcun.index.faiss_l2 import L2Index  # noqa: E402
+from ragcun.index.filters import compile_filter  # noqa: E402
+from ragcun.index.milvus.index import MilvusL2Index  # noqa: E402
+from ragcun.index.protocol import VectorIndex  # noqa: E402
+from ragcun.io.saves import SaveFormatError  # noqa: E402
+from ragcun.store.doc_store import DocStore, Record  # noqa: E402
 
 DIM, N = 16, 200
 TAGS = ("red", "green", "blue")

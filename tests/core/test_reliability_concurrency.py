@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from ragcun.l2_index import L2Index
-from ragcun.rwlock import RWLock
+from ragcun.index.faiss_l2 import L2Index
+from ragcun.io.rwlock import RWLock
 
 DIM, BASE, K = 8, 60, 10
 

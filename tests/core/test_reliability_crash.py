@@ -12,14 +12,14 @@ import io
 import os
 import shutil
 import struct
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import faiss
 import numpy as np
 import pytest
 
-from ragcun.doc_store import DocStore, Record
+from ragcun.store.doc_store import DocStore, Record
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork to kill a saver mid-save")
 

@@ -14,7 +14,7 @@ from llama_index.core.vector_stores.types import VectorStoreQuery
 
 from langchain_ragcun import GaussianVectorStore as LangChainStore
 from llama_index.vector_stores.ragcun import GaussianVectorStore as LlamaStore
-from ragcun.doc_store import DocStore, Record
+from ragcun.store.doc_store import DocStore, Record
 
 IDS = ["a", "b", "ab"]
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ragcun.doc_store import DocStore, Record
-from ragcun.l2_index import L2Index
-from ragcun.metadata import check_metadata
-from ragcun.scores import RelevanceScore
-from ragcun.text_encoding import check_texts, encode_texts
-from ragcun.vector_index import MAX_SQUARED_NORM, as_matrix
+from ragcun.index.faiss_l2 import L2Index
+from ragcun.index.protocol import MAX_SQUARED_NORM, as_matrix
+from ragcun.model.encoding import check_texts, encode_texts
+from ragcun.scoring.distance_law import RelevanceScore
+from ragcun.store.doc_store import DocStore, Record
+from ragcun.store.metadata import check_metadata
 
 
 def _vecs(n: int, dim: int = 4, seed: int = 0) -> np.ndarray:

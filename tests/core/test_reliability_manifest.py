@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ragcun.doc_store import DocStore, Record
-from ragcun.l2_index import L2Index
-from ragcun.persistence import SaveFormatError
+from ragcun.index.faiss_l2 import L2Index
+from ragcun.io.saves import SaveFormatError
+from ragcun.store.doc_store import DocStore, Record
 
 
 def _store(n: int = 40, prefix: str = "d", seed: int = 0) -> DocStore:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ragcun.doc_store import DocStore, Record, metadata_filter
-from ragcun.encoder import GaussianEncoder
-from ragcun.persistence import SaveFormatError
+from ragcun.io.saves import SaveFormatError
+from ragcun.model.encoder import GaussianEncoder
 from ragcun.retriever import GaussianRetriever
+from ragcun.store.doc_store import DocStore, Record, metadata_filter
 
 DOCS = [
     "The Eiffel Tower is a wrought-iron lattice tower in Paris, France.",

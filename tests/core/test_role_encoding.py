@@ -36,7 +36,7 @@ def _plain(encoder, text: str) -> np.ndarray:
 
 
 def test_encode_texts_applies_the_role_prompt_and_instruction_overrides(encoder) -> None:
-    from ragcun.text_encoding import encode_texts
+    from ragcun.model.encoding import encode_texts
 
     text = "cells divide"
     query = encode_texts(encoder, [text], "query")[0]
@@ -74,7 +74,7 @@ def test_framework_embeddings_and_retriever_use_the_roles(encoder) -> None:
 
 def test_the_embedding_cache_keys_and_encodes_by_role(encoder, tmp_path) -> None:
     from ragcun import EmbeddingCache
-    from ragcun.text_encoding import encode_texts
+    from ragcun.model.encoding import encode_texts
 
     cache = EmbeddingCache(encoder, tmp_path / "cache")
     texts = ["alpha beta", "gamma delta"]

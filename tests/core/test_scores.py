@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ragcun.doc_store import DocStore, Record
-from ragcun.l2_index import L2Index
-from ragcun.scores import RelevanceScore, RelevanceScorer, chi2_relevance
+from ragcun.index.faiss_l2 import L2Index
+from ragcun.scoring.distance_law import RelevanceScore, RelevanceScorer, chi2_relevance
+from ragcun.store.doc_store import DocStore, Record
 
 
 def _pairs_distances(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from ragcun.sigreg import sigreg
+from ragcun.stats.sigreg import sigreg
 
 
 def _free_port() -> int:

@@ -1,4 +1,4 @@
-"""ragcun.sigreg reproduces the official LeJEPA code's outputs (../shared/reference)."""
+"""ragcun.stats.sigreg reproduces the official LeJEPA code's outputs (../shared/reference)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import json
 
 import pytest
 import torch
-
 from repo_paths import shared_path
-from ragcun.isotropy import covariance_isotropy
-from ragcun.sigreg import epps_pulley, sigreg, slice_projections, sliced_epps_pulley
+
+from ragcun.stats.isotropy import covariance_isotropy
+from ragcun.stats.sigreg import epps_pulley, sigreg, slice_projections, sliced_epps_pulley
 
 TOL = 1e-5
 
@@ -63,7 +63,7 @@ def test_slicing_module_mean_matches(reference):
 
 
 def test_params_are_the_official_defaults(reference):
-    from ragcun.sigreg import N_POINTS, T_MAX
+    from ragcun.stats.sigreg import N_POINTS, T_MAX
 
     assert (T_MAX, N_POINTS) == (reference["params"]["t_max"], reference["params"]["n_points"])
 

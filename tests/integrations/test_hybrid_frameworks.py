@@ -8,8 +8,8 @@ import pytest
 from langchain_core.documents import Document as LCDocument
 from llama_index.core import Document, StorageContext, VectorStoreIndex
 from llama_index.core.schema import TextNode
-
 from repo_paths import shared_path
+
 from langchain_ragcun import GaussianEmbeddings
 from langchain_ragcun import GaussianVectorStore as LCStore
 from llama_index.embeddings.ragcun import GaussianEmbedding

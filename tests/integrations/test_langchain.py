@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Generator
+from collections.abc import Generator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,8 +15,8 @@ from langchain_tests.integration_tests.vectorstores import VectorStoreIntegratio
 from langchain_tests.unit_tests.embeddings import EmbeddingsUnitTests
 
 from langchain_ragcun import GaussianEmbeddings, GaussianVectorStore
-from ragcun.l2_index import L2Index
-from ragcun.persistence import SaveFormatError
+from ragcun.index.faiss_l2 import L2Index
+from ragcun.io.saves import SaveFormatError
 
 TEXTS = [
     "The Eiffel Tower is a wrought-iron lattice tower in Paris, France.",

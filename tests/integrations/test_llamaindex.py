@@ -24,9 +24,9 @@ from llama_index.core.vector_stores.types import (
 
 from llama_index.embeddings.ragcun import GaussianEmbedding
 from llama_index.vector_stores.ragcun import GaussianVectorStore
-from ragcun.l2_index import L2Index
-from ragcun.persistence import SaveFormatError
-from ragcun.vector_index import VectorIndex
+from ragcun.index.faiss_l2 import L2Index
+from ragcun.index.protocol import VectorIndex
+from ragcun.io.saves import SaveFormatError
 
 DOCS = {
     "paris": "The Eiffel Tower is a wrought-iron lattice tower in Paris, France.",

@@ -26,7 +26,7 @@ from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters
 import langchain_ragcun  # noqa: E402
 import llama_index.vector_stores.ragcun as li_store  # noqa: E402
 from llama_index.embeddings.ragcun import GaussianEmbedding  # noqa: E402
-from ragcun.milvus_index import MilvusL2Index  # noqa: E402
+from ragcun.index.milvus.index import MilvusL2Index  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -127,7 +127,7 @@ def test_fresh_process_opens_the_same_milvus_file(lite, llama, langchain):
         from llama_index.embeddings.ragcun import GaussianEmbedding
         from llama_index.vector_stores.ragcun import GaussianVectorStore
         from langchain_ragcun import GaussianEmbeddings, GaussianVectorStore as LCStore
-        from ragcun.milvus_index import MilvusL2Index
+        from ragcun.index.milvus.index import MilvusL2Index
 
         d = {lite["llama_dir"]!r}
         store = GaussianVectorStore.from_persist_dir(d, index=MilvusL2Index({lite["db"]!r}, collection="llama"))

@@ -51,6 +51,7 @@ def test_readme_example_on_topic_queries_rank_and_outscore_off_topic_ones(exampl
 
 def test_scores_are_the_calibrated_distance_in_langchain_and_llamaindex(bundled_encoder, example) -> None:
     from llama_index.core import Document, StorageContext, VectorStoreIndex
+
     from llama_index.embeddings.ragcun import GaussianEmbedding
     from llama_index.vector_stores.ragcun import GaussianVectorStore
 

@@ -9,7 +9,13 @@ import pytest
 
 from ragcun_eval.beir import BeirDataset
 from ragcun_eval.claims import (
-    ClaimResult, auc, cohens_d, expected_calibration_error, judge_separation, measure_claims, norm_confidence,
+    ClaimResult,
+    auc,
+    cohens_d,
+    expected_calibration_error,
+    judge_separation,
+    measure_claims,
+    norm_confidence,
 )
 from ragcun_eval.models import ModelSpec
 from ragcun_eval.retrieval import run_model

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from repo_paths import shared_path
 from sentence_transformers.sentence_transformer.modules import Transformer
 
-from ragcun.embedding_cache import EmbeddingCache
+from ragcun.model.cache import EmbeddingCache
 from ragcun_eval.beir import load_beir
 from ragcun_eval.cli import main
 from ragcun_eval.geometry import apply_geometry

@@ -5,19 +5,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
-
+import tomllib
 from repo_paths import REPO_ROOT
-from ragcun.encoder import INITS, resolve_model_path
-from ragcun.head import HEADS
+
+from ragcun.model.encoder import INITS, resolve_model_path
+from ragcun.model.head import HEADS
 from ragcun_eval.cli import main as eval_main
+from ragcun_train.cli import main as train_main
 from ragcun_train.config import HEADS as TRAIN_HEADS
 from ragcun_train.config import INITS as TRAIN_INITS
-from ragcun_train.cli import main as train_main
 
 HEAVY = ("torch", "sentence_transformers", "transformers")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 from repo_paths import REPO_ROOT
 
@@ -31,7 +30,7 @@ def test_wheel_contains_every_module(tmp_path):
     demo = REPO_ROOT / "training" / "ragcun_train" / "demo"
     data_files = {str(p.relative_to(REPO_ROOT / "training")) for p in demo.rglob("*") if p.suffix in {".jsonl", ".tsv", ".md"}}
     assert data_files and not data_files - shipped, f"demo data missing from the wheel: {sorted(data_files - shipped)}"
-    assert "ragcun/calibrators/all-MiniLM-L6-v2/relevance_calibrator.json" in shipped  # GaussianEncoder()'s calibrator
+    assert "ragcun/model/calibrators/all-MiniLM-L6-v2/relevance_calibrator.json" in shipped  # GaussianEncoder()'s calibrator
     entry_points = next(name for name in shipped if name.endswith("entry_points.txt"))
     scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "ragcun-train" in scripts and "ragcun-eval" in scripts

@@ -11,7 +11,7 @@ import pytest
 from repo_paths import shared_path
 
 from ragcun import GaussianEncoder
-from ragcun.calibration import FILE, RelevanceCalibrator
+from ragcun.scoring.calibrator import FILE, RelevanceCalibrator
 from ragcun_eval.beir import load_beir
 from ragcun_train import train
 from ragcun_train.calibration import MAX_HELD, HeldOut, fit_calibrator, hold_out

@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import pytest
-
 from test_train_run import beir_dir  # noqa: F401  (the fixture)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from ragcun import distributed
+from ragcun.stats import distributed
 from ragcun_train.checkpoint import STATE_JSON, latest_checkpoint, list_checkpoints
 from ragcun_train.cli import build_parser
 from ragcun_train.config import TrainConfig

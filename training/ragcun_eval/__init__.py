@@ -6,7 +6,7 @@ Modules (each importable on its own):
 - :mod:`ragcun_eval.beir` — the BEIR loader (``load_beir(folder, split)``);
 - :mod:`ragcun_eval.metrics` — nDCG@k, Recall@k, MRR@k, MAP@k (BEIR / trec_eval definitions);
 - :mod:`ragcun_eval.models` — ``--model NAME[:geometry]`` parsing and loading; ``Embedder`` gives model
-  outputs with base outputs from the shared on-disk cache (:mod:`ragcun.embedding_cache`);
+  outputs with base outputs from the shared on-disk cache (:mod:`ragcun.model.cache`);
 - :mod:`ragcun_eval.geometry` — cosine / raw L2 / corpus-whitened vector spaces;
 - :mod:`ragcun_eval.retrieval` — exact L2 retrieval and per-query metrics;
 - :mod:`ragcun_eval.claims` — separation, calibration, norm-as-confidence, with verdict rules;

@@ -1,7 +1,7 @@
 """Relevance calibration on a labelled split: the (distance, relevant) pairs of each query's top hits, and the fit.
 
 ``ragcun-eval calibrate DATA --split train --model M --output FOLDER`` fits a
-:class:`ragcun.calibration.RelevanceCalibrator` on split ``train`` and writes it into ``FOLDER``
+:class:`ragcun.scoring.calibrator.RelevanceCalibrator` on split ``train`` and writes it into ``FOLDER``
 (a model folder, where ``GaussianEncoder`` finds it); ``ragcun-eval claims`` measures it (ECE) on
 another split. Pairs are each query's top ``depth`` (10) retrieved documents by L2 in the model's
 own space, labelled by the qrels: the hits a store would score.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ragcun.calibration import RelevanceCalibrator
+from ragcun.scoring.calibrator import RelevanceCalibrator
 from ragcun_eval.beir import BeirDataset
 from ragcun_eval.retrieval import ModelRun
 

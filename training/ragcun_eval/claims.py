@@ -11,8 +11,8 @@ Pairs and rules (``n_irrelevant`` and ``calibration_depth`` are arguments of :fu
   reference model, the first ``--model`` (reported as ``reference``).
 - **Calibration.** The score a store gives the top ``calibration_depth`` (10) retrieved docs per
   query, against qrels relevance: the model's relevance calibrator (``P(relevant)``,
-  :mod:`ragcun.calibration`; ``score: calibrator``) when it carries one and is scored in its own L2
-  space, else the distance law (``ragcun.scores.RelevanceScore.fit`` on the indexed corpus: the law
+  :mod:`ragcun.scoring.calibrator`; ``score: calibrator``) when it carries one and is scored in its own L2
+  space, else the distance law (``ragcun.scoring.distance_law.RelevanceScore.fit`` on the indexed corpus: the law
   a store of ≥ 32 vectors uses in its default ``auto`` mode; ``score: chi2 law``). Reported: the
   expected calibration error over 10 equal-width bins and the AUC of the score for relevance among
   those pairs. Rule: *held* when ECE ≤ 0.1 and that AUC > 0.5 with one-sided Mann–Whitney p < 0.05
@@ -31,8 +31,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import stats
 
-from ragcun.calibration import RelevanceCalibrator
-from ragcun.scores import RelevanceScore
+from ragcun.scoring.calibrator import RelevanceCalibrator
+from ragcun.scoring.distance_law import RelevanceScore
 from ragcun_eval.beir import BeirDataset
 from ragcun_eval.calibrate import calibration_pairs
 from ragcun_eval.geometry import Space

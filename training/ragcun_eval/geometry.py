@@ -3,7 +3,7 @@
 - ``cosine``: unit-normalise documents and queries (L2 order on unit vectors is cosine order);
 - ``l2``: the raw outputs (for a base model: before its ``Normalize``, i.e. the pooled embedding);
 - ``whitened``: unit-normalise, then ZCA-whiten with mean and covariance fitted on the *corpus
-  being indexed* (``ragcun.head.whitening_map``, the same map as ``GaussianEncoder.fit_whitening``),
+  being indexed* (``ragcun.model.head.whitening_map``, the same map as ``GaussianEncoder.fit_whitening``),
   applied to documents and queries alike; ranked by L2.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ragcun.head import whitening_map
+from ragcun.model.head import whitening_map
 from ragcun_eval.models import DENSE_GEOMETRIES
 
 

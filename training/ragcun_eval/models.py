@@ -4,7 +4,7 @@ A value is a model name or path with an optional ``:cosine``, ``:l2``, ``:whiten
 ``:lexical`` suffix. Only a suffix that names a geometry is split off, so a path containing ``:``
 stays whole. Without a suffix a Gaussian model (a saved ragcun model: its
 ``config_sentence_transformers.json`` has a ``"ragcun"`` entry) is scored by L2 and any other model
-by cosine. ``hybrid`` fuses that default geometry's ranking with BM25 (``ragcun.fusion``, through
+by cosine. ``hybrid`` fuses that default geometry's ranking with BM25 (``ragcun.store.fusion``, through
 ``ragcun.DocStore``); ``lexical`` is BM25 alone. ``bundled`` names the bundled all-MiniLM-L6-v2 (a plain
 model: cosine), ``gaussian`` the bundled *Gaussian* model, what ``ragcun.GaussianEncoder()`` loads (its
 head on the bundled base: L2).
@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
-from ragcun.embedding_cache import EmbeddingCache, default_cache_dir
-from ragcun.encoder import resolve_model_path
+from ragcun.model.cache import EmbeddingCache, default_cache_dir
+from ragcun.model.encoder import resolve_model_path
 
 BUNDLED_GAUSSIAN = "gaussian"
 """The ``--model`` name of the bundled Gaussian model (``GaussianEncoder()``)."""
@@ -86,7 +86,7 @@ def parse_model_spec(value: str) -> ModelSpec:
 @dataclass
 class LoadedModel:
     """A loaded model split for caching: ``cache`` gives its base outputs (pooled, before any ``Normalize``;
-    see :mod:`ragcun.embedding_cache`), ``head`` maps them to the model's outputs (``None`` for a plain model)."""
+    see :mod:`ragcun.model.cache`), ``head`` maps them to the model's outputs (``None`` for a plain model)."""
 
     model: SentenceTransformer
     head: Callable[[np.ndarray], np.ndarray] | None
@@ -124,7 +124,7 @@ def load_model(spec: ModelSpec, cache_dir: str | Path | None = None, device: str
 
 class Embedder:
     """Model outputs per (``--model``, texts, role) for the eval commands: each model loaded once, base
-    outputs from the shared on-disk cache (:class:`ragcun.embedding_cache.EmbeddingCache`), heads applied after.
+    outputs from the shared on-disk cache (:class:`ragcun.model.cache.EmbeddingCache`), heads applied after.
 
     Args:
         cache_dir: the cache root (default ``$RAGCUN_CACHE_DIR`` or ``~/.cache/ragcun/embeddings``).

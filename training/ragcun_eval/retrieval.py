@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ragcun.doc_store import DocStore, Record
-from ragcun.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES
-from ragcun.l2_index import L2Index
+from ragcun.index.faiss_l2 import L2Index
+from ragcun.store.doc_store import DocStore, Record
+from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES
 from ragcun_eval.beir import BeirDataset
 from ragcun_eval.geometry import Space, apply_geometry
 from ragcun_eval.metrics import mean_metrics, per_query

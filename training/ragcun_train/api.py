@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 
 from ragcun import GaussianEncoder, distributed
-from ragcun.calibration import FILE as CALIBRATOR_FILE
-from ragcun.embedding_cache import EmbeddingCache
-from ragcun.encoder import resolve_model_path
+from ragcun.io.atomic import write_json_atomic
 from ragcun.losses import GaussianRAGLoss
 from ragcun.losses.jepa_predictive import PREDICTOR_DIR
-from ragcun.persistence import write_json_atomic
+from ragcun.model.cache import EmbeddingCache
+from ragcun.model.encoder import resolve_model_path
+from ragcun.scoring.calibrator import FILE as CALIBRATOR_FILE
 from ragcun_eval.beir import BeirDataset, load_beir
 from ragcun_train.calibration import HeldOut, fit_calibrator, hold_out
 from ragcun_train.checkpoint import latest_checkpoint

@@ -4,10 +4,10 @@ With labelled data (``pairs``, ``beir``) a tenth of the distinct queries (at lea
 :data:`MIN_HELD`, at most :data:`MAX_HELD`; only when there are :data:`MIN_QUERIES` or more) never
 reach training. After training, each held-back query retrieves its top :data:`DEPTH` documents of
 the training corpus by L2 in the trained model's space, labelled relevant when they are among its
-positives, and :class:`ragcun.calibration.RelevanceCalibrator` is fitted on those hits: the hits a
+positives, and :class:`ragcun.scoring.calibrator.RelevanceCalibrator` is fitted on those hits: the hits a
 store would score, from queries the model never saw. A label-free corpus gets no calibrator (its
 only labels are the views cut from each document, far easier than real queries); the stores then
-use the distance law of :mod:`ragcun.scores`.
+use the distance law of :mod:`ragcun.scoring.distance_law`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ragcun.calibration import RelevanceCalibrator
-from ragcun.l2_index import L2Index
+from ragcun.index.faiss_l2 import L2Index
+from ragcun.scoring.calibrator import RelevanceCalibrator
 from ragcun_train.data import TrainingSet
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from ragcun_train.objectives import ENCODER_OBJECTIVES, PRESETS, objective_weigh
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 CHECKPOINT_DIR = "checkpoints"
-# ragcun.head.HEADS and ragcun.encoder.INITS, repeated here because those modules import sentence-transformers
+# ragcun.model.head.HEADS and ragcun.model.encoder.INITS, repeated here because those modules import sentence-transformers
 # (tests/training/test_first_run.py checks that they agree).
 HEADS = ("linear", "mlp", "residual")
 INITS = ("identity", "whitening", "random")

@@ -5,7 +5,7 @@ loss components; through :meth:`GaussianRAGLoss.compute_loss_from_embeddings` th
 components also rank every anchor against the cached corpus (up to ``corpus_negatives``
 documents), so the whole corpus serves as negatives at little cost. Under
 ``torch.distributed`` each rank takes its share of every batch and gradients are averaged, as DDP
-would (SIGReg's statistics are all-reduced by ``ragcun.sigreg``).
+would (SIGReg's statistics are all-reduced by ``ragcun.stats.sigreg``).
 """
 
 from __future__ import annotations

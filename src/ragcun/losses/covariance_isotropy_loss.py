@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ragcun.isotropy import covariance_isotropy
 from ragcun.losses._embed import embed_features
+from ragcun.stats.isotropy import covariance_isotropy
 
 
 class CovarianceIsotropyLoss(nn.Module):

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ragcun.losses._embed import embed_features
-from ragcun.sigreg import N_POINTS, T_MAX, slice_projections, sliced_epps_pulley
+from ragcun.stats.sigreg import N_POINTS, T_MAX, slice_projections, sliced_epps_pulley
 
 LEJEPA_CITATION = """
 @misc{balestriero2025lejepa,

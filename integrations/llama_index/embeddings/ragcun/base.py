@@ -8,8 +8,8 @@ from typing import Any
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
-from ragcun.encoder import BUNDLED_MODEL_NAME
-from ragcun.text_encoding import encode_texts, load_encoder
+from ragcun.model.encoder import BUNDLED_MODEL_NAME
+from ragcun.model.encoding import encode_texts, load_encoder
 
 
 class GaussianEmbedding(BaseEmbedding):
@@ -40,7 +40,7 @@ class GaussianEmbedding(BaseEmbedding):
 
     @property
     def relevance_calibrator(self) -> Any:
-        """The model's ``ragcun.calibration.RelevanceCalibrator`` (``None`` if it has none): pass this
+        """The model's ``ragcun.scoring.calibrator.RelevanceCalibrator`` (``None`` if it has none): pass this
         embedding (or it) as ``GaussianVectorStore(calibrator=...)`` for ``P(relevant)`` scores."""
         return getattr(self._encoder, "relevance_calibrator", None)
 

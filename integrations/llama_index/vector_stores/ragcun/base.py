@@ -1,4 +1,4 @@
-"""``GaussianVectorStore``: a LlamaIndex vector store over ``ragcun.doc_store.DocStore`` (any ``VectorIndex``).
+"""``GaussianVectorStore``: a LlamaIndex vector store over ``ragcun.store.doc_store.DocStore`` (any ``VectorIndex``).
 
 Nodes are stored as text plus LlamaIndex's own metadata dict (``node_to_metadata_dict``); search,
 filtering, MMR, scores and persistence are the core's. Query modes map onto the core's retrieval
@@ -6,8 +6,8 @@ modes: ``HYBRID`` fuses L2 and BM25 (``query.alpha`` = dense weight, 1 = dense o
 ``TEXT_SEARCH`` / ``SPARSE`` rank by BM25 alone, and ``DEFAULT`` uses the store's
 ``retrieval_mode`` (``"hybrid"`` unless set otherwise; dense when the query carries no text).
 Node similarities are ``P(relevant)`` from a relevance calibrator when the store has one
-(``GaussianVectorStore(calibrator=embed_model)``, :mod:`ragcun.calibration`), else the relevance
-scores of :mod:`ragcun.scores` (dense) or the fused scores of :mod:`ragcun.fusion` (hybrid,
+(``GaussianVectorStore(calibrator=embed_model)``, :mod:`ragcun.scoring.calibrator`), else the relevance
+scores of :mod:`ragcun.scoring.distance_law` (dense) or the fused scores of :mod:`ragcun.store.fusion` (hybrid,
 lexical), all in [0, 1]; each returned node's metadata holds
 ``l2_distance``, ``bm25_score`` and ``retrieval_mode`` (hidden from the LLM and the embedder). Metadata filters and ``doc_ids`` become one
 ragcun filter spec, which the core pushes down to indexes that filter themselves (Milvus).
@@ -34,10 +34,10 @@ from llama_index.core.vector_stores.types import (
 )
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
-from ragcun.doc_store import DocStore, Hit, Record, metadata_filter, scored_store
-from ragcun.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha, check_mode
-from ragcun.lexical import BM25Index
-from ragcun.vector_index import VectorIndex, check_ids
+from ragcun.index.lexical.bm25 import BM25Index
+from ragcun.index.protocol import VectorIndex, check_ids
+from ragcun.store.doc_store import DocStore, Hit, Record, metadata_filter, scored_store
+from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha, check_mode
 
 DISTANCE_KEY = "l2_distance"
 LEXICAL_KEY = "bm25_score"
@@ -55,7 +55,7 @@ _OPS = {
 
 
 def to_filter_spec(filters: MetadataFilters) -> dict[str, Any]:
-    """Translate LlamaIndex ``MetadataFilters`` into the core's filter dict (``ragcun.filters``)."""
+    """Translate LlamaIndex ``MetadataFilters`` into the core's filter dict (``ragcun.index.filters``)."""
     parts: list[dict[str, Any]] = []
     for f in filters.filters:
         if isinstance(f, MetadataFilters):
@@ -85,12 +85,12 @@ class GaussianVectorStore(BasePydanticVectorStore):
 
     ``GaussianVectorStore()`` takes its dimension from the first add; ``GaussianVectorStore(index=...)``
     wraps an existing index (``L2Index``, ``MilvusL2Index``, ...). ``calibrator``: a
-    ``ragcun.calibration.RelevanceCalibrator`` or the ``GaussianEmbedding`` that carries one;
+    ``ragcun.scoring.calibrator.RelevanceCalibrator`` or the ``GaussianEmbedding`` that carries one;
     ``score_mode``: ``"relevance"`` (``P(relevant)``; the default with a calibrator) or a
-    distance-law mode of ``ragcun.scores`` (``"auto"``, the default otherwise).
+    distance-law mode of ``ragcun.scoring.distance_law`` (``"auto"``, the default otherwise).
     ``retrieval_mode`` (``"hybrid"``, ``"dense"`` or ``"lexical"``) is what ``DEFAULT`` queries do;
     ``alpha`` the dense weight of hybrid queries that set none; ``hybrid_candidates`` how many
-    candidates each side contributes; ``lexical`` a ``ragcun.lexical.BM25Index`` with another
+    candidates each side contributes; ``lexical`` a ``ragcun.index.lexical.bm25.BM25Index`` with another
     language's analyzer.
     """
 

@@ -2,7 +2,7 @@
 
 It owns the id -> (text, metadata) records, a lexical (BM25) index of the texts kept in step with
 the vectors, filtered search in three modes (one place: dense L2, lexical BM25, and hybrid fusion
-of both, :mod:`ragcun.fusion`), relevance scores (:mod:`ragcun.scores`), MMR (:mod:`ragcun.mmr`)
+of both, :mod:`ragcun.store.fusion`), relevance scores (:mod:`ragcun.scoring.distance_law`), MMR (:mod:`ragcun.store.mmr`)
 and atomic JSON persistence. It knows nothing of LlamaIndex or LangChain. On an index that stores metadata (``capabilities.metadata_filter``, such as
 ``MilvusL2Index``) it stores each record's metadata there too and pushes metadata filters down.
 """
@@ -19,17 +19,25 @@ from typing import Any, cast
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ragcun.calibration import RelevanceCalibrator
-from ragcun.filters import compile_filter
-from ragcun.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha, check_mode, fuse
-from ragcun.l2_index import L2Index
-from ragcun.lexical import BM25Index
-from ragcun.metadata import check_metadata
-from ragcun.mmr import check_mmr_args, mmr_select
-from ragcun.persistence import MANIFEST, SaveFormatError, atomic_save, read_json, read_save
-from ragcun.rwlock import RWLock
-from ragcun.scores import MODES, RelevanceScore, RelevanceScorer
-from ragcun.vector_index import DirectoryIndex, LexicalIndex, MetadataIndex, VectorIndex, as_matrix, check_ids, check_k
+from ragcun.index.faiss_l2 import L2Index
+from ragcun.index.filters import compile_filter
+from ragcun.index.lexical.bm25 import BM25Index
+from ragcun.index.protocol import (
+    DirectoryIndex,
+    LexicalIndex,
+    MetadataIndex,
+    VectorIndex,
+    as_matrix,
+    check_ids,
+    check_k,
+)
+from ragcun.io.rwlock import RWLock
+from ragcun.io.saves import MANIFEST, SaveFormatError, atomic_save, read_json, read_save
+from ragcun.scoring.calibrator import RelevanceCalibrator
+from ragcun.scoring.distance_law import MODES, RelevanceScore, RelevanceScorer
+from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha, check_mode, fuse
+from ragcun.store.metadata import check_metadata
+from ragcun.store.mmr import check_mmr_args, mmr_select
 
 FORMAT = "ragcun.DocStore"
 VERSION = 1
@@ -37,7 +45,7 @@ LEXICAL_DIR = "lexical"
 MANIFEST_FIELDS = {"dim": (int, type(None)), "count": (int,), "index_saved": (bool,), "scorer": (dict,),
                    "extra": (dict,)}
 SCORE_MODES = ("relevance", *MODES)
-"""``score_mode`` values: ``"relevance"`` (a calibrator's ``P(relevant)``) or a distance-law mode of :mod:`ragcun.scores`."""
+"""``score_mode`` values: ``"relevance"`` (a calibrator's ``P(relevant)``) or a distance-law mode of :mod:`ragcun.scoring.distance_law`."""
 
 
 def score_settings(score_mode: str | None, calibrator: Any) -> tuple[RelevanceScorer, RelevanceCalibrator | None]:
@@ -54,7 +62,7 @@ def score_settings(score_mode: str | None, calibrator: Any) -> tuple[RelevanceSc
     if calibrator is not None and not isinstance(calibrator, RelevanceCalibrator):
         calibrator = getattr(calibrator, "relevance_calibrator", calibrator)
     if calibrator is not None and not isinstance(calibrator, RelevanceCalibrator):
-        raise TypeError(f"calibrator must be a ragcun.calibration.RelevanceCalibrator; got {type(calibrator).__name__}")
+        raise TypeError(f"calibrator must be a ragcun.scoring.calibrator.RelevanceCalibrator; got {type(calibrator).__name__}")
     if score_mode == "relevance" and calibrator is None:
         raise ValueError("score_mode='relevance' needs a relevance calibrator: a model that carries one "
                          "(ragcun-train fits it; GaussianEncoder() ships one) or calibrator=")
@@ -89,9 +97,9 @@ class Hit:
     """A search result: the record, its Euclidean distance and a score in [0, 1].
 
     ``score`` is, with a calibrator on the store, the calibrated ``P(relevant)`` of the hit's
-    distance (:mod:`ragcun.calibration`; in every mode that has a query vector); otherwise the
-    distance law's relevance (:mod:`ragcun.scores`) when ``mode`` is ``"dense"`` and the fused
-    score (:mod:`ragcun.fusion`) for ``"lexical"`` and ``"hybrid"``;
+    distance (:mod:`ragcun.scoring.calibrator`; in every mode that has a query vector); otherwise the
+    distance law's relevance (:mod:`ragcun.scoring.distance_law`) when ``mode`` is ``"dense"`` and the fused
+    score (:mod:`ragcun.store.fusion`) for ``"lexical"`` and ``"hybrid"``;
     ``lexical_score`` is the raw BM25 score (``None`` in dense mode); ``distance`` is ``nan`` for a
     lexical search given no query vector. ``fallback`` says why a lexical or hybrid search ranked
     densely instead (e.g. the query had no lexical terms); ``None`` when it ran as asked.
@@ -109,7 +117,7 @@ RecordFilter = Callable[[Record], bool]
 
 
 def metadata_filter(spec: Any) -> RecordFilter | None:
-    """A record predicate from a metadata filter spec (dict or callable on metadata; see ``ragcun.filters``)."""
+    """A record predicate from a metadata filter spec (dict or callable on metadata; see ``ragcun.index.filters``)."""
     pred = compile_filter(spec)
     return None if pred is None else (lambda rec: pred(rec.metadata))
 
@@ -222,10 +230,10 @@ class DocStore:
 
         ``mode``: ``"dense"`` ranks by L2 distance to ``query``; ``"lexical"`` by BM25 on ``text``
         (``query`` optional: it only fills in distances); ``"hybrid"`` fuses both over the union of
-        each side's top ``candidates`` (:mod:`ragcun.fusion`; ``alpha`` = dense weight, 1 = dense
+        each side's top ``candidates`` (:mod:`ragcun.store.fusion`; ``alpha`` = dense weight, 1 = dense
         only). A lexical or hybrid search whose ``text`` has no lexical terms, or matches nothing,
         ranks densely instead and says so in each hit's ``fallback``. ``where`` is a record
-        predicate; ``filter`` a metadata filter spec (:mod:`ragcun.filters`), also passed down to an
+        predicate; ``filter`` a metadata filter spec (:mod:`ragcun.index.filters`), also passed down to an
         index with ``capabilities.metadata_filter`` so the index narrows the search itself.
         """
         k, mode, alpha = check_k(k), check_mode(mode), check_alpha(alpha)
@@ -336,7 +344,7 @@ class DocStore:
 
     def mmr_search(self, query: ArrayLike, k: int, fetch_k: int = 20, lambda_mult: float = 0.5,
                    where: RecordFilter | None = None, filter: Any = None) -> list[Hit]:
-        """``k`` records chosen by Euclidean MMR (:func:`ragcun.mmr.mmr_select`) among the ``fetch_k`` nearest
+        """``k`` records chosen by Euclidean MMR (:func:`ragcun.store.mmr.mmr_select`) among the ``fetch_k`` nearest
         that satisfy ``where`` and ``filter`` (as in :meth:`search`)."""
         k, fetch_k, lambda_mult = check_mmr_args(k, fetch_k, lambda_mult)
         if query is None:

@@ -1,12 +1,12 @@
 """``MilvusL2Index``: the ``VectorIndex`` protocol on Milvus (a cluster by URI, or embedded Milvus Lite).
 
 The same code runs on Milvus Lite (``uri="./ragcun.db"``, a local directory served in-process, see
-:mod:`ragcun.milvus_lite`) and on a Milvus server or cluster (``uri="http://HOST:19530"``).
+:mod:`ragcun.index.milvus.lite`) and on a Milvus server or cluster (``uri="http://HOST:19530"``).
 Vectors are ranked by Milvus's L2 metric; Milvus reports squared distances, this class returns
-their square root so results match ``ragcun.l2_index.L2Index``. Each row also holds a JSON
+their square root so results match ``ragcun.index.faiss_l2.L2Index``. Each row also holds a JSON
 ``metadata`` field so stores can push metadata filters down into Milvus (see
-:mod:`ragcun.milvus_filters`) and, by default, its text for Milvus's native BM25 search (see
-:mod:`ragcun.milvus_text`).
+:mod:`ragcun.index.milvus.filters`) and, by default, its text for Milvus's native BM25 search (see
+:mod:`ragcun.index.milvus.text`).
 
 ``pymilvus`` is an optional extra (``pip install "ragcun[milvus]"``) imported only when a
 ``MilvusL2Index`` is created, so ``import ragcun`` never needs it.
@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ragcun import milvus_lite
-from ragcun.milvus_filters import ID_FIELD, METADATA_FIELD, filter_expression, id_expression
-from ragcun.milvus_text import STEMS_FIELD, TEXT_FIELD, analysis_mode, english_terms, stored_texts
-from ragcun.vector_index import IndexCapabilities, as_matrix, check_ids, check_k, padded_result
+from ragcun.index.milvus import lite as milvus_lite
+from ragcun.index.milvus.filters import ID_FIELD, METADATA_FIELD, filter_expression, id_expression
+from ragcun.index.milvus.text import STEMS_FIELD, TEXT_FIELD, analysis_mode, english_terms, stored_texts
+from ragcun.index.protocol import IndexCapabilities, as_matrix, check_ids, check_k, padded_result
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -99,7 +99,7 @@ class MilvusL2Index:
     created on the first ``add`` (or at once when ``dim`` is given), or opened and checked if it
     exists; an existing collection keeps its schema, so one made without text opens with
     ``capabilities.lexical`` False. ``analyzer_params``: ``None`` analyses texts in English on the
-    client and stores their ``stems`` (see :mod:`ragcun.milvus_text`); a mapping stores the raw
+    client and stores their ``stems`` (see :mod:`ragcun.index.milvus.text`); a mapping stores the raw
     ``text`` for Milvus to analyse with it.
     ``index_params`` picks the vector index: ``{"index_type": "HNSW", "params": {"M": 16,
     "efConstruction": 200}, "search_params": {"ef": 64}}``; the default is exact ``FLAT``. Every
@@ -428,7 +428,7 @@ class MilvusL2Index:
         Rows with fewer than ``k`` (matching) stored vectors are padded with ``None`` ids and
         ``inf`` distances. ``filter`` narrows the search inside Milvus: a Milvus boolean
         expression string (used as is), or a ragcun filter spec on the stored metadata, translated
-        by :func:`ragcun.milvus_filters.translate_filter` into a superset of its matches (exact for
+        by :func:`ragcun.index.milvus.filters.translate_filter` into a superset of its matches (exact for
         comparisons, ``$in``/``$nin``, ``$any``/``$all`` and their ``$and``/``$or``/``$not``), so
         apply the spec's predicate to the hits too.
         """

@@ -11,7 +11,7 @@ score is
 
 Fused scores lie in [0, 1]: 1 is a candidate best on both sides. They rank the candidates of one
 query and are relative to them (the best candidate scores near 1 whatever the query), so they
-are not comparable across queries the way ``ragcun.scores``' distance law is.
+are not comparable across queries the way ``ragcun.scoring.distance_law``' distance law is.
 
 Why these defaults (measured on two BEIR corpora before this module existed, one of them unseen
 here; see ``docs/benchmarks.md``): convex fusion beat reciprocal-rank fusion on both (+13% against

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ragcun.encoder import GaussianEncoder
+from ragcun.model.encoder import GaussianEncoder
 
 _CACHE: dict[tuple[str | None, str | None], GaussianEncoder] = {}
 _CACHE_LOCK = threading.Lock()

@@ -12,8 +12,8 @@ import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.base.modules import Dense, Normalize
 
-from ragcun.calibration import RelevanceCalibrator
-from ragcun.head import HEADS, build_head, identity_map, set_affine, whitening_map
+from ragcun.model.head import HEADS, build_head, identity_map, set_affine, whitening_map
+from ragcun.scoring.calibrator import RelevanceCalibrator
 
 BUNDLED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED_ALIASES = {None, "", "bundled", "all-MiniLM-L6-v2", BUNDLED_MODEL_NAME}
@@ -90,7 +90,7 @@ class GaussianEncoder(SentenceTransformer):
     ``SentenceTransformer(d)``. Outputs are never normalised and are compared by Euclidean
     distance (``similarity_fn_name="euclidean"``).
 
-    ``relevance_calibrator`` (:class:`ragcun.calibration.RelevanceCalibrator`) turns this model's
+    ``relevance_calibrator`` (:class:`ragcun.scoring.calibrator.RelevanceCalibrator`) turns this model's
     distances into ``P(relevant)``: loaded from a saved model's folder, the shipped one for
     ``GaussianEncoder()`` (the bundled base with its default head), saved with :meth:`save`;
     ``None`` when the model has none. Refitting the head (:meth:`fit_identity`,
@@ -102,7 +102,7 @@ class GaussianEncoder(SentenceTransformer):
         output_dim: output dimension; defaults to the base dimension.
         head: ``"linear"`` (default), ``"mlp"`` (Linear(d, 2d) → GELU → Dropout → Linear(2d, out))
             or ``"residual"`` (the linear map plus a zero-initialised GELU branch, then a linear
-            layer; see :mod:`ragcun.head`).
+            layer; see :mod:`ragcun.model.head`).
         init: ``"identity"`` (default for linear and residual: L2 ranking equals the base's cosine
             ranking; refit on your texts with :meth:`fit_identity`), ``"whitening"`` (call
             :meth:`fit_whitening`) or ``"random"`` (mlp only, its default). For a residual head

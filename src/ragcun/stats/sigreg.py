@@ -22,7 +22,7 @@ import warnings
 import torch
 import torch.distributed as dist
 
-from ragcun.distributed import world_size
+from ragcun.stats.distributed import world_size
 
 T_MAX = 3.0
 N_POINTS = 17

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from scipy.special import chdtrc
 
-from ragcun.vector_index import VectorIndex
+from ragcun.index.protocol import VectorIndex
 
 MODES = ("auto", "isotropic", "empirical")
 LAW_SOURCES = ("isotropic", "empirical")

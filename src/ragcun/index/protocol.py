@@ -28,13 +28,13 @@ class IndexCapabilities:
     """What a ``VectorIndex`` does beyond the base protocol.
 
     ``metadata_filter``: ``add`` takes ``metadata=``, ``search`` takes ``filter=`` (a ragcun filter
-    spec, see :mod:`ragcun.filters`) and narrows the search itself, returning a superset of the
+    spec, see :mod:`ragcun.index.filters`) and narrows the search itself, returning a superset of the
     matches (callers re-check the spec), and ``get_metadata(ids)`` returns what it holds.
     ``saves_to_dir``: ``save(path)`` / ``cls.load(path, dim=)`` persist the index inside a
     ``DocStore`` save; otherwise the index persists itself (a database) and is passed to ``load``.
     ``lexical``: ``add`` takes ``texts=`` and the index answers ``lexical_search(query, k, filter=)``
     and ``lexical_scores(query, ids)`` itself (e.g. Milvus's BM25), instead of ``DocStore``'s own
-    :class:`ragcun.lexical.BM25Index`.
+    :class:`ragcun.index.lexical.bm25.BM25Index`.
     """
 
     metadata_filter: bool = False

@@ -1,6 +1,6 @@
 """``RelevanceCalibrator``: a score a user can threshold, ``P(relevant | distance)``, fitted on labelled hits.
 
-:mod:`ragcun.scores`' distance law answers "is this document closer than a random one?", which
+:mod:`ragcun.scoring.distance_law`' distance law answers "is this document closer than a random one?", which
 almost every retrieved document is, and a fused hybrid score is relative to one query's candidates
 (the best scores near 1 whatever the query). Neither says how likely a hit is to be *relevant*.
 A calibrator does (Platt scaling, Platt 1999): for a model's squared Euclidean distance ``d²``
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ragcun.persistence import write_json_atomic
+from ragcun.io.atomic import write_json_atomic
 
 FILE = "relevance_calibrator.json"
 FORMAT = "ragcun.RelevanceCalibrator"

@@ -41,21 +41,6 @@ FieldTypes = Mapping[str, tuple[type, ...]]
 """Required manifest fields and their allowed types (``int`` never admits ``bool``)."""
 
 
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented JSON to ``path``: a temporary sibling file, flushed, then renamed over ``path``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, allow_nan=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 class SaveFormatError(ValueError):
     """A saved directory is corrupt, truncated, tampered with or of the wrong kind/version."""
 

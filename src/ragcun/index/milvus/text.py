@@ -1,7 +1,7 @@
 """The text side of ``MilvusL2Index``: how texts are analysed for Milvus's BM25 and checked before storing.
 
 By default ragcun analyses texts itself, with the analyzer of its own BM25 index
-(:class:`ragcun.lexical.Analyzer`: tokens of two or more word characters, lowercased, Lucene's
+(:class:`ragcun.index.lexical.bm25.Analyzer`: tokens of two or more word characters, lowercased, Lucene's
 English stopwords dropped, Snowball English stems, as ``bm25s`` does), and stores the space-separated stems in an analysed ``VARCHAR``
 field named ``stems``; Milvus's BM25 function then only splits them. Milvus Lite's analyzers have no stemmer
 (standard and jieba tokenizers with stop words only), so this keeps lexical results the same on
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ragcun.lexical import Analyzer
+from ragcun.index.lexical.analyzer import Analyzer
 
 MAX_TEXT_BYTES = 65_535
 """Milvus's largest VARCHAR: the longest stored text (after analysis) in UTF-8 bytes."""

@@ -1,6 +1,6 @@
 """Milvus boolean expressions: ragcun filter specs translated for pushdown, quoting and id lists.
 
-:func:`translate_filter` turns a ragcun filter spec (see :mod:`ragcun.filters`) into a Milvus
+:func:`translate_filter` turns a ragcun filter spec (see :mod:`ragcun.index.filters`) into a Milvus
 expression on the JSON ``metadata`` field that keeps a superset of the spec's matches, and says
 whether it is exact; :func:`milvus_filter_expression` is its expression alone. Nothing here needs
 pymilvus.
@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ragcun.filters import compile_filter
+from ragcun.index.filters import compile_filter
 
 ID_FIELD = "id"
 METADATA_FIELD = "metadata"
@@ -124,14 +124,14 @@ def _translate(spec: Any) -> _Translation:
 
 
 def translate_filter(spec: Any) -> tuple[str, bool]:
-    """A ragcun filter spec (see :mod:`ragcun.filters`) as ``(milvus_expression, exact)``.
+    """A ragcun filter spec (see :mod:`ragcun.index.filters`) as ``(milvus_expression, exact)``.
 
     The expression tests the JSON ``metadata`` field and keeps every row the spec keeps (``""``
     keeps all). ``exact`` says it keeps no others, under negation too; where Milvus cannot match
     Python's semantics (substring ``$contains`` / ``$text_match``, ``$exists``, ``None``, list or
     dict values, callables, a negated ``$gt``-style ordering) that part is widened, so callers
     apply the spec's predicate to the hits as well.
-    Invalid specs raise the errors :func:`ragcun.filters.compile_filter` raises.
+    Invalid specs raise the errors :func:`ragcun.index.filters.compile_filter` raises.
     """
     compile_filter(spec)
     expr, exact = _translate(spec)

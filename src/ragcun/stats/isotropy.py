@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from ragcun.sigreg import sigreg
+from ragcun.stats.sigreg import sigreg
 
 
 def covariance_isotropy(x: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,7 @@ Approximate indexes come from FAISS ``index_factory`` strings (``"HNSW32"``, ``"
 ``"IVF256,PQ32"``). An index that needs training collects vectors in an exact flat index until
 ``train_size`` have arrived, then trains on them and moves over. Indexes that cannot delete in
 place (HNSW, IVF) hide removed vectors and rebuild once more than half of what they hold is dead.
-Searches share a readers-writer lock (:class:`ragcun.rwlock.RWLock`) and run in parallel (FAISS
+Searches share a readers-writer lock (:class:`ragcun.io.rwlock.RWLock`) and run in parallel (FAISS
 releases the GIL); adds, removes and other changes take it exclusively.
 
 ``factory="auto"`` (what :class:`ragcun.DocStore` uses by default) is exact below a size threshold and
@@ -21,9 +21,9 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from ragcun.persistence import SaveFormatError, atomic_save, read_json, read_save
-from ragcun.rwlock import RWLock
-from ragcun.vector_index import IndexCapabilities, as_matrix, check_ids, check_k, padded_result
+from ragcun.index.protocol import IndexCapabilities, as_matrix, check_ids, check_k, padded_result
+from ragcun.io.rwlock import RWLock
+from ragcun.io.saves import SaveFormatError, atomic_save, read_json, read_save
 
 FORMAT = "ragcun.L2Index"
 VERSION = 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ragcun.vector_index import check_k
+from ragcun.index.protocol import check_k
 
 
 def check_mmr_args(k: object, fetch_k: object, lambda_mult: object) -> tuple[int, int, float]:

@@ -1,0 +1,59 @@
+"""``Analyzer``: text to BM25 index terms (lower-case words, stop words removed, Snowball stems), as ``bm25s.tokenize``."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import Stemmer
+from bm25s.tokenization import _infer_stopwords
+
+_WORD = re.compile(r"(?u)\b\w\w+\b")
+
+
+class Analyzer:
+    """Text -> index terms: lower-case, ``\\w\\w+`` words, stop words removed, then stemmed.
+
+    ``language`` names the Snowball stemmer (``Stemmer.algorithms()``; ``None``: no stemming);
+    ``stopwords`` is a language name or code understood by ``bm25s`` (``"en"``, ``"de"``, ...),
+    a list of words, or ``None`` for none. Defaults: English stemmer and stop words.
+    """
+
+    def __init__(self, language: str | None = "english", stopwords: str | Sequence[str] | None = "en") -> None:
+        if language is not None and language not in Stemmer.algorithms():
+            raise ValueError(f"no stemmer for language {language!r}; choose one of {Stemmer.algorithms()} or None")
+        try:
+            words = _infer_stopwords(stopwords if isinstance(stopwords, str) or stopwords is None else list(stopwords))
+        except ValueError as exc:
+            raise ValueError(f"unknown stop word list {stopwords!r}: {exc}") from None
+        self.language = language
+        self.stopwords = stopwords if isinstance(stopwords, str) or stopwords is None else sorted(set(stopwords))
+        self._stop = frozenset(words)
+        self._stemmer = Stemmer.Stemmer(language) if language is not None else None
+        self._terms: dict[str, str | None] = {}  # word -> term (None: a stop word)
+        self._lock = threading.Lock()
+
+    def words(self, text: str) -> list[str]:
+        """The lower-cased ``\\w\\w+`` words of ``text``, before stop words and stemming."""
+        return _WORD.findall(text.lower())
+
+    def terms(self, words: Sequence[str]) -> list[str | None]:
+        """The term of each word: its stem, or ``None`` for a stop word (cached per distinct word)."""
+        new = [w for w in dict.fromkeys(words) if w not in self._terms]
+        if new:
+            kept = [w for w in new if w not in self._stop]
+            stems = self._stemmer.stemWords(kept) if self._stemmer is not None else kept
+            with self._lock:
+                self._terms.update(dict.fromkeys(new))
+                self._terms.update(zip(kept, stems))
+        return [self._terms[w] for w in words]
+
+    def __call__(self, text: str) -> list[str]:
+        """The index terms of ``text``, in order, repeats kept."""
+        return [t for t in self.terms(self.words(text)) if t is not None]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready settings."""
+        return {"language": self.language, "stopwords": self.stopwords}

@@ -1,0 +1,1 @@
+"""The ``VectorIndex`` protocol on Milvus (Milvus Lite embedded, or a cluster by URI); pymilvus loads on first use."""
