@@ -42,11 +42,8 @@ def stopword_list(stopwords: str | Iterable[str] | None) -> tuple[str, ...]:
             raise ValueError(f"unknown stop word list {stopwords!r}; choose one of {sorted(STOPWORD_LISTS)}, "
                              "a list of words or None")
         return STOPWORD_LISTS[stopwords]
-    try:
-        words = tuple(stopwords)
-    except TypeError:
-        words = (stopwords,)
-    if not all(isinstance(w, str) for w in words):
+    words = tuple(stopwords) if isinstance(stopwords, Iterable) else None
+    if words is None or not all(isinstance(w, str) for w in words):
         raise ValueError(f"stopwords must be a language name or code, a list of words or None; got {stopwords!r}")
     return words
 
