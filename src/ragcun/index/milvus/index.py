@@ -17,12 +17,14 @@ from __future__ import annotations
 import math
 import os
 import threading
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ragcun.index.milvus import lite as milvus_lite
+from ragcun.index.milvus import schema
 from ragcun.index.milvus.client import connect
 from ragcun.index.milvus.filters import ID_FIELD, METADATA_FIELD, filter_expression, id_expression
 from ragcun.index.milvus.recovery import reconcile
@@ -49,6 +51,18 @@ MAX_TOPK = 16_384
 _SEARCH_BATCH = 256  # query rows per search request
 # Milvus Lite's exact L2 materialises (queries, rows, dim) float32 differences: cap that per request
 _LITE_SEARCH_BYTES = 256 * 2 ** 20
+
+
+_MOVED_TO_SCHEMA = ("BM25_FUNCTION", "BM25_PARAMS", "INDEX_TYPES")
+
+
+def __getattr__(name: str) -> Any:
+    """Deprecated: the collection's constants that moved to :mod:`ragcun.index.milvus.schema`."""
+    if name not in _MOVED_TO_SCHEMA:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(f"{__name__}.{name} moved to ragcun.index.milvus.schema; import it from there",
+                  DeprecationWarning, stacklevel=2)
+    return getattr(schema, name)
 
 
 def _bm25_score(distance: float) -> float:
