@@ -80,13 +80,17 @@ def test_incremental_add_encodes_only_new_texts(tiny, tmp_path, monkeypatch):
     assert len(encoded) == 1
 
 
-def test_put_and_store_roundtrip(tmp_path):
+def test_store_roundtrip(tmp_path):
     store = EmbeddingStore(tmp_path / "m")
+    assert store.dim is None
     keys = text_keys(["a", "b", "c"])
     emb = np.arange(12, dtype=np.float32).reshape(3, 4)
     store.add(keys, emb)
-    got, found = EmbeddingStore(tmp_path / "m").lookup(np.concatenate([keys[[2, 0]], text_keys(["zzz"])]))
+    assert store.dim == 4
+    again = EmbeddingStore(tmp_path / "m")
+    got, found = again.lookup(np.concatenate([keys[[2, 0]], text_keys(["zzz"])]))
     assert found.tolist() == [True, True, False] and np.array_equal(got[:2], emb[[2, 0]]) and not got[2].any()
+    assert again.dim == 4 and np.array_equal(again.lookup(keys)[0], emb)  # the whole shard, opened by name
     with pytest.raises(ValueError, match="NaN"):
         store.add(text_keys(["d"]), np.full((1, 4), np.nan, np.float32))
     with pytest.raises(ValueError, match="4-d"):

@@ -10,6 +10,7 @@ import pytest
 import Stemmer
 
 from ragcun.index.lexical import Analyzer, BM25Index
+from ragcun.index.lexical.analyzer import STOPWORD_LISTS
 
 WORDS = ("gaussian embedding retrieval protein cells mice cancer vaccine virus gene expression "
          "distance isotropic vector index lexical search fusion running runs ran quickly").split()
@@ -134,3 +135,22 @@ def test_clear_empties_the_index_and_it_stays_usable():
     assert index.count == 0 and index.search("apple", 5)[0] == []
     index.add(["c"], ["apple cherry"])
     assert index.search("apple", 5)[0] == ["c"]
+
+
+@pytest.mark.parametrize("name", sorted(STOPWORD_LISTS))
+def test_analyzer_stop_words_are_those_bm25s_tokenize_drops(name):
+    words = list(STOPWORD_LISTS[name])
+    text = " ".join([*words, "zzyzx", "qwerty"])
+    expected = bm25s.tokenize([text], stopwords=name, stemmer=None, show_progress=False, return_ids=False)[0]
+    assert Analyzer(None, name)(text) == expected
+    assert Analyzer(None, name)(text)[-2:] == ["zzyzx", "qwerty"] and len(Analyzer(None, None)(text)) > 2
+
+
+def test_analyzer_stop_words_from_a_list_and_clear_errors():
+    assert Analyzer(None, {"apple", "pear"})("apple pie and pear") == ["pie", "and"]
+    assert Analyzer(None, ("and",)).stopwords == ["and"]
+    with pytest.raises(ValueError, match=r"unknown stop word list 'xx'.*'de'"):
+        Analyzer(None, "xx")
+    for bad in (True, [1, 2]):
+        with pytest.raises(ValueError, match="stopwords must be"):
+            Analyzer(None, bad)

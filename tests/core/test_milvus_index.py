@@ -396,3 +396,14 @@ def test_quote_and_lite_uri():
     assert quote('a"b\\c\nd') == '"a\\"b\\\\c\\nd"'
     assert is_lite_uri("./ragcun.db") and not is_lite_uri("http://host:19530")
     assert milvus_filter_expression(None) == ""
+
+
+@pytest.mark.parametrize("name", ["BM25_FUNCTION", "BM25_PARAMS", "INDEX_TYPES"])
+def test_constants_moved_to_the_schema_module_still_import_with_a_warning(name):
+    import ragcun.index.milvus.index as index_module
+    import ragcun.index.milvus.schema as schema
+
+    with pytest.warns(DeprecationWarning, match="ragcun.index.milvus.schema"):
+        assert getattr(index_module, name) is getattr(schema, name)
+    with pytest.raises(AttributeError):
+        index_module.NO_SUCH_NAME  # noqa: B018

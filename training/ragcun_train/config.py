@@ -10,15 +10,12 @@ import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from ragcun.model.choices import HEADS, INITS
 from ragcun_train.data import FORMATS, check_format
 from ragcun_train.objectives import ENCODER_OBJECTIVES, PRESETS, objective_weights
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 CHECKPOINT_DIR = "checkpoints"
-# ragcun.model.head.HEADS and ragcun.model.encoder.INITS, repeated here because those modules import sentence-transformers
-# (tests/training/test_first_run.py checks that they agree).
-HEADS = ("linear", "mlp", "residual")
-INITS = ("identity", "whitening", "random")
 # What a finished or interrupted run leaves in its output folder.
 RUN_ENTRIES = ("modules.json", "training_report.json", CHECKPOINT_DIR)
 

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_model, save_model
 from torch import Tensor, nn
 
+from ragcun.io.atomic import atomic_path, write_json_atomic
 from ragcun.losses._embed import embed_features
 from ragcun.losses.sigreg_loss import LEJEPA_CITATION
 
@@ -31,10 +32,11 @@ class JEPAPredictor(nn.Module):
         return self.net(x)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write ``config.json`` and ``model.safetensors`` into ``path``."""
+        """Write ``config.json`` and ``model.safetensors`` into ``path``, each atomically."""
         Path(path).mkdir(parents=True, exist_ok=True)
-        (Path(path) / "config.json").write_text(json.dumps({"dim": self.dim, "hidden_dim": self.hidden_dim}))
-        save_model(self, str(Path(path) / "model.safetensors"))
+        write_json_atomic(Path(path) / "config.json", {"dim": self.dim, "hidden_dim": self.hidden_dim})
+        with atomic_path(Path(path) / "model.safetensors") as tmp:
+            save_model(self, str(tmp))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> JEPAPredictor:

@@ -12,12 +12,12 @@ import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.base.modules import Dense, Normalize
 
-from ragcun.model.head import HEADS, build_head, identity_map, set_affine, whitening_map
+from ragcun.model.choices import HEADS, INITS
+from ragcun.model.head import build_head, identity_map, set_affine, whitening_map
 from ragcun.scoring.calibrator import RelevanceCalibrator
 
 BUNDLED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED_ALIASES = {None, "", "bundled", "all-MiniLM-L6-v2", BUNDLED_MODEL_NAME}
-INITS = ("identity", "whitening", "random")
 FORMAT_VERSION = 1
 BUNDLED_CALIBRATOR_DIR = Path(__file__).resolve().parent / "calibrators" / "all-MiniLM-L6-v2"
 """Holds the relevance calibrator of ``GaussianEncoder()``, fitted on SciFact *train* only by

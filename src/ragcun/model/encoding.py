@@ -47,6 +47,7 @@ def load_encoder(model_name: str | None = None, device: str | None = None) -> Ga
 
 
 ROLES = ("query", "document")
+"""The roles a text is encoded as (sentence-transformers' ``encode_query`` / ``encode_document``)."""
 
 
 def encode_texts(encoder: Any, texts: Sequence[str], role: str = "document", *, instruction: str | None = None,

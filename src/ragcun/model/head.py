@@ -24,7 +24,7 @@ from sentence_transformers.base.modules import Dense, Normalize
 from sentence_transformers.sentence_transformer.modules import Dropout
 from torch import nn
 
-HEADS = ("linear", "mlp", "residual")
+from ragcun.model.choices import HEADS
 
 
 def build_head(in_dim: int, out_dim: int, head: str = "linear", dropout: float = 0.1) -> list[nn.Module]:

@@ -14,73 +14,55 @@ their square root so results match ``ragcun.index.faiss_l2.L2Index``. Each row a
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import threading
-from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ragcun.index.milvus import lite as milvus_lite
+from ragcun.index.milvus import schema
+from ragcun.index.milvus.client import connect
 from ragcun.index.milvus.filters import ID_FIELD, METADATA_FIELD, filter_expression, id_expression
-from ragcun.index.milvus.text import STEMS_FIELD, TEXT_FIELD, analysis_mode, english_terms, stored_texts
+from ragcun.index.milvus.recovery import reconcile
+from ragcun.index.milvus.rows import QUERY_BATCH as _QUERY_BATCH
+from ragcun.index.milvus.rows import batches as _batches
+from ragcun.index.milvus.rows import count_rows, fetch_rows
+from ragcun.index.milvus.schema import (
+    LITE_MISSING,
+    MAX_ID_BYTES,
+    SPARSE_FIELD,
+    VECTOR_FIELD,
+    create_collection,
+    normalise_index_params,
+    open_collection,
+)
+from ragcun.index.milvus.text import STEMS_FIELD, analysis_mode, english_terms, stored_texts
 from ragcun.index.protocol import IndexCapabilities, as_matrix, check_ids, check_k, padded_result
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
-VECTOR_FIELD = "vector"
-SPARSE_FIELD = "sparse"
-BM25_FUNCTION = "bm25"
-BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}
-"""BM25 saturation and length normalisation, as ``bm25s``'s and Lucene's defaults."""
-MAX_ID_BYTES = 65_535
-"""Milvus's largest VARCHAR, the longest id (in UTF-8 bytes) this index stores."""
 MAX_TOPK = 16_384
 """Milvus returns at most this many neighbours per query."""
-INDEX_TYPES = ("FLAT", "IVF_FLAT", "HNSW", "IVF_PQ")
-"""Milvus index types accepted in ``index_params["index_type"]``."""
-_LITE_MISSING = frozenset({"IVF_PQ"})  # accepted by Milvus Lite 3.x but never built (NotImplementedError)
-_QUERY_BATCH = 1_000  # ids per `id in [...]` query, delete or lexical scoring search
 _SEARCH_BATCH = 256  # query rows per search request
 # Milvus Lite's exact L2 materialises (queries, rows, dim) float32 differences: cap that per request
 _LITE_SEARCH_BYTES = 256 * 2 ** 20
-_SCAN_BATCH = 10_000  # ids per page when reconciling a Lite file after a crash
-_INSTALL_HINT = 'MilvusL2Index needs pymilvus: pip install "ragcun[milvus]"'
 
 
-def _pymilvus() -> Any:
-    """Import pymilvus, or raise ``ImportError`` saying how to install it."""
-    try:
-        import pymilvus
-    except ImportError as exc:
-        raise ImportError(_INSTALL_HINT) from exc
-    return pymilvus
+_MOVED_TO_SCHEMA = ("BM25_FUNCTION", "BM25_PARAMS", "INDEX_TYPES")
 
 
-def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def _normalise_index_params(index_params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``{"index_type", "params", "search_params"}`` with defaults; ``ValueError`` on anything else."""
-    given = dict(index_params or {})
-    unknown = set(given) - {"index_type", "metric_type", "params", "search_params"}
-    if unknown:
-        raise ValueError(f"index_params: unknown keys {sorted(unknown)}; "
-                         "use index_type, params (build) and search_params")
-    metric = str(given.get("metric_type", "L2")).upper()
-    if metric != "L2":
-        raise ValueError(f"index_params: metric_type must be L2 (ragcun ranks by Euclidean distance); got {metric}")
-    index_type = str(given.get("index_type", "FLAT")).upper()
-    if index_type not in INDEX_TYPES:
-        raise ValueError(f"index_params: index_type must be one of {', '.join(INDEX_TYPES)}; got {index_type}")
-    return {"index_type": index_type, "params": dict(given.get("params") or {}),
-            "search_params": dict(given.get("search_params") or {})}
+def __getattr__(name: str) -> Any:
+    """Deprecated: the collection's constants that moved to :mod:`ragcun.index.milvus.schema`."""
+    if name not in _MOVED_TO_SCHEMA:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(f"{__name__}.{name} moved to ragcun.index.milvus.schema; import it from there",
+                  DeprecationWarning, stacklevel=2)
+    return getattr(schema, name)
 
 
 def _bm25_score(distance: float) -> float:
@@ -104,8 +86,9 @@ class MilvusL2Index:
     ``index_params`` picks the vector index: ``{"index_type": "HNSW", "params": {"M": 16,
     "efConstruction": 200}, "search_params": {"ef": 64}}``; the default is exact ``FLAT``. Every
     read uses Strong consistency, so a search right after ``add`` or ``remove`` sees it. A Milvus
-    Lite file left by a crashed process is reconciled on open (see :meth:`_reconcile`). Call
-    :meth:`close` (or use ``with``) to free the connection and, for Milvus Lite, the file lock.
+    Lite file left by a crashed process is reconciled on open (see
+    :func:`ragcun.index.milvus.recovery.reconcile`). Call :meth:`close` (or use ``with``) to free the
+    connection and, for Milvus Lite, the file lock.
     """
 
     capabilities = IndexCapabilities(metadata_filter=True, lexical=True)
@@ -123,7 +106,7 @@ class MilvusL2Index:
             raise ValueError(f"{self._where}: batch_size must be positive; got {batch_size!r}")
         self._explicit_index = index_params is not None
         try:
-            self._index_params = _normalise_index_params(index_params)
+            self._index_params = normalise_index_params(index_params)
             # the text field's name (``None``: no lexical side) and its Milvus analyzer
             self._text: str | None
             self._text, self._analyzer = analysis_mode(analyzer_params) if lexical else (None, {})
@@ -132,7 +115,7 @@ class MilvusL2Index:
         self._explicit_analyzer = analyzer_params is not None
         self.capabilities = IndexCapabilities(metadata_filter=True, lexical=self._text is not None)
         self._lite_path = os.path.abspath(self.uri) if milvus_lite.is_lite_uri(self.uri) else None
-        if self._lite_path and self._index_params["index_type"] in _LITE_MISSING:
+        if self._lite_path and self._index_params["index_type"] in LITE_MISSING:
             raise ValueError(f"{self._where}: Milvus Lite cannot build {self._index_params['index_type']}; "
                              "use FLAT, IVF_FLAT or HNSW locally, or a Milvus server")
         self.batch_size = batch_size
@@ -141,12 +124,13 @@ class MilvusL2Index:
         self._created = False
         self._unflushed = False  # Lite rows not yet in a segment (BM25 statistics of those depend on filters)
         self._client: MilvusClient | None = None
-        crashed = self._connect(token, timeout)
+        self._client, crashed = connect(self.uri, collection, self._lite_path, token, timeout, self._where)
         try:
             if self._live.has_collection(collection):
                 self._open_existing(dim)
                 if crashed:
-                    self._reconcile()
+                    fields = [ID_FIELD, VECTOR_FIELD, METADATA_FIELD] + ([self._text] if self._text else [])
+                    reconcile(self._live, collection, fields, self.batch_size, self._where)
             elif dim is not None:
                 self._create(dim)
         except BaseException:
@@ -154,27 +138,6 @@ class MilvusL2Index:
             raise
 
     # -- connection -----------------------------------------------------------------------------
-    def _connect(self, token: str, timeout: float | None) -> bool:
-        """Connect; for Milvus Lite, return whether a crashed process left the collection's log behind."""
-        pymilvus = _pymilvus()
-        crashed = False
-        if self._lite_path:
-            milvus_lite.require_lite()
-            parent = os.path.dirname(self._lite_path)
-            if not os.path.isdir(parent):
-                raise ConnectionError(f"cannot open {self._where}: directory {parent!r} does not exist")
-            first = milvus_lite.acquire(self._lite_path)
-            crashed = first and milvus_lite.unflushed_log(self._lite_path, self.collection)
-        try:
-            self._client = pymilvus.MilvusClient(uri=self.uri, token=token, timeout=timeout)
-        except Exception as exc:
-            if self._lite_path:
-                milvus_lite.release(self._lite_path)
-            hint = (" (a Milvus Lite file is served by one process at a time: close the other"
-                    " MilvusL2Index or client using it)" if self._lite_path else "")
-            raise ConnectionError(f"cannot connect to {self._where}: {exc}{hint}") from exc
-        return crashed
-
     def close(self) -> None:
         """Close the connection; for Milvus Lite, stop the embedded server once no index in this process uses the file.
 
@@ -210,128 +173,18 @@ class MilvusL2Index:
 
     # -- schema -----------------------------------------------------------------------------------
     def _create(self, dim: int) -> None:
-        pymilvus = _pymilvus()
-        client = self._live
-        schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field(ID_FIELD, pymilvus.DataType.VARCHAR, is_primary=True, max_length=MAX_ID_BYTES)
-        schema.add_field(VECTOR_FIELD, pymilvus.DataType.FLOAT_VECTOR, dim=dim)
-        schema.add_field(METADATA_FIELD, pymilvus.DataType.JSON)
-        index = client.prepare_index_params()
-        index.add_index(field_name=VECTOR_FIELD, index_name=VECTOR_FIELD, metric_type="L2",
-                        index_type=self._index_params["index_type"], params=self._index_params["params"])
-        if self._text is not None:
-            schema.add_field(self._text, pymilvus.DataType.VARCHAR, max_length=MAX_ID_BYTES,
-                             enable_analyzer=True, analyzer_params=self._analyzer)
-            schema.add_field(SPARSE_FIELD, pymilvus.DataType.SPARSE_FLOAT_VECTOR)
-            schema.add_function(pymilvus.Function(name=BM25_FUNCTION, function_type=pymilvus.FunctionType.BM25,
-                                                  input_field_names=[self._text], output_field_names=[SPARSE_FIELD]))
-            index.add_index(field_name=SPARSE_FIELD, index_name=SPARSE_FIELD, index_type="SPARSE_INVERTED_INDEX",
-                            metric_type="BM25", params=dict(BM25_PARAMS))
-        try:
-            client.create_collection(self.collection, schema=schema, index_params=index,
-                                     consistency_level="Strong")
-        except Exception as exc:
-            raise ValueError(f"cannot create {self._where} with {self._index_params}"
-                             f"{f' and analyzer {self._analyzer}' if self._text else ''}: {exc}") from exc
+        create_collection(self._live, self.collection, dim, self._index_params, self._text, self._analyzer, self._where)
         self._dim, self._created = dim, True
 
     def _open_existing(self, dim: int | None) -> None:
-        client = self._live
-        described = client.describe_collection(self.collection)
-        fields = {f["name"]: f for f in described["fields"]}
-        pymilvus = _pymilvus()
-        expected = {ID_FIELD: pymilvus.DataType.VARCHAR, VECTOR_FIELD: pymilvus.DataType.FLOAT_VECTOR,
-                    METADATA_FIELD: pymilvus.DataType.JSON}
-        text_field = next((f for f in (STEMS_FIELD, TEXT_FIELD) if f in fields), None)
-        if text_field or SPARSE_FIELD in fields:
-            expected |= {text_field or TEXT_FIELD: pymilvus.DataType.VARCHAR,
-                         SPARSE_FIELD: pymilvus.DataType.SPARSE_FLOAT_VECTOR}
-        found = {name: getattr(f["type"], "name", f["type"]) for name, f in fields.items()}
-        if (set(fields) != set(expected) or not fields[ID_FIELD].get("is_primary")
-                or any(fields[name]["type"] != dtype for name, dtype in expected.items())):
-            raise ValueError(f"{self._where} was not made by MilvusL2Index: expected fields id (VARCHAR "
-                             f"primary key), vector (FLOAT_VECTOR), metadata (JSON) and optionally stems or "
-                             f"text (VARCHAR) with sparse (SPARSE_FLOAT_VECTOR); found {found}")
-        stored_dim = int(fields[VECTOR_FIELD]["params"]["dim"])
-        if dim is not None and dim != stored_dim:
-            raise ValueError(f"{self._where} holds vectors of dimension {stored_dim}, not {dim}")
-        info = self._index_info(VECTOR_FIELD)
-        metric, index_type = str(info.get("metric_type")).upper(), str(info.get("index_type")).upper()
-        if metric != "L2":
-            raise ValueError(f"{self._where} ranks by metric {metric}; MilvusL2Index needs an L2 collection")
-        if self._explicit_index and index_type != self._index_params["index_type"]:
-            raise ValueError(f"{self._where} already has a {index_type} index, not the requested "
-                             f"{self._index_params['index_type']}")
-        self._index_params["index_type"] = index_type
-        self._open_text(fields.get(text_field or ""), described.get("functions") or [])
-        client.load_collection(self.collection)
-        self._dim, self._created = stored_dim, True
+        layout = open_collection(
+            self._live, self.collection, self._where, dim=dim,
+            index_type=self._index_params["index_type"] if self._explicit_index else None,
+            analysis=(self._text, self._analyzer) if self._explicit_analyzer else None)
+        self._index_params["index_type"], self._text, self._analyzer = layout.index_type, layout.text, layout.analyzer
+        self.capabilities = IndexCapabilities(metadata_filter=True, lexical=self._text is not None)
+        self._dim, self._created = layout.dim, True
         self._unflushed = self._lite_path is not None and self._text is not None
-
-    def _open_text(self, field: Mapping[str, Any] | None, functions: Sequence[Mapping[str, Any]]) -> None:
-        """Take the text analysis of an existing collection (``None``: it has no text field)."""
-        if field is None:
-            self._text, self._analyzer = None, {}
-            self.capabilities = IndexCapabilities(metadata_filter=True, lexical=False)
-            return
-        params = field.get("params") or {}
-        analyzer = params.get("analyzer_params") or "{}"
-        analyzer = json.loads(analyzer) if isinstance(analyzer, str) else dict(analyzer)
-        mode = field["name"]
-        bm25 = [f for f in functions if getattr(f.get("type"), "name", f.get("type")) == "BM25"
-                and list(f.get("input_field_names") or []) == [mode]
-                and list(f.get("output_field_names") or []) == [SPARSE_FIELD]]
-        if not bm25 or str(self._index_info(SPARSE_FIELD).get("metric_type")).upper() != "BM25":
-            raise ValueError(f"{self._where} was not made by MilvusL2Index: its {mode!r} field has no BM25 "
-                             "function into 'sparse' or no BM25 index")
-        if self._explicit_analyzer and (mode, analyzer) != (self._text, self._analyzer):
-            raise ValueError(f"{self._where} analyses texts with {analyzer} ({mode}), not the requested "
-                             f"{self._analyzer}; its analysis is fixed when the collection is created")
-        self._text, self._analyzer = mode, analyzer
-        self.capabilities = IndexCapabilities(metadata_filter=True, lexical=True)
-
-    def _index_info(self, field: str) -> dict[str, Any]:
-        names = self._live.list_indexes(self.collection, field_name=field)
-        if not names:
-            raise ValueError(f"{self._where} has no index on field {field!r}")
-        return dict(self._live.describe_index(self.collection, names[0]))
-
-    def _reconcile(self) -> None:
-        """Make a Milvus Lite collection consistent after its last process died (called on open).
-
-        Milvus Lite replays the write-ahead log left on disk, so every acknowledged write is back
-        (and possibly the one in flight). A crash after a flush committed its segment but before
-        it deleted the log replays rows the segment already holds, with the same sequence numbers:
-        Milvus Lite then counts them twice and a search returns each twice (5 ids where 10 were
-        asked). Flushing rewrites the replayed rows into that same segment; any id still stored
-        twice is re-upserted so one version supersedes the copies. Costs one scan of the ids.
-        """
-        client = self._live
-        client.flush(self.collection)
-        counts = self._id_counts()
-        duplicated = [i for i, n in counts.items() if n > 1]
-        if not duplicated:
-            return
-        fields = [ID_FIELD, VECTOR_FIELD, METADATA_FIELD] + ([self._text] if self._text else [])
-        rows = self._fetch(duplicated, fields)
-        for batch in _batches(list(rows.values()), self.batch_size):
-            client.upsert(self.collection, [{f: row[f] for f in fields} for row in batch])
-        client.flush(self.collection)
-        if self.count != len(self._id_counts()):
-            raise RuntimeError(f"{self._where}: rows are still duplicated after crash recovery; "
-                               "re-create the collection from the saved store")
-
-    def _id_counts(self) -> Counter[str]:
-        """How many stored rows hold each id (one each in a consistent collection)."""
-        counts: Counter[str] = Counter()
-        pages = self._live.query_iterator(self.collection, batch_size=_SCAN_BATCH, filter="",
-                                          output_fields=[ID_FIELD])
-        try:
-            while rows := pages.next():
-                counts.update(row[ID_FIELD] for row in rows)
-        finally:
-            pages.close()
-        return counts
 
     # -- protocol -------------------------------------------------------------------------------
     @property
@@ -345,9 +198,7 @@ class MilvusL2Index:
         with self._lock:
             if not self._created:
                 return 0
-            rows = self._live.query(self.collection, filter="", output_fields=["count(*)"],
-                                    consistency_level="Strong")
-            return int(rows[0]["count(*)"])
+            return count_rows(self._live, self.collection)
 
     def __len__(self) -> int:
         """:attr:`count`."""
@@ -561,9 +412,4 @@ class MilvusL2Index:
         """The stored rows (``fields`` plus ``id``) of those ``ids`` that exist, keyed by id."""
         if not self._created or not ids:
             return {}
-        rows: dict[str, dict[str, Any]] = {}
-        for batch in _batches(ids, _QUERY_BATCH):
-            for row in self._live.query(self.collection, filter=id_expression(batch),
-                                        output_fields=[ID_FIELD, *fields], consistency_level="Strong"):
-                rows[row[ID_FIELD]] = row
-        return rows
+        return fetch_rows(self._live, self.collection, ids, fields)

@@ -18,7 +18,7 @@ from typing import Any
 from ragcun.index.lexical.analyzer import Analyzer
 
 MAX_TEXT_BYTES = 65_535
-"""Milvus's largest VARCHAR: the longest stored text (after analysis) in UTF-8 bytes."""
+"""Milvus's largest VARCHAR: the longest stored text (after analysis) in UTF-8 bytes, and the longest id."""
 STEMS_FIELD = "stems"
 """The text field holding ragcun's English stems of each text (queries are stemmed alike)."""
 TEXT_FIELD = "text"
