@@ -4,9 +4,9 @@ Default mode: HNSW32 (efSearch sweep) and IVF (nprobe sweep) through ``ragcun.L2
 N(0, I) 384-d vectors and on real embeddings: the BEIR SciFact corpus through the bundled base model
 and through its Gaussian head (queries: SciFact's queries). Single queries, FAISS on one thread.
 
-``--real``: the 103,508-passage real-text corpus of ``real_corpus.py`` (every SciFact document plus
-98,325 titles, sentences and questions as distractors; vectors from the shared embedding cache) and
-SciFact's 300 test queries. Exact vs HNSW (M, efSearch), IVF-Flat (nprobe), IVF-SQ8 and IVF-PQ with
+``--real``: the >= 100k-passage real-text corpus of ``benchmarks.real_corpus`` (every SciFact document
+plus titles, sentences and questions as distractors; vectors from the shared embedding cache) and
+SciFact's test queries. Exact vs HNSW (M, efSearch), IVF-Flat (nprobe), IVF-SQ8 and IVF-PQ with
 exact re-ranking (``RFlat``, k_factor 8) on two geometries: the bundled model's unit vectors (its
 cosine ranking) and a whitening Gaussian head fitted on the corpus (mean 0, covariance I: the
 isotropic extreme a Gaussian model aims at; the bundled identity head is the unit vectors centred
@@ -19,26 +19,28 @@ vector (the serialised FAISS index / N). Then ``DocStore`` dense and hybrid sear
 corpus, exact and with ``DocStore()``'s default index (``L2Index(factory="auto")``). Last line:
 ``ann-real: n=… default=… recall@10=… speedup=…x ndcg_ratio=…`` for that default, against exact.
 
-Run: python benchmarks/ann.py [--n 100000] [--skip-scifact]
-     python benchmarks/ann.py --real [--quick]
+Feeds the README's "Scaling out" section (exact below 50k, HNSW above) and ``docs/scaling.md``
+("Measured on real text at 100k"). Run from the repository root:
+
+    python -m benchmarks.ann [--n 100000] [--skip-scifact]
+    HF_HUB_OFFLINE=1 python -m benchmarks.ann --real [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import faiss
 import numpy as np
 
+from benchmarks import real_corpus
+from benchmarks.common import SCIFACT, recall_at_k
 from ragcun.index.faiss_l2 import L2Index
 
 K = 10
-SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "beir" / "scifact"
 
 
 def _per_query_ms(index: L2Index, queries: np.ndarray) -> tuple[float, list[list[str | None]]]:
@@ -48,10 +50,6 @@ def _per_query_ms(index: L2Index, queries: np.ndarray) -> tuple[float, list[list
     for q in queries:
         found.append(index.search(q, K)[0][0])
     return (time.perf_counter() - t) / len(queries) * 1e3, found
-
-
-def _recall(found: list[list[str | None]], exact: list[list[str | None]]) -> float:
-    return float(np.mean([len(set(f) & set(e)) / K for f, e in zip(found, exact)]))
 
 
 def sweep(name: str, x: np.ndarray, queries: np.ndarray) -> None:
@@ -79,7 +77,7 @@ def _sweep(name: str, x: np.ndarray, queries: np.ndarray) -> None:
     for ef in (16, 32, 64, 128, 256, 512):
         hnsw.set_search_params(ef_search=ef)
         ms, found = _per_query_ms(hnsw, queries)
-        print(f"{'HNSW32':14s} {'efSearch=' + str(ef):>12s} {_recall(found, exact):10.3f} {ms:9.3f} {flat_ms / ms:8.1f}x")
+        print(f"{'HNSW32':14s} {'efSearch=' + str(ef):>12s} {recall_at_k(found, exact):10.3f} {ms:9.3f} {flat_ms / ms:8.1f}x")
     nlist = int(4 * np.sqrt(n))
     ivf = L2Index(x.shape[1], f"IVF{nlist},Flat", train_size=min(n, 40 * nlist))
     t = time.perf_counter()
@@ -90,7 +88,7 @@ def _sweep(name: str, x: np.ndarray, queries: np.ndarray) -> None:
             break
         ivf.set_search_params(nprobe=nprobe)
         ms, found = _per_query_ms(ivf, queries)
-        print(f"{'IVF' + str(nlist) + ',Flat':14s} {'nprobe=' + str(nprobe):>12s} {_recall(found, exact):10.3f} "
+        print(f"{'IVF' + str(nlist) + ',Flat':14s} {'nprobe=' + str(nprobe):>12s} {recall_at_k(found, exact):10.3f} "
               f"{ms:9.3f} {flat_ms / ms:8.1f}x")
 
 
@@ -151,7 +149,7 @@ def _measure(index: L2Index, name: str, param: str, build_s: float, q: np.ndarra
         t = time.perf_counter()
         index.search(q, K)
         ms, batch_ms = min(ms, one), min(batch_ms, (time.perf_counter() - t) / len(q) * 1e3)
-    return Row(name, param, _recall(found, exact), *ndcg(found), ms, batch_ms, build_s, _bytes_per_vector(index))
+    return Row(name, param, recall_at_k(found, exact), *ndcg(found), ms, batch_ms, build_s, _bytes_per_vector(index))
 
 
 def _print_row(r: Row, exact_ms: float) -> None:
@@ -196,8 +194,6 @@ def real_sweep(name: str, ids: list[str], x: np.ndarray, q: np.ndarray, ndcg,
 
 def real(quick: bool) -> None:
     """The ``--real`` benchmark (see the module docstring)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import real_corpus
     import torch
 
     from ragcun import GaussianEncoder

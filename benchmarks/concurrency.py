@@ -3,9 +3,10 @@
 Random N(0, I) vectors, one query per call, k = 10. Each configuration runs for ``--seconds``;
 the optional writer thread adds and removes batches of 10 vectors in a loop meanwhile.
 FAISS's own OpenMP threads are set to ``--omp`` (default 1) so the figures show what running
-Python threads in parallel gives. Run:
+Python threads in parallel gives. No document cites it today: run it when changing ``L2Index``'s
+locking. Run from the repository root:
 
-    python benchmarks/concurrency.py [--n 20000] [--dim 384] [--threads 1 4] [--seconds 3]
+    python -m benchmarks.concurrency [--n 20000] [--dim 384] [--threads 1 4] [--seconds 3]
 
 Figures depend on the machine and its load (count its free cores); compare rows within one run.
 """

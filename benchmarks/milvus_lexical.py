@@ -8,9 +8,10 @@ b = 0.75, English stopwords and Snowball stemmer). Each test query's top 10 is s
 nDCG@10. With ``--hybrid`` the bundled model's embeddings (cosine geometry, through ragcun's
 embedding cache) go in as the vectors, and dense-only, Milvus's own ``hybrid_search`` with a
 ``WeightedRanker`` and ``DocStore``'s hybrid search (``ragcun.store.fusion``) on FAISS with ragcun's
-BM25 and on ``MilvusL2Index`` with Milvus's BM25 are scored too. Run::
+BM25 and on ``MilvusL2Index`` with Milvus's BM25 are scored too. Feeds ``docs/scaling.md`` ("Lexical
+(BM25) search in Milvus") and the README's hybrid paragraph. Run from the repository root::
 
-    HF_HUB_OFFLINE=1 python benchmarks/milvus_lexical.py [--data ../shared/data/beir/scifact] [--hybrid]
+    HF_HUB_OFFLINE=1 python -m benchmarks.milvus_lexical [--data ../shared/data/beir/scifact] [--hybrid]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN
 
+from benchmarks.common import SCIFACT
 from ragcun.index.faiss_l2 import L2Index
 from ragcun.index.milvus.index import SPARSE_FIELD, VECTOR_FIELD, MilvusL2Index
 from ragcun.index.milvus.text import english_terms
@@ -129,7 +131,7 @@ def embeddings(data: BeirDataset) -> tuple[np.ndarray, np.ndarray]:
 def main() -> None:
     """Print nDCG@10 of bm25s and Milvus's BM25 (and the hybrid rankings with ``--hybrid``)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/data/beir/scifact"))
+    parser.add_argument("--data", default=str(SCIFACT))
     parser.add_argument("--hybrid", action="store_true", help="also dense and hybrid rankings (bundled model)")
     parser.add_argument("--alpha", type=float, default=0.7, help="dense weight of the hybrid rankings")
     args = parser.parse_args()

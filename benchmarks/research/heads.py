@@ -1,6 +1,8 @@
-"""Gaussian heads on a frozen base: quality and isotropy on the ragcun-train demo and on held-out NQ.
+"""Research: Gaussian heads on a frozen base: quality and isotropy on the ragcun-train demo and on held-out NQ.
 
-    HF_HUB_OFFLINE=1 python benchmarks/heads.py [--heads linear residual] [--lambdas 0.5 2 5]
+    HF_HUB_OFFLINE=1 python -m benchmarks.research.heads [--heads linear residual] [--lambdas 0.5 2 5]
+
+Its findings are in the README's training section.
 
 Each head × λ_iso is trained by ``ragcun_train.train`` on the bundled demo (SciFact training pairs,
 frozen base, defaults otherwise) and measured on
@@ -29,16 +31,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.common import NQ_PAIRS
 from ragcun import GaussianEncoder, isotropy_report
 from ragcun.model.head import identity_map
 from ragcun_eval.beir import BeirDataset, load_beir, load_qrels
 from ragcun_train.api import DEMO_DIR, train
 from ragcun_train.evaluation import retrieval_metrics
 
-PAIRS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train" / "qed_nq_xquad_en" / "pairs.jsonl"
 
-
-def heldout_nq(path: Path = PAIRS, n_queries: int = 800, n_docs: int = 2500, seed: int = 0) -> BeirDataset:
+def heldout_nq(path: Path = NQ_PAIRS, n_queries: int = 800, n_docs: int = 2500, seed: int = 0) -> BeirDataset:
     """800 NQ dev questions against their positives plus random other passages, 2,500 in all."""
     rows = [json.loads(line) for line in path.open()]
     passages = list(dict.fromkeys(r["positive"] for r in rows))
