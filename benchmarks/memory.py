@@ -37,6 +37,7 @@ import faiss
 import numpy as np
 
 from benchmarks import real_corpus
+from benchmarks.common import print_table
 from ragcun.index.faiss_l2 import L2Index
 from ragcun.store.doc_store import DocStore, Record
 
@@ -117,10 +118,8 @@ def main() -> None:
           f"after the switch at {index.threshold:,}), 384-d float32, BM25; built in {build_s:.0f} s "
           f"(under tracemalloc)")
     print(f"mean text {text_bytes / n:.0f} B as str; no metadata\n")
-    print(f"{'part':52s} {'bytes/doc':>10s} {'share':>6s}")
-    for name, b in rows:
-        print(f"{name:52s} {b / n:10.0f} {b / total:6.1%}")
-    print(f"{'total':52s} {total / n:10.0f}")
+    print_table([{"part": name, "bytes/doc": round(b / n), "share %": 100 * b / total} for name, b in rows]
+                + [{"part": "total", "bytes/doc": round(total / n), "share %": 100.0}])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(f"\n(raw vector {4 * 384} B) process RSS growth {(rss1 - rss0 - overhead) / n:.0f} B/doc "
           f"(tracemalloc's own use excluded); peak RSS {peak / GIB:.2f} GiB, imports and corpus included "

@@ -24,7 +24,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from benchmarks.common import recall_at_k
+from benchmarks.common import print_table, recall_at_k
 from ragcun.index.milvus.index import MilvusL2Index
 
 
@@ -77,13 +77,13 @@ def measure_milvus(path: str, spec: dict[str, Any], vectors: np.ndarray, queries
     return add_s, build_s, lat, recall_at_k(got, truth.tolist())
 
 
-def row(n: int, name: str, add_s: float, build_s: float | None, lat: np.ndarray, rec: float) -> str:
-    build = "-" if build_s is None else f"{build_s:.2f}"
-    return (f"| {n:>7,} | {name:<24} | {add_s:7.2f} | {build:>7} | {np.median(lat):8.2f} | "
-            f"{np.percentile(lat, 95):8.2f} | {rec:9.3f} |")
+def row(n: int, name: str, add_s: float, build_s: float | None, lat: np.ndarray, rec: float) -> dict[str, object]:
+    """One table row: add and build seconds, median and 95th-percentile ms per query, recall@k."""
+    return {"n": n, "index": name, "add s": add_s, "build s": "-" if build_s is None else build_s,
+            "p50 ms": float(np.median(lat)), "p95 ms": float(np.percentile(lat, 95)), "recall@k": rec}
 
 
-def bench_size(n: int, args: argparse.Namespace, workdir: Path) -> Iterator[str]:
+def bench_size(n: int, args: argparse.Namespace, workdir: Path) -> Iterator[dict[str, object]]:
     """The table rows for one collection size, each as soon as it is measured."""
     rng = np.random.default_rng(args.seed)
     vectors = rng.standard_normal((n, args.dim)).astype(np.float32)
@@ -131,15 +131,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    print(f"# {args.dim}-d N(0, I) vectors, {args.queries} single-vector queries, k={args.k}, "
+    print(f"{args.dim}-d N(0, I) vectors, {args.queries} single-vector queries, k={args.k}, "
           f"faiss threads={faiss.omp_get_max_threads()}")
-    print(f"| {'n':>7} | {'index':<24} | {'add s':>7} | {'build s':>7} | {'p50 ms':>8} | {'p95 ms':>8} | "
-          f"{'recall@' + str(args.k):>9} |")
-    print(f"|{'-' * 9}|{'-' * 26}|{'-' * 9}|{'-' * 9}|{'-' * 10}|{'-' * 10}|{'-' * 11}|")
     with tempfile.TemporaryDirectory(prefix="ragcun-milvus-bench-") as workdir:
         for n in args.sizes:
-            for line in bench_size(n, args, Path(workdir)):
-                print(line, flush=True)
+            print_table(list(bench_size(n, args, Path(workdir))), f"n = {n:,}")
 
 
 if __name__ == "__main__":

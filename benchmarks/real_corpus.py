@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchmarks.common import NQ_PAIRS, SCIFACT, SHARED
+from benchmarks.common import NQ_PAIRS, SCIFACT, SHARED, print_table
 
 MIN_CHARS = 30
 WINDOWS = (1,)
@@ -127,9 +127,9 @@ def main() -> None:
     if not available():
         raise SystemExit(f"shared data not found under {SHARED}")
     corpus = build()
-    for source, count in corpus.counts().items():
-        print(f"{source:12s} {count:8,d}")
-    print(f"{'total':12s} {len(corpus.texts):8,d}   distinct texts {len(set(corpus.texts)):,}   "
+    print_table([{"source": s, "passages": c} for s, c in corpus.counts().items()]
+                + [{"source": "total", "passages": len(corpus.texts)}])
+    print(f"distinct texts {len(set(corpus.texts)):,}   "
           f"distinct ids {len(set(corpus.ids)):,}")
     if args.encode:
         embed(corpus.texts)

@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from benchmarks.common import SCIFACT
+from benchmarks.common import SCIFACT, print_table
 from benchmarks.research.heads import heldout_nq, recentred_isotropy
 from ragcun.stats.sigreg import sigreg
 from ragcun_eval.beir import BeirDataset, load_beir
@@ -390,11 +390,10 @@ def main() -> None:
                 if a.log:
                     with a.log.open("a") as f:
                         f.write(json.dumps(row, default=str) + "\n")
-    print(f"\n{'corpus':8s} {'variant':28s} {'dense':>7s} {'Δ':>7s} {'hybrid':>7s} {'Δ':>7s} {'SIGReg':>8s} {'eff.rank':>8s} {'train s':>7s}")
-    for r in rows:
-        dd = f"{r['d_dense']:+.1%}" if "d_dense" in r else ""
-        dh = f"{r['d_hybrid']:+.1%}" if "d_hybrid" in r else ""
-        print(f"{r['corpus']:8s} {r['variant']:28s} {r['dense']:7.4f} {dd:>7s} {r['hybrid']:7.4f} {dh:>7s} {r['sigreg']:8.2f} {r['eff_rank']:8.1f} {r['seconds']:7.0f}")
+    print_table([{"corpus": r["corpus"], "variant": r["variant"], "dense": r["dense"],
+                  "Δ dense": f"{r['d_dense']:+.1%}" if "d_dense" in r else "", "hybrid": r["hybrid"],
+                  "Δ hybrid": f"{r['d_hybrid']:+.1%}" if "d_hybrid" in r else "", "SIGReg": r["sigreg"],
+                  "eff.rank": r["eff_rank"], "train s": r["seconds"]} for r in rows])
 
 
 if __name__ == "__main__":
