@@ -57,17 +57,18 @@ def interleaved(passes: Mapping[str, Callable[[], object]], rounds: int, items: 
     """Time every pass ``rounds`` times, the passes taken in turn within each round, after one warm-up each.
 
     Interleaving puts every pass under the same load: on a shared machine a load spike slows one round of
-    each rather than all rounds of one. ``items`` is how many operations (queries, say) one pass does;
-    the timings are per item.
+    each rather than all rounds of one; the order rotates from round to round, so no pass always runs
+    first. ``items`` is how many operations (queries, say) one pass does; the timings are per item.
     """
     if rounds < 1 or items < 1:
         raise ValueError(f"rounds and items must be >= 1, got {rounds} and {items}")
     for run in passes.values():
         run()
-    taken: dict[str, list[float]] = {name: [] for name in passes}
-    for _ in range(rounds):
-        for name, run in passes.items():
-            taken[name].append(seconds(run) / items)
+    names = list(passes)
+    taken: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            taken[name].append(seconds(passes[name]) / items)
     return {name: Timing(min(t), statistics.median(t)) for name, t in taken.items()}
 
 
