@@ -4,9 +4,9 @@ Default mode: HNSW32 (efSearch sweep) and IVF (nprobe sweep) through ``ragcun.L2
 N(0, I) 384-d vectors and on real embeddings: the BEIR SciFact corpus through the bundled base model
 and through its Gaussian head (queries: SciFact's queries). Single queries, FAISS on one thread.
 
-``--real``: the 103,508-passage real-text corpus of ``real_corpus.py`` (every SciFact document plus
-98,325 titles, sentences and questions as distractors; vectors from the shared embedding cache) and
-SciFact's 300 test queries. Exact vs HNSW (M, efSearch), IVF-Flat (nprobe), IVF-SQ8 and IVF-PQ with
+``--real``: the >= 100k-passage real-text corpus of ``benchmarks.real_corpus`` (every SciFact document
+plus titles, sentences and questions as distractors; vectors from the shared embedding cache) and
+SciFact's test queries. Exact vs HNSW (M, efSearch), IVF-Flat (nprobe), IVF-SQ8 and IVF-PQ with
 exact re-ranking (``RFlat``, k_factor 8) on two geometries: the bundled model's unit vectors (its
 cosine ranking) and a whitening Gaussian head fitted on the corpus (mean 0, covariance I: the
 isotropic extreme a Gaussian model aims at; the bundled identity head is the unit vectors centred
@@ -19,26 +19,28 @@ vector (the serialised FAISS index / N). Then ``DocStore`` dense and hybrid sear
 corpus, exact and with ``DocStore()``'s default index (``L2Index(factory="auto")``). Last line:
 ``ann-real: n=… default=… recall@10=… speedup=…x ndcg_ratio=…`` for that default, against exact.
 
-Run: python benchmarks/ann.py [--n 100000] [--skip-scifact]
-     python benchmarks/ann.py --real [--quick]
+Feeds the README's "Scaling out" section (exact below 50k, HNSW above) and ``docs/scaling.md``
+("Measured on real text at 100k"). Run from the repository root:
+
+    python -m benchmarks.ann [--n 100000] [--skip-scifact]
+    HF_HUB_OFFLINE=1 python -m benchmarks.ann --real [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import faiss
 import numpy as np
 
+from benchmarks import real_corpus
+from benchmarks.common import SCIFACT, print_table, recall_at_k, seconds
 from ragcun.index.faiss_l2 import L2Index
 
 K = 10
-SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "beir" / "scifact"
 
 
 def _per_query_ms(index: L2Index, queries: np.ndarray) -> tuple[float, list[list[str | None]]]:
@@ -48,10 +50,6 @@ def _per_query_ms(index: L2Index, queries: np.ndarray) -> tuple[float, list[list
     for q in queries:
         found.append(index.search(q, K)[0][0])
     return (time.perf_counter() - t) / len(queries) * 1e3, found
-
-
-def _recall(found: list[list[str | None]], exact: list[list[str | None]]) -> float:
-    return float(np.mean([len(set(f) & set(e)) / K for f, e in zip(found, exact)]))
 
 
 def sweep(name: str, x: np.ndarray, queries: np.ndarray) -> None:
@@ -70,28 +68,26 @@ def _sweep(name: str, x: np.ndarray, queries: np.ndarray) -> None:
     flat = L2Index(x.shape[1])
     flat.add(ids, x)
     flat_ms, exact = _per_query_ms(flat, queries)
-    print(f"\n{name}: {n:,} vectors, {x.shape[1]}-d, {len(queries)} queries; exact flat {flat_ms:.3f} ms/query")
-    print(f"{'index':14s} {'param':>12s} {'recall@10':>10s} {'ms/query':>9s} {'speed-up':>9s}")
+    rows: list[dict[str, object]] = [{"index": "Flat (exact)", "param": "-", "build s": "-", "recall@10": 1.0,
+                                      "ms/query": flat_ms, "speed-up": 1.0}]
     hnsw = L2Index(x.shape[1], "HNSW32")
-    t = time.perf_counter()
-    hnsw.add(ids, x)
-    print(f"  (HNSW32 built in {time.perf_counter() - t:.1f} s)")
+    build_s = seconds(lambda: hnsw.add(ids, x))
     for ef in (16, 32, 64, 128, 256, 512):
         hnsw.set_search_params(ef_search=ef)
         ms, found = _per_query_ms(hnsw, queries)
-        print(f"{'HNSW32':14s} {'efSearch=' + str(ef):>12s} {_recall(found, exact):10.3f} {ms:9.3f} {flat_ms / ms:8.1f}x")
+        rows.append({"index": "HNSW32", "param": f"efSearch={ef}", "build s": build_s,
+                     "recall@10": recall_at_k(found, exact), "ms/query": ms, "speed-up": flat_ms / ms})
     nlist = int(4 * np.sqrt(n))
     ivf = L2Index(x.shape[1], f"IVF{nlist},Flat", train_size=min(n, 40 * nlist))
-    t = time.perf_counter()
-    ivf.add(ids, x)
-    print(f"  (IVF{nlist},Flat trained and filled in {time.perf_counter() - t:.1f} s)")
+    build_s = seconds(lambda: ivf.add(ids, x))  # training included
     for nprobe in (1, 4, 16, 64, 256):
         if nprobe > nlist:
             break
         ivf.set_search_params(nprobe=nprobe)
         ms, found = _per_query_ms(ivf, queries)
-        print(f"{'IVF' + str(nlist) + ',Flat':14s} {'nprobe=' + str(nprobe):>12s} {_recall(found, exact):10.3f} "
-              f"{ms:9.3f} {flat_ms / ms:8.1f}x")
+        rows.append({"index": f"IVF{nlist},Flat", "param": f"nprobe={nprobe}", "build s": build_s,
+                     "recall@10": recall_at_k(found, exact), "ms/query": ms, "speed-up": flat_ms / ms})
+    print_table(rows, f"{name}: {n:,} vectors, {x.shape[1]}-d, {len(queries)} queries")
 
 
 def scifact(limit_queries: int) -> tuple[list[str], list[str]]:
@@ -151,22 +147,22 @@ def _measure(index: L2Index, name: str, param: str, build_s: float, q: np.ndarra
         t = time.perf_counter()
         index.search(q, K)
         ms, batch_ms = min(ms, one), min(batch_ms, (time.perf_counter() - t) / len(q) * 1e3)
-    return Row(name, param, _recall(found, exact), *ndcg(found), ms, batch_ms, build_s, _bytes_per_vector(index))
+    return Row(name, param, recall_at_k(found, exact), *ndcg(found), ms, batch_ms, build_s, _bytes_per_vector(index))
 
 
-def _print_row(r: Row, exact_ms: float) -> None:
-    print(f"{r.index:20s} {r.param:>14s} {r.recall:9.3f} {r.ndcg:8.4f} {r.ndcg_doc:8.4f} {r.ms:8.3f} {exact_ms / r.ms:8.1f}x "
-          f"{r.batch_ms:9.3f} {r.build_s:8.1f} {r.bytes_per_vector:8.0f}")
+def _cells(r: Row, exact_ms: float) -> dict[str, object]:
+    """``r`` as a table row, its speed-up against ``exact_ms``."""
+    return {"index": r.index, "param": r.param, "recall@10": r.recall, "nDCG@10": r.ndcg, "doc-nDCG": r.ndcg_doc,
+            "ms/q": r.ms, "speed-up": exact_ms / r.ms, "batch ms/q": r.batch_ms, "build s": r.build_s,
+            "B/vector": r.bytes_per_vector}
 
 
 def real_sweep(name: str, ids: list[str], x: np.ndarray, q: np.ndarray, ndcg,
                sweeps: dict) -> tuple[list[Row], list[list[str | None]]]:
     """Exact then every index of ``sweeps`` on ``x``: one table; returns its rows (the exact one first) and
     the exact top 10s."""
-    print(f"\n{name}: {len(x):,} vectors, {x.shape[1]}-d, {len(q)} queries (search: 1 FAISS thread; "
-          f"build: {faiss.omp_get_max_threads()})")
-    print(f"{'index':20s} {'param':>14s} {'recall@10':>9s} {'nDCG@10':>8s} {'doc-nDCG':>8s} {'ms/q':>8s} {'speed-up':>9s} "
-          f"{'batch ms/q':>9s} {'build s':>8s} {'B/vector':>8s}")
+    title = (f"{name}: {len(x):,} vectors, {x.shape[1]}-d, {len(q)} queries (search: 1 FAISS thread; "
+             f"build: {faiss.omp_get_max_threads()})")
     rows = []
     flat = L2Index(x.shape[1])
     t = time.perf_counter()
@@ -177,7 +173,6 @@ def real_sweep(name: str, ids: list[str], x: np.ndarray, q: np.ndarray, ndcg,
     exact = flat.search(q, K)[0]
     rows.append(_measure(flat, "Flat (exact)", "-", build, q, exact, ndcg))
     faiss.omp_set_num_threads(threads)
-    _print_row(rows[0], rows[0].ms)
     for factory, (param, values) in sweeps.items():
         index = L2Index(x.shape[1], factory, **{param: values[0]})
         t = time.perf_counter()
@@ -188,16 +183,14 @@ def real_sweep(name: str, ids: list[str], x: np.ndarray, q: np.ndarray, ndcg,
             _tune(index, param, v)
             rows.append(_measure(index, factory, f"{'efSearch' if param == 'ef_search' else 'nprobe'}={v}",
                                  build, q, exact, ndcg))
-            _print_row(rows[-1], rows[0].ms)
         faiss.omp_set_num_threads(threads)
         del index
+    print_table([_cells(r, rows[0].ms) for r in rows], title)
     return rows, exact
 
 
 def real(quick: bool) -> None:
     """The ``--real`` benchmark (see the module docstring)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import real_corpus
     import torch
 
     from ragcun import GaussianEncoder
@@ -242,9 +235,9 @@ def real(quick: bool) -> None:
                    {k: v for k, v in sweeps.items() if k.startswith(("HNSW32", "IVF1024,Flat"))})
     default = hybrid(corpus, unit, unit_q, qtexts, ndcg, DEFAULT_ALPHA, exact_found)
     exact = rows[0]
-    print(f"\ndefault for big stores: DocStore() = L2Index(factory=\"auto\"): exact below {AUTO_THRESHOLD:,} vectors, "
-          f"{AUTO_FACTORY} (efSearch {AUTO_EF_SEARCH}, nprobe {AUTO_NPROBE}) above")
-    _print_row(default, exact.ms)
+    print_table([_cells(default, exact.ms)],
+                f"default for big stores: DocStore() = L2Index(factory=\"auto\"): exact below {AUTO_THRESHOLD:,} "
+                f"vectors, {AUTO_FACTORY} (efSearch {AUTO_EF_SEARCH}, nprobe {AUTO_NPROBE}) above")
     print(f"ann-real: n={len(corpus.ids)} default={default.index} recall@10={default.recall:.3f} "
           f"speedup={exact.ms / default.ms:.1f}x ndcg_ratio={default.ndcg / exact.ndcg:.4f}")
 
@@ -255,8 +248,7 @@ def hybrid(corpus, x: np.ndarray, q: np.ndarray, qtexts: list[str], ndcg, alpha:
     returns the default index's row, measured like the sweeps' (``exact_found``: the exact top 10s)."""
     from ragcun.store.doc_store import DocStore, Record
 
-    print(f"\nDocStore on the same corpus, SciFact test, k=10, alpha={alpha} (1 FAISS thread while searching)")
-    print(f"{'index':22s} {'add s':>7s} {'mode':>7s} {'nDCG@10':>8s} {'doc-nDCG':>8s} {'ms/q':>7s}")
+    rows: list[dict[str, object]] = []
     records = [Record(i, t) for i, t in zip(corpus.ids, corpus.texts)]
     for name, index in (("Flat (exact)", L2Index()), ("DocStore() default", None)):
         store = DocStore(index)
@@ -275,9 +267,11 @@ def hybrid(corpus, x: np.ndarray, q: np.ndarray, qtexts: list[str], ndcg, alpha:
             found = [[h.record.id for h in store.search(v, K, text=text, mode=mode, alpha=alpha)]
                      for v, text in zip(q, qtexts)]
             ms = (time.perf_counter() - t) / len(q) * 1e3
-            print(f"{name:22s} {add_s:7.1f} {mode:>7s} {ndcg(found)[0]:8.4f} {ndcg(found)[1]:8.4f} {ms:7.2f}")
+            strict, per_doc = ndcg(found)
+            rows.append({"index": name, "add s": add_s, "mode": mode, "nDCG@10": strict, "doc-nDCG": per_doc, "ms/q": ms})
         faiss.omp_set_num_threads(threads)
         del store
+    print_table(rows, f"DocStore on the same corpus, SciFact test, k=10, alpha={alpha} (1 FAISS thread while searching)")
     return default
 
 

@@ -3,9 +3,10 @@
 Random N(0, I) vectors, one query per call, k = 10. Each configuration runs for ``--seconds``;
 the optional writer thread adds and removes batches of 10 vectors in a loop meanwhile.
 FAISS's own OpenMP threads are set to ``--omp`` (default 1) so the figures show what running
-Python threads in parallel gives. Run:
+Python threads in parallel gives. No document cites it today: run it when changing ``L2Index``'s
+locking. Run from the repository root:
 
-    python benchmarks/concurrency.py [--n 20000] [--dim 384] [--threads 1 4] [--seconds 3]
+    python -m benchmarks.concurrency [--n 20000] [--dim 384] [--threads 1 4] [--seconds 3]
 
 Figures depend on the machine and its load (count its free cores); compare rows within one run.
 """
@@ -19,6 +20,7 @@ import time
 import faiss
 import numpy as np
 
+from benchmarks.common import print_table
 from ragcun.index.faiss_l2 import L2Index
 
 
@@ -71,15 +73,16 @@ def main() -> None:
     rng = np.random.default_rng(0)
     data = rng.standard_normal((args.n, args.dim)).astype(np.float32)
     queries = rng.standard_normal((256, args.dim)).astype(np.float32)
-    print(f"n={args.n} dim={args.dim} k=10 omp={args.omp} seconds={args.seconds}")
-    print(f"{'factory':<8} {'threads':>7} {'writer':>6} {'queries/s':>10}")
+    rows = []
     for factory in args.factories:
         index = L2Index(args.dim, factory)
         index.add([f"d{i}" for i in range(args.n)], data)
         for writer in (False, True):
             for threads in args.threads:
                 qps = measure(index, queries, threads, args.seconds, writer, args.omp)
-                print(f"{factory:<8} {threads:>7} {'yes' if writer else 'no':>6} {qps:>10.0f}", flush=True)
+                rows.append({"factory": factory, "threads": threads, "writer": "yes" if writer else "no",
+                             "queries/s": round(qps)})
+    print_table(rows, f"n={args.n} dim={args.dim} k=10 omp={args.omp} seconds={args.seconds}")
 
 
 if __name__ == "__main__":

@@ -1,37 +1,38 @@
 """Hybrid (L2 + BM25) retrieval: quality through the real frameworks, and its cost at scale.
 
+Feeds the README's "Use it from LlamaIndex or LangChain" section (hybrid quality and cost paragraphs).
+
 Quality: BEIR SciFact test (300 queries, 5,183 documents), the bundled Gaussian model (identity
 head: its L2 ranking is the base model's cosine ranking), nDCG@10 of dense and hybrid retrieval
 through a LlamaIndex ``VectorStoreIndex`` retriever and a LangChain retriever over ragcun's stores
 (document vectors from the shared embedding cache; queries embedded by the frameworks).
 
-Cost: N documents (the real-text passages of ``benchmarks/real_corpus.py``: SciFact documents, titles
-and sentences, NQ/SQuAD sentences and questions; repeated with a suffix past 103,508; random N(0, I) 384-d vectors, since latency
-does not depend on what the vectors mean), one query at a time with SciFact query texts: mean ms
-per query of dense and hybrid search in ``DocStore`` (exact FAISS), the time of ``L2Index.add`` and
+Cost: N documents (the real-text passages of ``benchmarks.real_corpus``: SciFact documents, titles
+and sentences, NQ/SQuAD sentences and questions, repeated with a suffix past their count; random
+N(0, I) 384-d vectors, since latency does not depend on what the vectors mean), one query at a time
+with SciFact query texts: mean ms per query of dense and hybrid search in ``DocStore`` (exact FAISS,
+the two modes timed in turn, best of ``--rounds``), the time of ``L2Index.add`` and
 of ``DocStore.add`` (which only queues texts for BM25), and of the first read after the adds (which
 analyses and indexes every queued text as one segment).
 
-Run: HF_HUB_OFFLINE=1 python benchmarks/hybrid.py [--sizes 10000 100000] [--no-quality]
+Run from the repository root: HF_HUB_OFFLINE=1 python -m benchmarks.hybrid [--sizes 10000 100000] [--no-quality]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
 from functools import lru_cache
 
 import faiss
 import numpy as np
-import real_corpus  # benchmarks/real_corpus.py, beside this script
 
+from benchmarks import real_corpus
+from benchmarks.common import SCIFACT, interleaved, print_table, seconds
 from ragcun.index.faiss_l2 import L2Index
 from ragcun.index.lexical.bm25 import BM25Index
 from ragcun.store.doc_store import DocStore, Record
 from ragcun.store.fusion import DEFAULT_ALPHA
-
-SCIFACT = real_corpus.SCIFACT
 
 
 def quality(alpha: float) -> None:
@@ -60,8 +61,7 @@ def quality(alpha: float) -> None:
                              embed_model=GaussianEmbedding())
     db = LCStore(GaussianEmbeddings(), alpha=alpha)
     db.add_embeddings(zip(data.doc_texts, vectors.tolist()), ids=data.doc_ids)
-    print(f"SciFact test: {len(data.queries)} queries, {len(data.doc_ids)} documents, alpha={alpha}")
-    print(f"{'through':28s} {'dense nDCG@10':>14s} {'hybrid nDCG@10':>15s} {'gain':>7s}")
+    rows = []
     for name in ("LlamaIndex VectorStoreIndex", "LangChain retriever"):
         ndcg = {}
         for mode in ("dense", "hybrid"):
@@ -74,12 +74,14 @@ def quality(alpha: float) -> None:
                 retriever = db.as_retriever(search_kwargs={"k": 10, "retrieval_mode": mode})
                 run = {q: [d.id for d in retriever.invoke(t)] for q, t in data.queries.items()}
             ndcg[mode] = evaluate(run, data.qrels)["ndcg@10"]
-        print(f"{name:28s} {ndcg['dense']:14.4f} {ndcg['hybrid']:15.4f} {(ndcg['hybrid'] / ndcg['dense'] - 1) * 100:+6.1f}%")
+        rows.append({"through": name, "dense nDCG@10": ndcg["dense"], "hybrid nDCG@10": ndcg["hybrid"],
+                     "gain %": (ndcg["hybrid"] / ndcg["dense"] - 1) * 100})
+    print_table(rows, f"SciFact test: {len(data.queries)} queries, {len(data.doc_ids)} documents, alpha={alpha}")
 
 
 @lru_cache(maxsize=1)
 def passages() -> tuple[str, ...]:
-    """The distinct real-text passages of ``benchmarks/real_corpus.py`` (built once)."""
+    """The distinct real-text passages of ``benchmarks.real_corpus`` (built once)."""
     return tuple(real_corpus.build().texts)
 
 
@@ -94,47 +96,36 @@ def query_texts(n: int) -> list[str]:
     return [json.loads(line)["text"] for line in (SCIFACT / "queries.jsonl").open(encoding="utf-8")][:n]
 
 
-def search_latency(store: DocStore, vectors: np.ndarray, texts: list[str], rounds: int) -> dict[str, float]:
-    """Mean ms per query of dense and hybrid ``DocStore.search`` (best of ``rounds``, modes in turn)."""
-    best = {"dense": np.inf, "hybrid": np.inf}
-    for mode in best:  # warm-up: the first search fits the store's distance law
-        store.search(vectors[0], 10, text=texts[0], mode=mode)
-    for _ in range(rounds):
-        for mode in best:
-            t = time.perf_counter()
-            for q, text in zip(vectors, texts):
-                store.search(q, 10, text=text, mode=mode, alpha=DEFAULT_ALPHA)
-            best[mode] = min(best[mode], (time.perf_counter() - t) / len(texts) * 1e3)
-    return best
+def dense_vs_hybrid(n: int, n_queries: int, rounds: int, alpha: float = DEFAULT_ALPHA) -> dict[str, object]:
+    """One row: add times and interleaved dense vs hybrid ``DocStore.search`` latency at ``n`` passages.
 
-
-def cost(sizes: list[int], n_queries: int, rounds: int) -> None:
-    """Add time and per-query latency of dense vs hybrid search at each size."""
+    Random N(0, I) 384-d vectors (latency does not depend on what they mean), exact ``L2Index``, BM25
+    on, the first ``n_queries`` SciFact query texts; ``hybrid/dense`` is the ratio of the best rounds.
+    """
     queries = query_texts(n_queries)
     rng = np.random.default_rng(0)
-    print(f"\n{len(passages()):,} distinct passages; {len(queries)} query texts; exact FAISS, 384-d, k=10, "
-          f"faiss threads {faiss.omp_get_max_threads()}")
-    print(f"{'N':>8s} {'L2Index.add s':>14s} {'DocStore.add s':>15s} {'1st read s':>11s} {'dense ms/q':>11s} "
-          f"{'hybrid ms/q':>12s} {'hybrid/dense':>13s}")
-    for n in sizes:
-        texts = corpus_texts(n)
-        ids = [f"d{i}" for i in range(n)]
-        x = rng.standard_normal((n, 384), dtype=np.float32)
-        qs = rng.standard_normal((len(queries), 384), dtype=np.float32)
-        t = time.perf_counter()
-        L2Index(384).add(ids, x)
-        add_vectors = time.perf_counter() - t
-        store = DocStore(L2Index(384), lexical=BM25Index())
-        t = time.perf_counter()
-        for s in range(0, n, 10_000):
-            store.add([Record(i, tx) for i, tx in zip(ids[s:s + 10_000], texts[s:s + 10_000])], x[s:s + 10_000])
-        add_all = time.perf_counter() - t
-        t = time.perf_counter()
-        store.search(qs[0], 10, text=queries[0], mode="hybrid")  # indexes the texts the adds queued
-        first = time.perf_counter() - t
-        best = search_latency(store, qs, queries, rounds)
-        print(f"{n:8,d} {add_vectors:14.2f} {add_all:15.2f} {first:11.2f} {best['dense']:11.2f} "
-              f"{best['hybrid']:12.2f} {best['hybrid'] / best['dense']:12.2f}x")
+    texts = corpus_texts(n)
+    ids = [f"d{i}" for i in range(n)]
+    x = rng.standard_normal((n, 384), dtype=np.float32)
+    qs = rng.standard_normal((len(queries), 384), dtype=np.float32)
+    add_vectors = seconds(lambda: L2Index(384).add(ids, x))
+    store = DocStore(L2Index(384), lexical=BM25Index())
+    add_all = seconds(lambda: [store.add([Record(i, t) for i, t in zip(ids[s:s + 10_000], texts[s:s + 10_000])],
+                                         x[s:s + 10_000]) for s in range(0, n, 10_000)])
+    first = seconds(lambda: store.search(qs[0], 10, text=queries[0], mode="hybrid"))  # indexes the queued texts
+    timing = interleaved({mode: (lambda mode=mode: [store.search(q, 10, text=t, mode=mode, alpha=alpha)
+                                                    for q, t in zip(qs, queries)])
+                          for mode in ("dense", "hybrid")}, rounds, items=len(queries))
+    return {"N": n, "L2Index.add s": add_vectors, "DocStore.add s": add_all, "1st read s": first,
+            "dense ms/q": timing["dense"].best_ms, "hybrid ms/q": timing["hybrid"].best_ms,
+            "hybrid/dense": timing["hybrid"].best / timing["dense"].best}
+
+
+def cost(sizes: list[int], n_queries: int, rounds: int, alpha: float) -> None:
+    """Add time and per-query latency of dense vs hybrid search at each size."""
+    print_table([dense_vs_hybrid(n, n_queries, rounds, alpha) for n in sizes],
+                f"{len(passages()):,} distinct passages; {n_queries} SciFact query texts; exact FAISS, 384-d, k=10, "
+                f"faiss threads {faiss.omp_get_max_threads()}, best of {rounds} interleaved rounds")
 
 
 def main() -> None:
@@ -150,7 +141,7 @@ def main() -> None:
     faiss.omp_set_num_threads(args.threads)
     if args.quality:
         quality(args.alpha)
-    cost(args.sizes, args.queries, args.rounds)
+    cost(args.sizes, args.queries, args.rounds, args.alpha)
 
 
 if __name__ == "__main__":

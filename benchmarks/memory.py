@@ -1,6 +1,6 @@
 """What one stored document costs in memory: a ``DocStore`` (default index, BM25) at ≥ 100k real passages.
 
-The passages of ``real_corpus.py`` (105,904; no metadata, as a plain chunker would give) with random
+The passages of ``benchmarks.real_corpus`` (no metadata, as a plain chunker would give) with random
 384-d float32 vectors (memory does not depend on what the vectors mean), added 10,000 at a time to
 ``DocStore()``: its default ``L2Index(factory="auto")`` switches from exact to HNSW at its threshold.
 
@@ -8,7 +8,7 @@ How it is measured:
 
 - Python objects: ``tracemalloc`` while the store is built, grouped by the module that allocated
   them: ``doc_store.py`` (records and their metadata dicts, the id -> record map),
-  ``lexical.py`` (BM25 postings, vocabulary, id maps), ``l2_index.py`` (its id maps); numpy arrays
+  ``index/lexical/bm25.py`` (BM25 postings, vocabulary, id maps), ``index/faiss_l2.py`` (its id maps); numpy arrays
   count where they were made. The texts are the corpus's own string objects (the store keeps
   references, not copies): counted as ``sys.getsizeof`` of each.
 - FAISS (C++, invisible to tracemalloc): the serialised index (vectors, HNSW graph, levels, the
@@ -18,7 +18,8 @@ How it is measured:
 - Peak: the largest resident size (``ru_maxrss``), reached while the index switches to HNSW (the
   live vectors are copied out and re-added).
 
-Run: python benchmarks/memory.py [--n 105904]
+Feeds ``docs/scaling.md`` ("What a stored document costs") and the README's "Scaling out" section.
+Run from the repository root: python -m benchmarks.memory [--n N]
 """
 
 from __future__ import annotations
@@ -35,16 +36,15 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import real_corpus
-
+from benchmarks import real_corpus
+from benchmarks.common import print_table
 from ragcun.index.faiss_l2 import L2Index
 from ragcun.store.doc_store import DocStore, Record
 
 GIB = 1 << 30
 BUDGET = 8 * GIB
-MODULES = {"doc_store.py": "records + metadata + id map (DocStore)", "lexical.py": "BM25 index (lexical)",
-           "l2_index.py": "id maps (L2Index)"}
+MODULES = {"doc_store.py": "records + metadata + id map (DocStore)", "bm25.py": "BM25 index (lexical)",
+           "faiss_l2.py": "id maps (L2Index)"}
 
 
 def rss() -> int:
@@ -118,10 +118,8 @@ def main() -> None:
           f"after the switch at {index.threshold:,}), 384-d float32, BM25; built in {build_s:.0f} s "
           f"(under tracemalloc)")
     print(f"mean text {text_bytes / n:.0f} B as str; no metadata\n")
-    print(f"{'part':52s} {'bytes/doc':>10s} {'share':>6s}")
-    for name, b in rows:
-        print(f"{name:52s} {b / n:10.0f} {b / total:6.1%}")
-    print(f"{'total':52s} {total / n:10.0f}")
+    print_table([{"part": name, "bytes/doc": round(b / n), "share %": 100 * b / total} for name, b in rows]
+                + [{"part": "total", "bytes/doc": round(total / n), "share %": 100.0}])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(f"\n(raw vector {4 * 384} B) process RSS growth {(rss1 - rss0 - overhead) / n:.0f} B/doc "
           f"(tracemalloc's own use excluded); peak RSS {peak / GIB:.2f} GiB, imports and corpus included "

@@ -4,11 +4,12 @@ For each size, the same seeded 384-d N(0, I) vectors (the distribution ragcun em
 trained toward) go into FAISS ``IndexFlatL2`` (exact: the recall reference), FAISS HNSW and
 ``MilvusL2Index`` on a fresh Milvus Lite file with FLAT and HNSW. Milvus rows time ``add``
 (batched upserts) and, separately, ``flush`` plus the background index build; latency is one
-query per call, as a retriever issues them. Run::
+query per call, as a retriever issues them. Feeds the README's "Scaling out" section (Milvus Lite
+beside FAISS) and ``docs/scaling.md`` ("Which index at which size"). Run from the repository root::
 
-    HF_HUB_OFFLINE=1 python benchmarks/milvus.py --sizes 10000 100000
+    HF_HUB_OFFLINE=1 python -m benchmarks.milvus --sizes 10000 100000
 
-``benchmarks/search.py`` reuses :func:`milvus_specs` and :func:`measure_milvus` for its Milvus rows.
+``benchmarks.search`` reuses :func:`milvus_specs` and :func:`measure_milvus` for its Milvus rows.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from benchmarks.common import print_table, recall_at_k
 from ragcun.index.milvus.index import MilvusL2Index
 
 
@@ -46,11 +48,6 @@ def latencies_ms(search, queries: np.ndarray) -> np.ndarray:
         search(row[None, :])
         out.append((time.perf_counter() - start) * 1e3)
     return np.asarray(out)
-
-
-def recall(got: list[list[object]], truth: np.ndarray) -> float:
-    """Mean fraction of the exact top-k found, per query."""
-    return float(np.mean([len(set(g) & set(t)) / len(t) for g, t in zip(got, truth.tolist())]))
 
 
 def milvus_specs(m: int = 16, ef_construction: int = 200, ef: int = 64) -> dict[str, dict[str, Any]]:
@@ -77,16 +74,16 @@ def measure_milvus(path: str, spec: dict[str, Any], vectors: np.ndarray, queries
         got_ids, _ = index.search(queries, k)
         got = [[int(i) for i in r if i is not None] for r in got_ids]
         lat = latencies_ms(lambda q: index.search(q, k), queries)
-    return add_s, build_s, lat, recall(got, truth)
+    return add_s, build_s, lat, recall_at_k(got, truth.tolist())
 
 
-def row(n: int, name: str, add_s: float, build_s: float | None, lat: np.ndarray, rec: float) -> str:
-    build = "-" if build_s is None else f"{build_s:.2f}"
-    return (f"| {n:>7,} | {name:<24} | {add_s:7.2f} | {build:>7} | {np.median(lat):8.2f} | "
-            f"{np.percentile(lat, 95):8.2f} | {rec:9.3f} |")
+def row(n: int, name: str, add_s: float, build_s: float | None, lat: np.ndarray, rec: float) -> dict[str, object]:
+    """One table row: add and build seconds, median and 95th-percentile ms per query, recall@k."""
+    return {"n": n, "index": name, "add s": add_s, "build s": "-" if build_s is None else build_s,
+            "p50 ms": float(np.median(lat)), "p95 ms": float(np.percentile(lat, 95)), "recall@k": rec}
 
 
-def bench_size(n: int, args: argparse.Namespace, workdir: Path) -> Iterator[str]:
+def bench_size(n: int, args: argparse.Namespace, workdir: Path) -> Iterator[dict[str, object]]:
     """The table rows for one collection size, each as soon as it is measured."""
     rng = np.random.default_rng(args.seed)
     vectors = rng.standard_normal((n, args.dim)).astype(np.float32)
@@ -108,7 +105,7 @@ def bench_size(n: int, args: argparse.Namespace, workdir: Path) -> Iterator[str]
     hnsw.hnsw.efSearch = args.ef
     got = hnsw.search(queries, args.k)[1]
     lat = latencies_ms(lambda q: hnsw.search(q, args.k), queries)
-    yield row(n, f"FAISS HNSW{args.hnsw_m} ef={args.ef}", add_s, None, lat, recall(got.tolist(), truth))
+    yield row(n, f"FAISS HNSW{args.hnsw_m} ef={args.ef}", add_s, None, lat, recall_at_k(got.tolist(), truth.tolist()))
 
     specs = milvus_specs(args.hnsw_m, args.ef_construction, args.ef)
     for name in args.indexes:
@@ -134,15 +131,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    print(f"# {args.dim}-d N(0, I) vectors, {args.queries} single-vector queries, k={args.k}, "
+    print(f"{args.dim}-d N(0, I) vectors, {args.queries} single-vector queries, k={args.k}, "
           f"faiss threads={faiss.omp_get_max_threads()}")
-    print(f"| {'n':>7} | {'index':<24} | {'add s':>7} | {'build s':>7} | {'p50 ms':>8} | {'p95 ms':>8} | "
-          f"{'recall@' + str(args.k):>9} |")
-    print(f"|{'-' * 9}|{'-' * 26}|{'-' * 9}|{'-' * 9}|{'-' * 10}|{'-' * 10}|{'-' * 11}|")
     with tempfile.TemporaryDirectory(prefix="ragcun-milvus-bench-") as workdir:
         for n in args.sizes:
-            for line in bench_size(n, args, Path(workdir)):
-                print(line, flush=True)
+            print_table(list(bench_size(n, args, Path(workdir))), f"n = {n:,}")
 
 
 if __name__ == "__main__":

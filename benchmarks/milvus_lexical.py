@@ -8,9 +8,10 @@ b = 0.75, English stopwords and Snowball stemmer). Each test query's top 10 is s
 nDCG@10. With ``--hybrid`` the bundled model's embeddings (cosine geometry, through ragcun's
 embedding cache) go in as the vectors, and dense-only, Milvus's own ``hybrid_search`` with a
 ``WeightedRanker`` and ``DocStore``'s hybrid search (``ragcun.store.fusion``) on FAISS with ragcun's
-BM25 and on ``MilvusL2Index`` with Milvus's BM25 are scored too. Run::
+BM25 and on ``MilvusL2Index`` with Milvus's BM25 are scored too. Feeds ``docs/scaling.md`` ("Lexical
+(BM25) search in Milvus") and the README's hybrid paragraph. Run from the repository root::
 
-    HF_HUB_OFFLINE=1 python benchmarks/milvus_lexical.py [--data ../shared/data/beir/scifact] [--hybrid]
+    HF_HUB_OFFLINE=1 python -m benchmarks.milvus_lexical [--data ../shared/data/beir/scifact] [--hybrid]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN
 
+from benchmarks.common import SCIFACT, print_table
 from ragcun.index.faiss_l2 import L2Index
 from ragcun.index.milvus.index import SPARSE_FIELD, VECTOR_FIELD, MilvusL2Index
 from ragcun.index.milvus.text import english_terms
@@ -129,41 +131,47 @@ def embeddings(data: BeirDataset) -> tuple[np.ndarray, np.ndarray]:
 def main() -> None:
     """Print nDCG@10 of bm25s and Milvus's BM25 (and the hybrid rankings with ``--hybrid``)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/data/beir/scifact"))
+    parser.add_argument("--data", default=str(SCIFACT))
     parser.add_argument("--hybrid", action="store_true", help="also dense and hybrid rankings (bundled model)")
     parser.add_argument("--alpha", type=float, default=0.7, help="dense weight of the hybrid rankings")
     args = parser.parse_args()
     data = load_beir(args.data)
-    print(f"{data.name}: {len(data.doc_ids)} documents, {len(data.queries)} test queries, nDCG@{K}")
     model, tokens = bm25s_model(data)
     reference = mean_ndcg(data, bm25s_run(data, model, tokens))
-    print(f"{'bm25s (English stopwords + stemmer)':48s} {reference:.4f}")
+    rows: list[dict[str, object]] = [{"ranking": "bm25s (English stopwords + stemmer)", f"nDCG@{K}": reference,
+                                      "ratio": "-", "add s": "-", "p50 ms/query": "-"}]
     doc_vectors, query_vectors = embeddings(data) if args.hybrid else (np.zeros((len(data.doc_ids), 2), np.float32), None)
     with tempfile.TemporaryDirectory() as tmp:
         index, add_s = fill(str(Path(tmp) / "stems.db"), data, doc_vectors)
         run, ms = lexical_run(data, index)
         ndcg = mean_ndcg(data, run)
-        print(f"{'MilvusL2Index.lexical_search (ragcun stems)':48s} {ndcg:.4f}  ratio {ndcg / reference:.4f}"
-              f"  (add {add_s:.1f} s, {ms:.1f} ms/query p50)")
+        rows.append({"ranking": "MilvusL2Index.lexical_search (ragcun stems)", f"nDCG@{K}": ndcg,
+                     "ratio": ndcg / reference, "add s": add_s, "p50 ms/query": ms})
         plain, plain_s = fill(str(Path(tmp) / "plain.db"), data, doc_vectors, lexical=False)
         plain.close()
-        print(f"{'  add without texts (lexical=False)':48s} {plain_s:.1f} s")
+        rows.append({"ranking": "(add without texts, lexical=False)", f"nDCG@{K}": "-", "ratio": "-",
+                     "add s": plain_s, "p50 ms/query": "-"})
         with fill(str(Path(tmp) / "lite.db"), data, doc_vectors, analyzer_params=LITE_ANALYZER)[0] as lite:
             ndcg = mean_ndcg(data, lexical_run(data, lite)[0])
-        print(f"{'Milvus Lite analyzer (no stemmer)':48s} {ndcg:.4f}  ratio {ndcg / reference:.4f}")
+        rows.append({"ranking": "Milvus Lite analyzer (no stemmer)", f"nDCG@{K}": ndcg, "ratio": ndcg / reference,
+                     "add s": "-", "p50 ms/query": "-"})
         if query_vectors is not None:
             ids, _ = index.search(query_vectors, K)
-            print(f"{'dense (bundled, cosine)':48s} {mean_ndcg(data, dict(zip(data.queries, ids))):.4f}")
+            rows.append({"ranking": "dense (bundled, cosine)", f"nDCG@{K}": mean_ndcg(data, dict(zip(data.queries, ids)))})
             faiss_store, milvus_store = hybrid_stores(data, doc_vectors, str(Path(tmp) / "store.db"))
             faiss_side = store_run(data, faiss_store, query_vectors, args.alpha)
             milvus_side = store_run(data, milvus_store, query_vectors, args.alpha)
             milvus_store.index.close()
             native = milvus_hybrid_run(data, index, query_vectors, args.alpha)
             theirs, ours = mean_ndcg(data, faiss_side), mean_ndcg(data, milvus_side)
-            print(f"{f'DocStore hybrid alpha={args.alpha}, FAISS + ragcun BM25':48s} {theirs:.4f}")
-            print(f"{f'DocStore hybrid alpha={args.alpha}, MilvusL2Index':48s} {ours:.4f}  ratio {ours / theirs:.4f}")
-            print(f"{f'Milvus hybrid_search WeightedRanker({args.alpha})':48s} {mean_ndcg(data, native):.4f}")
+            rows += [{"ranking": f"DocStore hybrid alpha={args.alpha}, FAISS + ragcun BM25", f"nDCG@{K}": theirs},
+                     {"ranking": f"DocStore hybrid alpha={args.alpha}, MilvusL2Index", f"nDCG@{K}": ours,
+                      "ratio": ours / theirs},
+                     {"ranking": f"Milvus hybrid_search WeightedRanker({args.alpha})",
+                      f"nDCG@{K}": mean_ndcg(data, native)}]
         index.close()
+    print_table(rows, f"{data.name}: {len(data.doc_ids)} documents, {len(data.queries)} test queries; ratio: "
+                      "against bm25s (lexical rows) or FAISS + ragcun BM25 (hybrid rows)")
 
 
 if __name__ == "__main__":

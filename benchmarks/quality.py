@@ -5,8 +5,10 @@ Models per dataset: the bundled all-MiniLM-L6-v2 by cosine, the same ZCA-whitene
 one Gaussian model per objective preset trained by ``ragcun_train.train`` on the train qrels with
 the base frozen, by L2 and fused with BM25 (``:hybrid``). Claims are measured on the dense rows. Writes the tables and PNGs into ``--out`` and the summary into docs/benchmarks.md.
 
-    HF_HUB_OFFLINE=1 python benchmarks/quality.py            # everything
-    HF_HUB_OFFLINE=1 python benchmarks/quality.py --no-train # base model only
+    HF_HUB_OFFLINE=1 python -m benchmarks.quality            # everything
+    HF_HUB_OFFLINE=1 python -m benchmarks.quality --no-train # base model only
+
+Feeds ``docs/benchmarks.md`` (generated) and the README's "What holds today" section.
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.common import REPO, SHARED
 from ragcun_eval.beir import BeirDataset, find_beir_dirs, load_beir
 from ragcun_eval.claims import ClaimResult, verdict_lines
 from ragcun_eval.cli import claims_outputs, retrieval_outputs, run_all
 from ragcun_eval.models import Embedder, ModelSpec, parse_model_spec
 from ragcun_eval.report import markdown_table
 
-REPO = Path(__file__).resolve().parents[1]
 BASELINES = ("bundled:cosine", "bundled:whitened", "bundled:lexical", "bundled:hybrid", "gaussian")
 
 
@@ -34,7 +36,7 @@ def trainer_presets() -> tuple[str, ...] | None:
         from ragcun_train.objectives import ENCODER_OBJECTIVES, PRESETS
     except ImportError:
         return None
-    return tuple(p for p in PRESETS if p not in ENCODER_OBJECTIVES)  # distil: label-free, see benchmarks/distil.py
+    return tuple(p for p in PRESETS if p not in ENCODER_OBJECTIVES)  # distil: label-free, see benchmarks/research/distil.py
 
 
 def train_models(folder: Path, data: BeirDataset, embedder: Embedder, out: Path, presets: tuple[str, ...],
@@ -111,7 +113,7 @@ def write_doc(path: Path, command: str, model_dir: Path, rows: list[dict], claim
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; see the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--beir-root", type=Path, default=REPO.parent / "shared" / "data" / "beir")
+    parser.add_argument("--beir-root", type=Path, default=SHARED / "data" / "beir")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "quality")
     parser.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
     parser.add_argument("--cache-dir", type=Path, help="base-embedding cache of training and evaluation (default as the CLIs)")
@@ -145,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     print(retrieval_outputs(runs, args.out))
     claims = claims_outputs([r for r in runs if r.spec.geometry == r.spec.dense_geometry], datasets, args.out, embedder)
     print("\n".join(verdict_lines(claims)))
-    command = "HF_HUB_OFFLINE=1 python benchmarks/quality.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = "HF_HUB_OFFLINE=1 python -m benchmarks.quality " + shlex.join(argv if argv is not None else sys.argv[1:])
     model_dir = (args.out / "models").resolve()
     model_dir = model_dir.relative_to(REPO) if model_dir.is_relative_to(REPO) else model_dir
     write_doc(args.doc, command.strip(), model_dir, [_short(r.row()) for r in runs], claims, notes, time.time() - t0)

@@ -1,5 +1,7 @@
 """A ≥ 100,000-passage real-text corpus from ``../shared/data``, built reproducibly (no randomness).
 
+The corpus of ``benchmarks.ann --real``, ``benchmarks.hybrid``, ``benchmarks.memory`` and ``benchmarks.search``.
+
 What a RAG chunker would produce from the text there, with every SciFact document kept whole so that
 SciFact test queries keep their qrels among the other ~95k+ passages as distractors:
 
@@ -15,10 +17,9 @@ SciFact test queries keep their qrels among the other ~95k+ passages as distract
 Windows and titles shorter than ``MIN_CHARS`` are dropped and a text already taken (an exact duplicate) is kept once
 (first source in the order above wins). SciFact *queries* are never in the corpus.
 
-103,508 passages (98,325 besides the SciFact documents). Encoded once through the shared embedding
-cache (:func:`embed`, chunked so an interrupted encode keeps what it finished).
+Encoded once through the shared embedding cache (:func:`embed`, chunked so an interrupted encode keeps what it finished).
 
-Run: python benchmarks/real_corpus.py [--encode]   (prints the counts per source, the total and the
+Run from the repository root: python -m benchmarks.real_corpus [--encode]   (prints the counts per source, the total and the
 distinct count; ``--encode`` fills the embedding cache for the bundled model)
 """
 
@@ -28,13 +29,11 @@ import argparse
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-SCIFACT = SHARED / "beir" / "scifact"
-PAIRS = SHARED / "train" / "qed_nq_xquad_en" / "pairs.jsonl"
+from benchmarks.common import NQ_PAIRS, SCIFACT, SHARED, print_table
+
 MIN_CHARS = 30
 WINDOWS = (1,)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -58,7 +57,7 @@ class Corpus:
 
 def available() -> bool:
     """Whether the shared data the corpus is cut from is present."""
-    return (SCIFACT / "corpus.jsonl").is_file() and PAIRS.is_file()
+    return (SCIFACT / "corpus.jsonl").is_file() and NQ_PAIRS.is_file()
 
 
 def windows(text: str, size: int) -> list[tuple[int, str]]:
@@ -84,7 +83,7 @@ def build() -> Corpus:
 
     with (SCIFACT / "corpus.jsonl").open(encoding="utf-8") as fh:
         docs = [json.loads(line) for line in fh]
-    with PAIRS.open(encoding="utf-8") as fh:
+    with NQ_PAIRS.open(encoding="utf-8") as fh:
         pairs = [json.loads(line) for line in fh]
     wiki = list(dict.fromkeys(p["positive"] for p in pairs))
     for d in docs:
@@ -128,9 +127,9 @@ def main() -> None:
     if not available():
         raise SystemExit(f"shared data not found under {SHARED}")
     corpus = build()
-    for source, count in corpus.counts().items():
-        print(f"{source:12s} {count:8,d}")
-    print(f"{'total':12s} {len(corpus.texts):8,d}   distinct texts {len(set(corpus.texts)):,}   "
+    print_table([{"source": s, "passages": c} for s, c in corpus.counts().items()]
+                + [{"source": "total", "passages": len(corpus.texts)}])
+    print(f"distinct texts {len(set(corpus.texts)):,}   "
           f"distinct ids {len(set(corpus.ids)):,}")
     if args.encode:
         embed(corpus.texts)

@@ -1,6 +1,8 @@
 """ragcun-train speed: frozen-mode steps per second, and the share of a full fine-tuning step spent in SIGReg.
 
-    HF_HUB_OFFLINE=1 python benchmarks/training.py [--batch-size 64] [--full-batch-size 16] [--repeats 5]
+Feeds the README's training section (speed). Run from the repository root:
+
+    HF_HUB_OFFLINE=1 python -m benchmarks.training [--batch-size 64] [--full-batch-size 16] [--repeats 5]
 
 Frozen mode never runs the transformer, so its steps are timed on random unit-length base
 embeddings (a 5,000-document corpus, every document a negative). The full fine-tuning step

@@ -157,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ragcun-eval`` console script."""
     args = build_parser().parse_args(argv)
+    from importlib.util import find_spec
+
+    if find_spec("matplotlib") is None:
+        print('ragcun-eval: error: matplotlib not installed: pip install "ragcun[train]"', file=sys.stderr)
+        return 2
     from ragcun_eval.claims import verdict_lines
     from ragcun_eval.models import Embedder, parse_model_spec
 

@@ -116,6 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     Arguments are parsed and checked before torch or any model is imported.
     """
     args = vars(build_parser().parse_args(argv))
+    from importlib.util import find_spec
+
+    missing = [m for m in ("datasets", "accelerate", "matplotlib") if find_spec(m) is None]
+    if missing:
+        return _error(f"{', '.join(missing)} not installed: pip install \"ragcun[train]\"")
     options = {k: v for k, v in args.items() if k in TrainConfig.field_names()}
     try:
         TrainConfig(**options).check()

@@ -1,6 +1,8 @@
-"""Gaussian heads on a frozen base: quality and isotropy on the ragcun-train demo and on held-out NQ.
+"""Research: Gaussian heads on a frozen base: quality and isotropy on the ragcun-train demo and on held-out NQ.
 
-    HF_HUB_OFFLINE=1 python benchmarks/heads.py [--heads linear residual] [--lambdas 0.5 2 5]
+    HF_HUB_OFFLINE=1 python -m benchmarks.research.heads [--heads linear residual] [--lambdas 0.5 2 5]
+
+Its findings are in the README's training section.
 
 Each head × λ_iso is trained by ``ragcun_train.train`` on the bundled demo (SciFact training pairs,
 frozen base, defaults otherwise) and measured on
@@ -22,6 +24,7 @@ import argparse
 import json
 import logging
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,16 +32,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.common import NQ_PAIRS, print_table
 from ragcun import GaussianEncoder, isotropy_report
 from ragcun.model.head import identity_map
 from ragcun_eval.beir import BeirDataset, load_beir, load_qrels
 from ragcun_train.api import DEMO_DIR, train
 from ragcun_train.evaluation import retrieval_metrics
 
-PAIRS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train" / "qed_nq_xquad_en" / "pairs.jsonl"
 
-
-def heldout_nq(path: Path = PAIRS, n_queries: int = 800, n_docs: int = 2500, seed: int = 0) -> BeirDataset:
+def heldout_nq(path: Path = NQ_PAIRS, n_queries: int = 800, n_docs: int = 2500, seed: int = 0) -> BeirDataset:
     """800 NQ dev questions against their positives plus random other passages, 2,500 in all."""
     rows = [json.loads(line) for line in path.open()]
     passages = list(dict.fromkeys(r["positive"] for r in rows))
@@ -91,18 +93,18 @@ def main() -> None:
     print(f"demo: {len(demo.queries)} test queries ({len(new_docs)} new-doc), {len(demo.doc_ids)} docs; "
           f"NQ held-out: {len(nq.queries)} queries, {len(nq.doc_ids)} passages")
 
-    def row(name: str, lam: str, demo_iso: dict, head=lambda x: x, seconds: float = 0.0) -> str:
+    def row(name: str, lam: str, demo_iso: dict, head=lambda x: x, seconds: float = 0.0) -> dict[str, object]:
         (dq, dd), (nq_q, nq_d) = ((head(q), head(d)) for q, d in (base["demo"], base["nq"]))
         nq_iso = recentred_isotropy(nq_d)
-        return (f"| {name} | {lam} | {ndcg(dq, dd, demo):.4f} | {ndcg(dq, dd, demo, new_docs):.4f} | {demo_iso['sigreg']:.2f} | "
-                f"{demo_iso['is_isotropic']} | {demo_iso['effective_rank']:.0f} | {ndcg(nq_q, nq_d, nq):.4f} | "
-                f"{nq_iso['sigreg']:.2f} | {nq_iso['effective_rank']:.0f} | {seconds:.0f} |")
+        print(f"measured {name} λ_iso {lam}", file=sys.stderr, flush=True)
+        return {"head": name, "λ_iso": lam, "demo nDCG@10": ndcg(dq, dd, demo),
+                "demo new-doc nDCG@10": ndcg(dq, dd, demo, new_docs), "demo SIGReg": demo_iso["sigreg"],
+                "isotropic": demo_iso["is_isotropic"], "demo eff. rank": round(demo_iso["effective_rank"]),
+                "NQ nDCG@10": ndcg(nq_q, nq_d, nq), "NQ SIGReg (re-centred)": nq_iso["sigreg"],
+                "NQ eff. rank": round(nq_iso["effective_rank"]), "train s": round(seconds)}
 
-    print("\n| head | λ_iso | demo nDCG@10 | demo new-doc nDCG@10 | demo SIGReg | isotropic | demo eff. rank | NQ nDCG@10 | "
-          "NQ SIGReg (re-centred) | NQ eff. rank | train s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
     w, b = identity_map(base["demo"][1].astype(np.float64), base["demo"][1].shape[1])
-    print(row("base, cosine", "—", isotropy_report(base["demo"][1] @ w.T + b).to_dict()), flush=True)
+    rows = [row("base, cosine", "—", isotropy_report(base["demo"][1] @ w.T + b).to_dict())]
     for head in args.heads:
         for lam in args.lambdas:
             with tempfile.TemporaryDirectory() as tmp:
@@ -114,7 +116,8 @@ def main() -> None:
                 with torch.no_grad():
                     return model.apply_head(torch.as_tensor(x)).numpy()
 
-            print(row(head, f"{lam:g}", result.report["after"]["isotropy"], apply, seconds), flush=True)
+            rows.append(row(head, f"{lam:g}", result.report["after"]["isotropy"], apply, seconds))
+    print_table(rows)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
-"""Label-free distillation of the hybrid (L2 + BM25) ranking into the encoder's top layers (issue 14, items 1-4).
+"""Research: label-free distillation of the hybrid (L2 + BM25) ranking into the encoder's top layers.
 
 Adapts all-MiniLM-L6-v2 on a corpus's *text only* (no queries, no qrels) and reports, on that
 corpus's test questions, dense L2 nDCG@10, hybrid nDCG@10 (the stores' fusion: union of each
 side's top 100, dense weight 0.7), and the isotropy (SIGReg, effective rank) of the documents'
 embeddings re-centred on the corpus (mean 0, average variance 1; changes no L2 ranking), against the
 base (bundled cosine, bundled hybrid). Corpora: BEIR SciFact (its 5,183 documents, 300 test
-questions) and the held-out NQ set of ``benchmarks/heads.py`` (2,500 passages, 800 questions).
+questions) and the held-out NQ set of ``benchmarks.research.heads`` (2,500 passages, 800 questions).
 
 Variants:
 - ``default``: what ``ragcun-train CORPUS --format corpus`` does today (title/half -> body views,
@@ -22,8 +22,10 @@ Variants:
 
 Run (2 CPU cores: a few minutes per variant and corpus; the first run caches the lower layers):
 
-    PYTHONPATH=src:integrations:training HF_HUB_OFFLINE=1 python benchmarks/distil.py \
+    HF_HUB_OFFLINE=1 python -m benchmarks.research.distil \
         [--corpora scifact nq] [--variants default ict-mm] [--log results.jsonl]
+
+Its findings are in docs/benchmarks.md ("Label-free adaptation") and the README's training section.
 """
 
 from __future__ import annotations
@@ -43,20 +45,15 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from heads import heldout_nq, recentred_isotropy  # noqa: E402  (benchmarks/heads.py, beside this script)
-
-from ragcun.stats.sigreg import sigreg  # noqa: E402
-from ragcun_eval.beir import BeirDataset, load_beir  # noqa: E402
-from ragcun_eval.metrics import evaluate  # noqa: E402
-from ragcun_eval.models import Embedder, parse_model_spec  # noqa: E402
-from ragcun_train.distil import fit_margin_scale, mine_triplets  # noqa: E402
-from ragcun_train.pseudo_queries import pseudo_queries  # noqa: E402
-from ragcun_train.teacher import HybridTeacher  # noqa: E402
-
-SCIFACT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "beir" / "scifact"
-if not SCIFACT.is_dir():
-    SCIFACT = Path("/work/shared/data/beir/scifact")
+from benchmarks.common import SCIFACT, print_table
+from benchmarks.research.heads import heldout_nq, recentred_isotropy
+from ragcun.stats.sigreg import sigreg
+from ragcun_eval.beir import BeirDataset, load_beir
+from ragcun_eval.metrics import evaluate
+from ragcun_eval.models import Embedder, parse_model_spec
+from ragcun_train.distil import fit_margin_scale, mine_triplets
+from ragcun_train.pseudo_queries import pseudo_queries
+from ragcun_train.teacher import HybridTeacher
 
 # name -> settings (defaults in Variant)
 VARIANTS: dict[str, dict] = {
@@ -393,11 +390,10 @@ def main() -> None:
                 if a.log:
                     with a.log.open("a") as f:
                         f.write(json.dumps(row, default=str) + "\n")
-    print(f"\n{'corpus':8s} {'variant':28s} {'dense':>7s} {'Δ':>7s} {'hybrid':>7s} {'Δ':>7s} {'SIGReg':>8s} {'eff.rank':>8s} {'train s':>7s}")
-    for r in rows:
-        dd = f"{r['d_dense']:+.1%}" if "d_dense" in r else ""
-        dh = f"{r['d_hybrid']:+.1%}" if "d_hybrid" in r else ""
-        print(f"{r['corpus']:8s} {r['variant']:28s} {r['dense']:7.4f} {dd:>7s} {r['hybrid']:7.4f} {dh:>7s} {r['sigreg']:8.2f} {r['eff_rank']:8.1f} {r['seconds']:7.0f}")
+    print_table([{"corpus": r["corpus"], "variant": r["variant"], "dense": r["dense"],
+                  "Δ dense": f"{r['d_dense']:+.1%}" if "d_dense" in r else "", "hybrid": r["hybrid"],
+                  "Δ hybrid": f"{r['d_hybrid']:+.1%}" if "d_hybrid" in r else "", "SIGReg": r["sigreg"],
+                  "eff.rank": r["eff_rank"], "train s": r["seconds"]} for r in rows])
 
 
 if __name__ == "__main__":
