@@ -14,8 +14,8 @@ Variants:
   ``ragcun_train.train``; the trained model encodes the test set.
 - the others train the top N transformer layers on token states of layer L-N cached once (fp16,
   on disk under ``--cache``), on pseudo-queries cut from the corpus
-  (``ragcun_train.pseudo_queries``) whose candidates the hybrid teacher scores
-  (``ragcun_train.teacher``); losses: MarginMSE on the student's -||q-d||^2/2 (GPL; Hofstaetter
+  (``ragcun_train.distil.pseudo_queries``) whose candidates the hybrid teacher scores
+  (``ragcun_train.distil.teacher``); losses: MarginMSE on the student's -||q-d||^2/2 (GPL; Hofstaetter
   et al. 2020) or listwise KL over the teacher's top k; the source document can be skipped when
   mining (``skip_source``) and replaced as positive by the inverse-cloze rest (``ict``).
   ``--variants`` names them (see VARIANTS); ``--list`` prints them.
@@ -51,9 +51,7 @@ from ragcun.stats.sigreg import sigreg
 from ragcun_eval.beir import BeirDataset, load_beir
 from ragcun_eval.metrics import evaluate
 from ragcun_eval.models import Embedder, parse_model_spec
-from ragcun_train.distil import fit_margin_scale, mine_triplets
-from ragcun_train.pseudo_queries import pseudo_queries
-from ragcun_train.teacher import HybridTeacher
+from ragcun_train.distil import HybridTeacher, fit_margin_scale, mine_triplets, pseudo_queries
 
 # name -> settings (defaults in Variant)
 VARIANTS: dict[str, dict] = {

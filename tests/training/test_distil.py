@@ -13,9 +13,15 @@ from ragcun.losses import EuclideanMarginMSELoss, GaussianRAGLoss
 from ragcun_train import train
 from ragcun_train.cli import main
 from ragcun_train.config import TrainConfig
-from ragcun_train.distil import distil_set, fit_margin_scale, mine_triplets
-from ragcun_train.pseudo_queries import pseudo_queries, split_sentences
-from ragcun_train.teacher import HybridTeacher, TeacherRanking
+from ragcun_train.distil import (
+    HybridTeacher,
+    TeacherRanking,
+    distil_set,
+    fit_margin_scale,
+    mine_triplets,
+    pseudo_queries,
+    split_sentences,
+)
 
 WORDS = ("protein cell gene tumour virus immune brain heart liver kidney insulin dopamine neuron receptor "
          "enzyme plasma membrane vaccine antibody mutation").split()
@@ -180,3 +186,15 @@ def test_distil_refuses_a_frozen_base_and_labelled_data(tmp_path, corpus_file, c
     pairs.write_text(json.dumps({"query": "q", "positive": "p"}) + "\n")
     assert main([str(pairs), "--objective", "distil", "--output", str(tmp_path / "o")]) == 2
     assert "give a corpus (--format corpus), not pairs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("old, new", [("ragcun_train.teacher", "ragcun_train.distil.teacher"),
+                                      ("ragcun_train.pseudo_queries", "ragcun_train.distil.pseudo_queries")])
+def test_old_module_paths_warn_and_serve_the_moved_modules(old, new):
+    import importlib
+    import sys
+
+    sys.modules.pop(old, None)
+    with pytest.warns(DeprecationWarning, match=f"{old} moved to {new}"):
+        module = importlib.import_module(old)
+    assert module is importlib.import_module(new)

@@ -14,7 +14,7 @@ from ragcun import GaussianEncoder
 from ragcun.scoring.calibrator import FILE, RelevanceCalibrator
 from ragcun_eval.beir import load_beir
 from ragcun_train import train
-from ragcun_train.calibration import MAX_HELD, HeldOut, fit_calibrator, hold_out
+from ragcun_train.calibration import MAX_HELD, HeldOut, held_out_calibrator, hold_out
 from ragcun_train.data import TrainingSet
 
 
@@ -45,22 +45,22 @@ def test_hold_out_keeps_a_tenth_of_the_queries_out_of_training() -> None:
         assert hold_out(too_few, 0) == (too_few, None)
 
 
-def test_fit_calibrator_on_held_back_hits() -> None:
+def test_held_out_calibrator_fits_on_held_back_hits() -> None:
     rng = np.random.default_rng(0)
     corpus = rng.standard_normal((500, 16))
     n = 200
     queries = corpus[:n] + rng.standard_normal((n, 16)) * rng.uniform(0.2, 1.2, (n, 1))
     held = HeldOut([f"q{i}" for i in range(n)], [{i} for i in range(n)])
-    cal = fit_calibrator(queries, corpus, held, "/data/toy.jsonl")
+    cal = held_out_calibrator(queries, corpus, held, "/data/toy.jsonl")
     assert isinstance(cal, RelevanceCalibrator) and cal.slope < 0
     assert cal.n_pairs == n * 10 and cal.fitted_on == "toy.jsonl: top-10 hits of 200 held-back queries"
 
 
-def test_fit_calibrator_without_relevant_hits_gives_none(caplog) -> None:
+def test_held_out_calibrator_without_relevant_hits_gives_none(caplog) -> None:
     corpus = np.random.default_rng(0).standard_normal((50, 4))
     held = HeldOut(["q"] * 5, [{49}] * 5)
     with caplog.at_level(logging.WARNING, logger="ragcun_train.calibration"):
-        assert fit_calibrator(corpus[:5], corpus, held, "toy") is None
+        assert held_out_calibrator(corpus[:5], corpus, held, "toy") is None
     assert "no relevance calibrator" in caplog.text
 
 

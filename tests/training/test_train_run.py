@@ -194,9 +194,12 @@ def _one_error_line(capsys) -> str:
 ])
 def test_bad_arguments_are_one_error_line_before_anything_loads(tmp_path, capsys, monkeypatch, args, named):
     import ragcun_train.api as api
+    import ragcun_train.distil as distil
+    import ragcun_train.rows as rows
 
     monkeypatch.setattr(api, "GaussianEncoder", None)  # loading a model would fail with a TypeError
-    monkeypatch.setattr(api, "load_training_set", None)
+    monkeypatch.setattr(rows, "load_training_set", None)  # so would loading labelled data
+    monkeypatch.setattr(distil, "load_documents", None)  # or a corpus to distil on
     assert _status(["--output", str(tmp_path / "out"), *args]) == 2
     assert named in _one_error_line(capsys)
     assert not (tmp_path / "out").exists()

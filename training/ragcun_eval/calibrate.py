@@ -12,18 +12,15 @@ from __future__ import annotations
 import numpy as np
 
 from ragcun.scoring.calibrator import RelevanceCalibrator
+from ragcun.scoring.pairs import DEPTH, hit_pairs
 from ragcun_eval.beir import BeirDataset
 from ragcun_eval.retrieval import ModelRun
 
-DEPTH = 10
-
 
 def calibration_pairs(run: ModelRun, data: BeirDataset, depth: int = DEPTH) -> tuple[np.ndarray, np.ndarray]:
-    """Distances and relevance labels of every query's top ``depth`` hits in ``run``."""
-    distances = np.concatenate([run.distances[q][:depth] for q in run.query_ids])
-    labels = np.concatenate([np.array([data.qrels[q].get(d, 0) > 0 for d in run.ranked[q][:depth]], bool)
-                             for q in run.query_ids])
-    return distances, labels
+    """Distances and relevance labels (qrels score > 0) of every query's top ``depth`` hits in ``run``."""
+    relevant = [{d for d, s in data.qrels[q].items() if s > 0} for q in run.query_ids]
+    return hit_pairs([run.distances[q] for q in run.query_ids], [run.ranked[q] for q in run.query_ids], relevant, depth)
 
 
 def fit_calibrator(run: ModelRun, data: BeirDataset, split: str, depth: int = DEPTH) -> RelevanceCalibrator:

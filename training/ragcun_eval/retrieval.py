@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ragcun.index.exact import nearest
 from ragcun.index.faiss_l2 import L2Index
 from ragcun.store.doc_store import DocStore, Record
 from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES
@@ -42,7 +43,7 @@ class ModelRun:
 def run_model(data: BeirDataset, spec: ModelSpec, embedder: Embedder, depth: int = DEPTH,
               alpha: float = DEFAULT_ALPHA) -> ModelRun:
     """Encode (through ``embedder``, whose base outputs are cached), apply ``spec``'s dense geometry and rank:
-    exactly by L2, or for ``hybrid`` / ``lexical`` through ``ragcun.DocStore`` (BM25 on the texts,
+    exactly by L2 (:func:`ragcun.index.exact.nearest`), or for ``hybrid`` / ``lexical`` through ``ragcun.DocStore`` (BM25 on the texts,
     fused with dense weight ``alpha``). Then score the run.
 
     As in BEIR, a document whose id equals the query id is never returned.
@@ -63,9 +64,8 @@ def run_model(data: BeirDataset, spec: ModelSpec, embedder: Embedder, depth: int
             ids.append([h.record.id for h in hits] + [None] * (fetch - len(hits)))
             dist[row, :len(hits)] = [h.distance for h in hits]
     else:
-        index = L2Index(space.docs.shape[1])
-        index.add(data.doc_ids, space.docs)
-        ids, dist = index.search(space.queries, fetch)
+        rows, squared = nearest(space.queries, space.docs, fetch)
+        ids, dist = [[data.doc_ids[j] for j in row] for row in rows.tolist()], np.sqrt(squared)
     ranked, distances = {}, {}
     for row, q in enumerate(query_ids):
         keep = [j for j, d in enumerate(ids[row]) if d is not None and d != q][:depth]

@@ -3,7 +3,7 @@
 With labelled data (``pairs``, ``beir``) a tenth of the distinct queries (at least
 :data:`MIN_HELD`, at most :data:`MAX_HELD`; only when there are :data:`MIN_QUERIES` or more) never
 reach training. After training, each held-back query retrieves its top :data:`DEPTH` documents of
-the training corpus by L2 in the trained model's space, labelled relevant when they are among its
+the training corpus by exact L2 in the trained model's space, labelled relevant when they are among its
 positives, and :class:`ragcun.scoring.calibrator.RelevanceCalibrator` is fitted on those hits: the hits a
 store would score, from queries the model never saw. A label-free corpus gets no calibrator (its
 only labels are the views cut from each document, far easier than real queries); the stores then
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ragcun.index.faiss_l2 import L2Index
 from ragcun.scoring.calibrator import RelevanceCalibrator
+from ragcun.scoring.pairs import DEPTH, calibration_pairs
 from ragcun_train.data import TrainingSet
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,6 @@ HOLDOUT_FRACTION = 0.1
 MIN_QUERIES = 100
 MIN_HELD = 20
 MAX_HELD = 500
-DEPTH = 10
 
 
 @dataclass
@@ -60,15 +59,12 @@ def hold_out(train_set: TrainingSet, seed: int) -> tuple[TrainingSet, HeldOut | 
     return kept, HeldOut(list(relevant), list(relevant.values()))
 
 
-def fit_calibrator(queries: np.ndarray, corpus: np.ndarray, held: HeldOut, source: str) -> RelevanceCalibrator | None:
-    """Fit on the held-back ``queries``' (their outputs, in :attr:`HeldOut.queries` order) top hits in ``corpus``'s
-    outputs; ``None`` (logged) when those hits cannot be calibrated (e.g. no relevant document among them)."""
-    index = L2Index(corpus.shape[1])
-    index.add([str(i) for i in range(len(corpus))], corpus)
-    ids, distances = index.search(queries, min(DEPTH, len(corpus)))
-    labels = np.array([[i is not None and int(i) in rel for i in row] for row, rel in zip(ids, held.relevant)])
+def held_out_calibrator(queries: np.ndarray, corpus: np.ndarray, held: HeldOut, source: str) -> RelevanceCalibrator | None:
+    """Fit on the held-back ``queries``' (their outputs, in :attr:`HeldOut.queries` order) top :data:`DEPTH` hits in
+    ``corpus``'s outputs; ``None`` (logged) when those hits cannot be calibrated (e.g. no relevant document among them)."""
+    distances, labels = calibration_pairs(queries, corpus, held.relevant, DEPTH)
     try:
-        return RelevanceCalibrator.fit(distances[np.isfinite(distances)], labels[np.isfinite(distances)],
+        return RelevanceCalibrator.fit(distances, labels,
                                        fitted_on=f"{Path(source).name}: top-{DEPTH} hits of {len(held.queries)} held-back queries")
     except ValueError as exc:
         log.warning("no relevance calibrator: %s", exc)

@@ -2,21 +2,23 @@
 
 A frozen-mode checkpoint (the head, the predictor, SIGReg's slice counter and the optimizer) is a
 folder ``<dir>/step-<N>`` holding ``state.safetensors`` (tensors) and ``state.json`` (step,
-history, optimizer hyper-parameters). It is written under a temporary name and renamed, so a crash
-never leaves a half-written checkpoint. No pickle. Full fine-tuning's checkpoints are the
+history, optimizer hyper-parameters). Each file is written atomically (:mod:`ragcun.io.atomic`), the
+tensors first: a checkpoint counts as complete once its ``state.json`` exists, so a crash never
+leaves a half-written one that a resume would take. No pickle. Full fine-tuning's checkpoints are the
 sentence-transformers trainer's ``<dir>/checkpoint-<N>`` folders.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
+
+from ragcun.io.atomic import atomic_file, write_json_atomic
 
 STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"
@@ -34,18 +36,16 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torc
 
 def save_checkpoint(directory: Path, step: int, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
                     extra: dict[str, Any], keep: int = 2) -> Path:
-    """Write ``directory/step-<step>`` atomically and delete all but the newest ``keep`` checkpoints."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write ``directory/step-<step>`` (complete once its ``state.json`` is written) and delete all but the newest ``keep``
+    checkpoints."""
     final = directory / f"{FROZEN_PREFIX}{step}"
-    tmp = directory / f".{FROZEN_PREFIX}{step}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    final.mkdir(parents=True, exist_ok=True)
+    (final / STATE_JSON).unlink(missing_ok=True)  # incomplete (skipped by list_checkpoints) until its state.json is back
     tensors = {f"{name}.{k}": v.detach().cpu().clone().contiguous() for name, m in modules.items() for k, v in m.state_dict().items()}
     opt_tensors, groups = _optimizer_tensors(optimizer)
-    save_file(tensors | opt_tensors, str(tmp / STATE_TENSORS))
-    (tmp / STATE_JSON).write_text(json.dumps({"step": step, "param_groups": groups} | extra))
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    with atomic_file(final / STATE_TENSORS, "wb") as f:
+        f.write(save(tensors | opt_tensors))
+    write_json_atomic(final / STATE_JSON, {"step": step, "param_groups": groups} | extra)
     for old in list_checkpoints(directory)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

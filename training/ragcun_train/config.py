@@ -26,9 +26,9 @@ _POSITIVE_REALS = ("lr", "temperature")
 LABELLED_OBJECTIVE = "gaussian-rag"
 """The default objective for labelled data (pairs, BEIR folders)."""
 CORPUS_OBJECTIVE = "isotropy-only"
-"""The default objective for a label-free corpus (``--format corpus``): SIGReg alone on a frozen head, the one
-label-free objective measured within 0.5% of the base on both corpora (dense and hybrid; docs/benchmarks.md).
-The title/half -> body InfoNCE views lost 0.9% on SciFact; ``distil`` is better on dense but opt-in (23 min)."""
+"""The default objective for a label-free corpus (``--format corpus``): SIGReg alone on a frozen head. Why this
+preset and not the title/half -> body InfoNCE views or ``distil`` (opt-in): the label-free adaptation section of
+docs/benchmarks.md."""
 _CHOICES = {"format": FORMATS, "objective": tuple(PRESETS), "head": HEADS, "init": INITS}
 
 

@@ -9,23 +9,16 @@ import torch
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator, SentenceEvaluator
 
 from ragcun import isotropy_report
+from ragcun.index.exact import nearest
 from ragcun_eval.beir import BeirDataset
 from ragcun_eval.metrics import evaluate
 
 TOP_K = 100
 
 
-def rank_l2(queries: np.ndarray | torch.Tensor, docs: np.ndarray | torch.Tensor, k: int = TOP_K, chunk: int = 1024) -> np.ndarray:
-    """Indices of the ``k`` nearest documents (Euclidean) of each query, nearest first (Q, k)."""
-    q, d = torch.as_tensor(queries, dtype=torch.float32), torch.as_tensor(docs, dtype=torch.float32)
-    k = min(k, d.size(0))
-    out = [torch.cdist(q[i : i + chunk], d).topk(k, largest=False).indices for i in range(0, q.size(0), chunk)]
-    return torch.cat(out).numpy()
-
-
 def retrieval_metrics(query_emb: np.ndarray | torch.Tensor, doc_emb: np.ndarray | torch.Tensor, data: BeirDataset) -> dict[str, float]:
-    """BEIR metrics (``ndcg@10``, ``recall@100``, …) of L2 ranking; rows follow ``data.queries`` and ``data.doc_ids``."""
-    ranked = rank_l2(query_emb, doc_emb)
+    """BEIR metrics (``ndcg@10``, ``recall@100``, …) of exact L2 ranking; rows follow ``data.queries`` and ``data.doc_ids``."""
+    ranked, _ = nearest(query_emb, doc_emb, TOP_K)
     run = {qid: [data.doc_ids[j] for j in row] for qid, row in zip(data.queries, ranked)}
     return evaluate(run, data.qrels)
 

@@ -1,4 +1,5 @@
-"""Full fine-tuning through sentence-transformers' ``SentenceTransformerTrainer`` (what ``model.fit`` wraps)."""
+"""Full fine-tuning through sentence-transformers' ``SentenceTransformerTrainer`` (what ``model.fit`` wraps):
+:func:`train_full`, the loop, and :func:`run_full`, a ``train(...)`` run's full fine-tuning step around it."""
 
 from __future__ import annotations
 
@@ -13,13 +14,17 @@ from sentence_transformers.sentence_transformer.evaluation import SequentialEval
 from sentence_transformers.sentence_transformer.training_args import BatchSamplers
 from transformers import TrainerCallback
 
-from ragcun import GaussianEncoder, distributed
+from ragcun import GaussianEncoder
 from ragcun.losses import GaussianRAGLoss, JEPAPredictor
 from ragcun.losses.jepa_predictive import PREDICTOR_DIR
+from ragcun.model.encoding import encode_texts
+from ragcun.stats import distributed
 from ragcun_eval.beir import BeirDataset
 from ragcun_train.data import TrainingSet
 from ragcun_train.evaluation import IsotropyEvaluator, l2_retrieval_evaluator, measure
 from ragcun_train.frozen import NonFiniteLossError
+from ragcun_train.recentre import recentre_head
+from ragcun_train.state import Cached, Outcome, Run, Start
 
 
 def freeze_bottom_layers(model: GaussianEncoder, n: int) -> None:
@@ -96,12 +101,46 @@ def train_full(
     return callback.history, callback.evaluations
 
 
+def encoded_for_measure(model: GaussianEncoder, isotropy_texts: list[str],
+                        ev: BeirDataset | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """The model's own encodings that :func:`measure_encoded` measures: the isotropy sample, and with ``ev`` its
+    queries and documents (``None`` without).
+
+    Texts are encoded by role (:func:`ragcun.model.encoding.encode_texts`), as serving and the cache encode them:
+    eval queries as ``"query"``, documents and the isotropy sample as ``"document"``.
+    """
+    def encode(texts: list[str], role: str = "document") -> np.ndarray:
+        return encode_texts(model, texts, role, batch_size=64)
+
+    if ev is None:
+        return encode(isotropy_texts), None, None
+    return encode(isotropy_texts), encode(list(ev.queries.values()), "query"), encode(ev.doc_texts)
+
+
 def measure_encoded(model: GaussianEncoder, isotropy_texts: list[str], ev: BeirDataset | None) -> dict[str, Any]:
     """Isotropy and (with ``ev``) L2 retrieval metrics of the model's own encodings (no cache: the base has changed)."""
-    def encode(texts: list[str]) -> np.ndarray:
-        return model.encode(texts, batch_size=64, convert_to_numpy=True)
+    return measure(*encoded_for_measure(model, isotropy_texts, ev), ev)
 
-    emb = encode(isotropy_texts)
-    if ev is None:
-        return measure(emb, None, None, None)
-    return measure(emb, encode(list(ev.queries.values())), encode(ev.doc_texts), ev)
+
+def run_full(run: Run, cached: Cached, start: Start, loss: GaussianRAGLoss, train_set: TrainingSet) -> Outcome:
+    """Fine-tune the whole model on ``train_set`` with sentence-transformers' trainer; re-centre; measure its own
+    encodings on rank 0."""
+    cfg, model = run.cfg, run.model
+    history, evaluations = train_full(
+        model, loss, train_set, run.ev, cached.isotropy_texts, checkpoint_dir=run.checkpoint_dir, epochs=run.epochs,
+        max_steps=cfg.max_steps, batch_size=cfg.batch_size, lr=run.lr, seed=cfg.seed, freeze_layers=cfg.freeze_layers,
+        save_steps=cfg.save_steps, eval_steps=cfg.eval_steps, resume=run.resume, device=str(cfg.device),
+        show_progress=cfg.show_progress,
+    )
+    recentred = None
+    if cfg.recentre:
+        fit_texts = [train_set.corpus[i] for i in start.fit_ids[: cfg.isotropy_sample].tolist()]
+        recentred = recentre_head(model, model.encode(fit_texts, batch_size=64, convert_to_numpy=True))
+    after = measure_encoded(model, cached.isotropy_texts, run.ev) if run.rank == 0 else {}
+    held, held_outputs = run.data.held, None
+    if held is not None and run.rank == 0:
+        held_outputs = (model.encode_query(held.queries, batch_size=64, convert_to_numpy=True),
+                        model.encode_document(train_set.corpus, batch_size=64, convert_to_numpy=True,
+                                              show_progress_bar=cfg.show_progress))
+    return Outcome(train_set=train_set, history=history, evaluations=evaluations, recentred=recentred, after=after,
+                   held_outputs=held_outputs)

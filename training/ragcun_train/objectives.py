@@ -16,9 +16,9 @@ COMPONENTS = ("contrastive", "isotropy", "predictive", "covariance", "margin", "
 PRESETS: dict[str, dict[str, float]] = {
     # L2 InfoNCE + SIGReg: the default.
     "gaussian-rag": {"contrastive": 1.0, "isotropy": 0.5},
-    # The original prototype's best run: SIGReg 1.5 + JEPA predictive 1.2, no contrastive term.
+    # JEPA: SIGReg 1.5 + the predictive term 1.2, no contrastive term.
     "jepa": {"isotropy": 1.5, "predictive": 1.2},
-    # Comparisons: SIGReg alone, and the original prototype's covariance matching in place of SIGReg.
+    # Comparisons: SIGReg alone, and covariance matching in place of SIGReg.
     "isotropy-only": {"isotropy": 1.0},
     "covariance": {"contrastive": 1.0, "covariance": 1.0},
     # Label-free: MarginMSE on the hybrid (L2 + BM25) teacher's margins over pseudo-queries cut from
@@ -28,6 +28,8 @@ PRESETS: dict[str, dict[str, float]] = {
 }
 #: Objectives that train the encoder itself (never a frozen base) on an unlabelled corpus.
 ENCODER_OBJECTIVES = ("distil",)
+#: Transformer layers an encoder objective trains on CPU (the top ones; the rest stay frozen: minutes, not hours).
+TRAINED_LAYERS_ON_CPU = 2
 
 
 def objective_weights(name: str, overrides: Mapping[str, float | None] | None = None) -> dict[str, float]:

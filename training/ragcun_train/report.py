@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ragcun.io.atomic import atomic_file  # noqa: E402
+
 REPORT_FILE = "training_report.json"
 LOSS_PLOT = "loss_curves.png"
 ISOTROPY_PLOT = "isotropy_before_after.png"
@@ -20,10 +21,12 @@ COMPONENT_KEYS = ("contrastive", "isotropy", "predictive", "covariance", "margin
 
 
 def _save_figure(fig, path: Path) -> None:
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
+    """Write ``fig`` to ``path`` as a PNG, atomically (:func:`ragcun.io.atomic.atomic_file`), and close it."""
+    try:
+        with atomic_file(path, "wb") as f:
+            fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
 
 
 def _smooth(y: np.ndarray) -> np.ndarray:

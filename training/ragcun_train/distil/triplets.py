@@ -1,15 +1,4 @@
-"""``--objective distil``: label-free distillation of the hybrid ranking into the encoder (GPL-style).
-
-From an unlabelled corpus: pseudo-queries cut from its documents
-(:mod:`ragcun_train.pseudo_queries`), the hybrid L2 + BM25 teacher over the same corpus
-(:mod:`ragcun_train.teacher`) ranking each query's candidates, and one (query, positive,
-hard negative, teacher margin) row per pseudo-query, learnt with MarginMSE
-(:class:`ragcun.losses.EuclideanMarginMSELoss`) plus SIGReg. The source document of a
-pseudo-query is skipped when mining (it contains the query verbatim): the positive is the
-teacher's best *other* document (``positives="teacher"``, the default: +1.6% dense nDCG@10 on
-SciFact where keeping the source lost 1.6%), or the source with the query cut out (inverse cloze,
-``"ict"``, scored as the source: measured worse), or one row of each (``"both"``).
-"""
+"""The rows ``--objective distil`` trains on: triplets mined from the teacher's rankings, with scaled teacher margins."""
 
 from __future__ import annotations
 
@@ -19,14 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ragcun_train.data import TrainingSet
-from ragcun_train.pseudo_queries import PseudoQuery, pseudo_queries
-from ragcun_train.teacher import HybridTeacher, TeacherRanking
+from ragcun_train.distil.pseudo_queries import PseudoQuery, pseudo_queries
+from ragcun_train.distil.teacher import HybridTeacher, TeacherRanking
 
 POSITIVES = ("ict", "teacher", "both")
 MAX_QUERIES = 3000
 TEACHER_DEPTH = 30
 NEGATIVES_FROM = 2
-TRAINED_LAYERS_ON_CPU = 2
 
 
 @dataclass(frozen=True)
@@ -73,7 +61,7 @@ def fit_margin_scale(teacher: np.ndarray, student: np.ndarray) -> float:
     """The factor c > 0 that best maps teacher margins onto the student's own (least squares: c = Σ t·s / Σ t²).
 
     The hybrid teacher's fused margins span [0, 1] while a cosine student's rarely exceed a few
-    tenths: learnt unscaled, MarginMSE stretches the student's geometry (measured: -3% nDCG@10).
+    tenths: learnt unscaled, MarginMSE stretches the student's geometry (docs/benchmarks.md).
     Returns 1.0 when no positive fit exists (no margins, or margins of opposite sign overall).
     """
     t, s = np.asarray(teacher, dtype=np.float64), np.asarray(student, dtype=np.float64)
