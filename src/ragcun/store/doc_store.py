@@ -35,6 +35,7 @@ from ragcun.io.rwlock import RWLock
 from ragcun.io.saves import MANIFEST, SaveFormatError, atomic_save, read_json, read_save
 from ragcun.scoring.calibrator import RelevanceCalibrator
 from ragcun.scoring.distance_law import MODES, DistanceLaw, DistanceLawScorer
+from ragcun.store.calibrated import CalibratorSource
 from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha, fuse
 from ragcun.store.hits import Hit, Record
 from ragcun.store.metadata import check_metadata
@@ -74,7 +75,7 @@ def score_settings(score_mode: str | None, calibrator: Any) -> tuple[DistanceLaw
 
 
 def scored_store(store: DocStore | None, index: VectorIndex | None, lexical: BM25Index | None,
-                 score_mode: str | None, calibrator: Any) -> DocStore:
+                 score_mode: str | None, calibrator: CalibratorSource) -> DocStore:
     """The store a framework adapter wraps, scoring as :func:`score_settings` says: a new one on ``index``, or
     ``store`` (a loaded one), keeping the calibrator saved with it unless ``calibrator`` names another."""
     scorer, chosen = score_settings(score_mode, calibrator if calibrator is not None
