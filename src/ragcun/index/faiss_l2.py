@@ -275,17 +275,13 @@ class L2Index:
             assert self._index is not None  # vectors are stored, so the FAISS index exists
             fetch = min(k + len(self._dead), self._index.ntotal)
             sq, keys = self._index.search(q, fetch)
+            dist = np.sqrt(np.maximum(sq, 0.0))
+            names = self._int2str
             for row in range(len(q)):
-                j = 0
-                for key, d2 in zip(keys[row].tolist(), sq[row].tolist()):
-                    sid = self._int2str[key] if key >= 0 else None
-                    if sid is None:
-                        continue
-                    out_ids[row][j] = sid
-                    out_d[row, j] = np.sqrt(max(d2, 0.0))
-                    j += 1
-                    if j == k:
-                        break
+                live = [(names[key], j) for j, key in enumerate(keys[row].tolist()) if key >= 0 and names[key] is not None]
+                live = live[:k]
+                out_ids[row][:len(live)] = [sid for sid, _ in live]
+                out_d[row, :len(live)] = dist[row, [j for _, j in live]]
         return out_ids, out_d
 
     def distances(self, query: np.ndarray, ids: Sequence[str]) -> np.ndarray:

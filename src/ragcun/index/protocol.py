@@ -143,12 +143,11 @@ def as_matrix(vectors: object, dim: int | None, what: str = "vectors") -> np.nda
         raise ValueError(f"{what} must have shape (N, D); got {arr.shape}")
     if dim is not None and arr.shape[1] != dim:
         raise ValueError(f"{what} have dimension {arr.shape[1]}, the index expects {dim}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{what} contain NaN or infinite values")
-    with np.errstate(over="ignore"):
-        too_big = np.flatnonzero(~(np.einsum("ij,ij->i", arr, arr) <= MAX_SQUARED_NORM))  # inf on overflow
-    if len(too_big):
-        row = int(too_big[0])
+    fits = np.einsum("ij,ij->i", arr, arr) <= MAX_SQUARED_NORM  # False for NaN and inf (einsum overflows silently)
+    if not fits.all():
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{what} contain NaN or infinite values")
+        row = int(np.flatnonzero(~fits)[0])
         squared = float(np.square(arr[row], dtype=np.float64).sum())
         raise ValueError(f"{what}[{row}] is too large (squared norm {squared:.3g} > {MAX_SQUARED_NORM:.3g}): "
                          "its squared distances would overflow float32; rescale the vectors")

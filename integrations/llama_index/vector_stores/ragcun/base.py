@@ -46,6 +46,8 @@ DISTANCE_KEY = "l2_distance"
 LEXICAL_KEY = "bm25_score"
 MODE_KEY = "retrieval_mode"
 _HIT_KEYS = (DISTANCE_KEY, LEXICAL_KEY, MODE_KEY)
+NODE_CACHE_SIZE = 4096
+"""How many parsed nodes a store keeps, so a repeated hit is copied instead of re-parsed from its metadata JSON."""
 _CORE_MODES = {VectorStoreQueryMode.HYBRID: RetrievalMode.HYBRID, VectorStoreQueryMode.TEXT_SEARCH: RetrievalMode.SPARSE,
                VectorStoreQueryMode.SPARSE: RetrievalMode.SPARSE}
 DEFAULT_NAMESPACE = "default"
@@ -105,6 +107,7 @@ class GaussianVectorStore(BasePydanticVectorStore):
     alpha: float = DEFAULT_ALPHA
     candidates: int = DEFAULT_CANDIDATES
     _store: DocStore = PrivateAttr()
+    _nodes: dict[str, tuple[Record, BaseNode]] = PrivateAttr(default_factory=dict)
 
     def __init__(self, index: VectorIndex | None = None, score_mode: str | None = None, *,
                  store: DocStore | None = None, lexical: BM25Index | None = None, calibrator: CalibratorSource = None,
@@ -226,7 +229,7 @@ class GaussianVectorStore(BasePydanticVectorStore):
                                       candidates=max(self.candidates, query.sparse_top_k or 0))
         else:
             raise ValueError(f"GaussianVectorStore does not support query mode {query.mode.value!r}")
-        return VectorStoreQueryResult(nodes=[self._node(h) for h in hits], similarities=[h.score for h in hits],
+        return VectorStoreQueryResult(nodes=self._nodes_of(hits), similarities=[h.score for h in hits],
                                       ids=[h.record.id for h in hits])
 
     def _core_mode(self, query: VectorStoreQuery) -> tuple[RetrievalMode, str | None]:
@@ -244,16 +247,26 @@ class GaussianVectorStore(BasePydanticVectorStore):
             raise ValueError(f"query mode {query.mode.value!r} needs query.query_embedding (it searches by vector)")
         return query.query_embedding
 
-    @staticmethod
-    def _node(hit: Hit) -> BaseNode:
-        """The stored node with the hit's distance, BM25 score and retrieval mode in hidden metadata."""
-        node = metadata_dict_to_node(hit.record.metadata, hit.record.text)
-        node.metadata[DISTANCE_KEY] = hit.distance
-        node.metadata[LEXICAL_KEY] = hit.bm25_score
-        node.metadata[MODE_KEY] = hit.mode.value if hit.fallback is None else f"{hit.mode.value} ({hit.fallback})"
-        node.excluded_llm_metadata_keys.extend(_HIT_KEYS)
-        node.excluded_embed_metadata_keys.extend(_HIT_KEYS)
-        return node
+    def _nodes_of(self, hits: list[Hit]) -> list[BaseNode]:
+        """The stored nodes of ``hits`` (copies: callers may change them), each with its hit's distance, BM25 score
+        and retrieval mode in hidden metadata. Parsed nodes are kept (up to :data:`NODE_CACHE_SIZE`), so a node
+        found again is copied instead of parsed again from its metadata JSON."""
+        cache, nodes = self._nodes, []
+        for hit in hits:
+            rec = hit.record
+            cached = cache.get(rec.id)
+            if cached is None or cached[0] is not rec:  # an upsert stores a new Record
+                if len(cache) >= NODE_CACHE_SIZE:
+                    cache.pop(next(iter(cache)), None)
+                cached = cache[rec.id] = (rec, metadata_dict_to_node(rec.metadata, rec.text))
+            node = cached[1]
+            mode = hit.mode.value if hit.fallback is None else f"{hit.mode.value} ({hit.fallback})"
+            nodes.append(node.model_copy(update={
+                "metadata": {**node.metadata, DISTANCE_KEY: hit.distance, LEXICAL_KEY: hit.bm25_score, MODE_KEY: mode},
+                "relationships": dict(node.relationships),
+                "excluded_llm_metadata_keys": [*node.excluded_llm_metadata_keys, *_HIT_KEYS],
+                "excluded_embed_metadata_keys": [*node.excluded_embed_metadata_keys, *_HIT_KEYS]}))
+        return nodes
 
     # -- persistence --------------------------------------------------------------------------
     def persist(self, persist_path: str, fs: Any = None) -> None:
