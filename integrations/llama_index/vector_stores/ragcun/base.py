@@ -236,7 +236,7 @@ class GaussianVectorStore(BasePydanticVectorStore):
         """The core's mode and query text for a LlamaIndex query (a ``DEFAULT`` query without text is a vector query)."""
         text = query.query_str if query.query_str and query.query_str.strip() else None
         if text is not None:
-            return _CORE_MODES.get(query.mode, self.retrieval_mode), text
+            return RetrievalMode.parse(_CORE_MODES.get(query.mode, self.retrieval_mode)), text
         if query.mode != VectorStoreQueryMode.DEFAULT:
             raise ValueError(f"query mode {query.mode.value!r} needs query.query_str (the query text)")
         return RetrievalMode.DENSE, None
