@@ -233,12 +233,15 @@ class BM25Index:
         for w in words:
             if w in self._vocab:
                 counts[self._vocab[w]] = counts.get(self._vocab[w], 0) + 1
+        all_live = n == len(self._ids)  # no deleted document: no posting to mask out
         for term, times in counts.items():
             found = [s.postings(term) for s in self._segments]
-            docs = np.concatenate([d for d, _ in found])
-            tfs = np.concatenate([t for _, t in found])
-            alive = self._live[docs]
-            docs, tfs = docs[alive], tfs[alive].astype(np.float64)
+            docs, tfs = found[0] if len(found) == 1 else (np.concatenate([d for d, _ in found]),
+                                                          np.concatenate([t for _, t in found]))
+            if not all_live:
+                alive = self._live[docs]
+                docs, tfs = docs[alive], tfs[alive]
+            tfs = tfs.astype(np.float64)
             if not len(docs):
                 continue
             df = len(docs)
