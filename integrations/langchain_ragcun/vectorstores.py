@@ -2,14 +2,14 @@
 
 Text queries are hybrid by default: L2 and BM25 fused over both sides' candidates
 (:mod:`ragcun.store.fusion`), like ``langchain-qdrant``'s ``retrieval_mode``: set it on the store
-(``retrieval_mode="hybrid" | "dense" | "lexical"``, ``alpha`` = dense weight) or per call / per
-retriever (``as_retriever(search_kwargs={"retrieval_mode": "dense"})``). Searches by vector are
-dense. ``similarity_search_with_score`` returns Euclidean distances in the mode's order (lower is
+(a :class:`ragcun.RetrievalMode` or its string ``"hybrid" | "dense" | "sparse"``; ``"lexical"`` is an
+alias of ``"sparse"``; ``alpha`` = dense weight) or per call / per retriever
+(``as_retriever(search_kwargs={"retrieval_mode": "dense"})``). Searches by vector are dense. ``similarity_search_with_score`` returns Euclidean distances in the mode's order (lower is
 closer, like LangChain's FAISS store); ``similarity_search_with_relevance_scores`` and the
 ``similarity_score_threshold`` retriever use scores in [0, 1]: ``P(relevant)`` from the model's
 relevance calibrator (:mod:`ragcun.scoring.calibrator`; ``score_mode="relevance"``, the default when the
 embedding model carries one, as ``GaussianEmbeddings()`` does), else the distance law of
-:mod:`ragcun.scoring.distance_law` (dense) or the fused score (hybrid, lexical). ``filter`` is a metadata
+:mod:`ragcun.scoring.distance_law` (dense) or the fused score (hybrid, sparse): ``ragcun.Hit.score``. ``filter`` is a metadata
 dict (``ragcun.index.filters`` syntax: equality, ``$gt``, ``$in``, ``$and`` ...), pushed down to indexes
 that filter themselves (Milvus), or a callable taking a ``Document``.
 """
@@ -28,10 +28,11 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 
 from ragcun.index.lexical.bm25 import BM25Index
-from ragcun.index.protocol import VectorIndex, id_list
-from ragcun.scoring.calibrator import RelevanceCalibrator
+from ragcun.index.protocol import VectorIndex, check_k, id_list
+from ragcun.store.calibrated import CalibratorSource
 from ragcun.store.doc_store import DocStore, Hit, Record, scored_store
-from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha, check_mode
+from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha
+from ragcun.store.modes import RetrievalMode
 
 Filter = dict[str, Any] | Callable[[Document], bool] | None
 
@@ -55,24 +56,26 @@ def _criteria(filter: Filter) -> dict[str, Any]:
 class GaussianVectorStore(VectorStore):
     """LangChain vector store on a ragcun ``VectorIndex`` (default ``L2Index``): hybrid L2 + BM25 by default.
 
-    ``retrieval_mode``: ``"hybrid"`` (default), ``"dense"`` or ``"lexical"``; ``alpha``: the
-    dense weight of hybrid search; ``candidates``: how many candidates each side contributes;
-    ``lexical``: a ``ragcun.index.lexical.bm25.BM25Index`` with another language's analyzer. Search methods
-    taking a query string accept ``retrieval_mode=`` and ``alpha=`` per call.
+    ``retrieval_mode``: ``"hybrid"`` (default), ``"dense"`` or ``"sparse"`` (alias ``"lexical"``), as a
+    :class:`ragcun.RetrievalMode` or its string; ``alpha``: the dense weight of hybrid search;
+    ``candidates``: how many candidates each side contributes; ``lexical``: a ``ragcun.index.lexical.bm25.BM25Index`` with another language's analyzer.
+    Search methods taking a query string accept ``retrieval_mode=`` and ``alpha=`` per call.
     ``score_mode``: ``"relevance"`` (``P(relevant)``; the default when ``calibrator`` or the
     embedding model carries a relevance calibrator) or a distance-law mode of ``ragcun.scoring.distance_law``
-    (``"auto"``, the default otherwise, ``"isotropic"``, ``"empirical"``).
+    (``"auto"``, the default otherwise, ``"isotropic"``, ``"empirical"``); ``calibrator``: a
+    ``RelevanceCalibrator`` or a model carrying one (default: the embedding model's).
+    These are the LlamaIndex ``GaussianVectorStore``'s parameters, with the same names and defaults.
     """
 
     def __init__(self, embedding: Embeddings, index: VectorIndex | None = None, score_mode: str | None = None,
-                 *, retrieval_mode: str = "hybrid", alpha: float = DEFAULT_ALPHA,
+                 *, retrieval_mode: RetrievalMode | str = RetrievalMode.HYBRID, alpha: float = DEFAULT_ALPHA,
                  candidates: int = DEFAULT_CANDIDATES, lexical: BM25Index | None = None,
-                 calibrator: RelevanceCalibrator | None = None, store: DocStore | None = None) -> None:
+                 calibrator: CalibratorSource = None, store: DocStore | None = None) -> None:
         self.embedding = embedding
-        self.retrieval_mode, self.alpha = check_mode(retrieval_mode), check_alpha(alpha)
-        self.candidates = candidates
+        self.retrieval_mode, self.alpha = RetrievalMode.parse(retrieval_mode), check_alpha(alpha)
+        self.candidates = check_k(candidates, "candidates")
         self.store = scored_store(store, index, lexical, score_mode,
-                                  calibrator or getattr(embedding, "relevance_calibrator", None))
+                                  calibrator if calibrator is not None else getattr(embedding, "relevance_calibrator", None))
 
     @property
     def embeddings(self) -> Embeddings:
@@ -124,18 +127,18 @@ class GaussianVectorStore(VectorStore):
         return [_doc(r) for r in self.store.get(ids)]
 
     async def aget_by_ids(self, ids: Sequence[str], /) -> list[Document]:
-        """Async :meth:`get_by_ids`."""
-        return self.get_by_ids(ids)
+        """Async :meth:`get_by_ids` (runs in a worker thread, as every async method here does)."""
+        return await asyncio.to_thread(self.get_by_ids, ids)
 
     # -- search -------------------------------------------------------------------------------
     def _hits(self, embedding: Sequence[float], k: int, filter: Filter) -> list[Hit]:
         return self.store.search(np.asarray(embedding, dtype=np.float32), k, **_criteria(filter))
 
-    def _text_hits(self, query: str, k: int, filter: Filter, retrieval_mode: str | None = None,
+    def _text_hits(self, query: str, k: int, filter: Filter, retrieval_mode: RetrievalMode | str | None = None,
                    alpha: float | None = None) -> list[Hit]:
-        """Hits for a query string in ``retrieval_mode`` (default: the store's); lexical needs no embedding."""
-        mode = check_mode(retrieval_mode or self.retrieval_mode)
-        vector = None if mode == "lexical" else np.asarray(self.embedding.embed_query(query), dtype=np.float32)
+        """Hits for a query string in ``retrieval_mode`` (default: the store's); sparse needs no embedding."""
+        mode = RetrievalMode.parse(retrieval_mode or self.retrieval_mode)
+        vector = None if mode is RetrievalMode.SPARSE else np.asarray(self.embedding.embed_query(query), dtype=np.float32)
         return self.store.search(vector, k, text=query, mode=mode, alpha=self.alpha if alpha is None else alpha,
                                  candidates=self.candidates, **_criteria(filter))
 

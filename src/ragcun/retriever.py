@@ -10,29 +10,35 @@ from typing import Any
 
 from ragcun.index.faiss_l2 import L2Index
 from ragcun.model.encoding import encode_texts, load_encoder
-from ragcun.store.doc_store import DocStore, Hit, Record
+from ragcun.store.doc_store import DocStore, scored_store
 from ragcun.store.fusion import DEFAULT_ALPHA
+from ragcun.store.hits import Hit, Record
+from ragcun.store.modes import RetrievalMode
 
 
 class GaussianRetriever:
     """Encode documents with a ``GaussianEncoder`` and retrieve them: hybrid L2 + BM25 by default.
 
     ``retrieve(query, top_k, mode=...)``: ``"hybrid"`` (default; ``alpha`` = dense weight),
-    ``"dense"`` (L2 distance only) or ``"lexical"`` (BM25 only); see :mod:`ragcun.store.fusion`.
+    ``"dense"`` (L2 distance only) or ``"sparse"`` (BM25 only; alias ``"lexical"``), as a
+    :class:`ragcun.RetrievalMode` or its string; see :mod:`ragcun.store.fusion`.
 
     ``model_path``: a model name or path (``None`` = the bundled model); or pass a loaded ``encoder``.
     ``factory``: the underlying :class:`ragcun.index.faiss_l2.L2Index`'s factory (default ``"auto"``: exact,
     then HNSW past the size threshold, as the stores do; or any FAISS ``index_factory`` string).
+    ``store``: an existing :class:`DocStore` to search instead of a new one (``factory`` is then unused);
+    the encoder's relevance calibrator, if it has one, replaces the store's.
     """
 
     def __init__(self, model_path: str | None = None, *, encoder: Any = None, factory: str = "auto",
-                 batch_size: int = 32, show_progress: bool = False) -> None:
+                 batch_size: int = 32, show_progress: bool = False, store: DocStore | None = None) -> None:
         if encoder is not None and model_path is not None:
             raise ValueError("pass model_path or encoder, not both")
         self.model_path = model_path
         self.encoder = encoder if encoder is not None else load_encoder(model_path)
         self.batch_size, self.show_progress = batch_size, show_progress
-        self.store = DocStore(L2Index(factory=factory), calibrator=getattr(self.encoder, "relevance_calibrator", None))
+        self.store = scored_store(store, L2Index(factory=factory) if store is None else None, None, None,
+                                  getattr(self.encoder, "relevance_calibrator", None))
 
     def __len__(self) -> int:
         return len(self.store)
@@ -44,19 +50,21 @@ class GaussianRetriever:
         ids = [uuid.uuid4().hex for _ in range(len(vecs))]
         return self.store.add([Record(i, t) for i, t in zip(ids, documents)], vecs)
 
-    def retrieve(self, query: str, top_k: int = 5, mode: str = "hybrid",
+    def retrieve(self, query: str, top_k: int = 5, mode: RetrievalMode | str = RetrievalMode.HYBRID,
                  alpha: float = DEFAULT_ALPHA) -> list[tuple[str, float]]:
         """The ``top_k`` best documents for ``query`` as ``(document, euclidean_distance)``, best first."""
         return [(h.record.text, h.distance) for h in self._hits(query, top_k, mode, alpha)]
 
-    def retrieve_with_scores(self, query: str, top_k: int = 5, mode: str = "hybrid",
+    def retrieve_with_scores(self, query: str, top_k: int = 5, mode: RetrievalMode | str = RetrievalMode.HYBRID,
                              alpha: float = DEFAULT_ALPHA) -> list[tuple[str, float, float]]:
-        """Like :meth:`retrieve`, with the hit's score in [0, 1] (``ragcun.store.doc_store.Hit.score``: ``P(relevant)``
+        """Like :meth:`retrieve`, with the hit's score in [0, 1] (:attr:`ragcun.Hit.score`: ``P(relevant)``
         when the model carries a relevance calibrator) as a third element."""
         return [(h.record.text, h.distance, h.score) for h in self._hits(query, top_k, mode, alpha)]
 
-    def _hits(self, query: str, top_k: int, mode: str, alpha: float) -> list[Hit]:
-        vec = None if mode == "lexical" else encode_texts(self.encoder, [query], "query", batch_size=1, what="query")[0]
+    def _hits(self, query: str, top_k: int, mode: RetrievalMode | str, alpha: float) -> list[Hit]:
+        mode = RetrievalMode.parse(mode)
+        vec = None if mode is RetrievalMode.SPARSE else \
+            encode_texts(self.encoder, [query], "query", batch_size=1, what="query")[0]
         return self.store.search(vec, top_k, text=query, mode=mode, alpha=alpha)
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -65,11 +73,11 @@ class GaussianRetriever:
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, encoder: Any = None) -> GaussianRetriever:
-        """Load a :meth:`save` directory; ``encoder`` overrides the saved model reference."""
+        """Load a :meth:`save` directory; ``encoder`` overrides the saved model reference (which is kept for a later save)."""
         store, extra = DocStore.load(path)
-        self = cls.__new__(cls)
-        self.model_path = extra.get("model_path")
-        self.encoder = encoder if encoder is not None else load_encoder(self.model_path)
-        self.batch_size, self.show_progress, self.store = 32, False, store
-        store.calibrator = getattr(self.encoder, "relevance_calibrator", None) or store.calibrator
-        return self
+        model_path = extra.get("model_path")
+        if encoder is None:
+            return cls(model_path, store=store)
+        retriever = cls(encoder=encoder, store=store)
+        retriever.model_path = model_path
+        return retriever

@@ -145,7 +145,7 @@ def test_search_matches_brute_force_distances_and_ranks():
     for h in hits:
         i = int(h.record.id[1:])
         assert h.distance == pytest.approx(float(np.linalg.norm(vectors[i] - query)), rel=1e-5)
-        assert 0.0 <= h.score <= 1.0 and h.mode == "dense" and h.lexical_score is None
+        assert 0.0 <= h.score <= 1.0 and h.mode == "dense" and h.bm25_score is None
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
@@ -192,7 +192,7 @@ def test_lexical_and_hybrid_search_use_the_texts():
     vectors = np.random.default_rng(2).normal(size=(3, DIM)).astype(np.float32)
     store.add([Record("a", "red apples"), Record("b", "green pears"), Record("c", "yellow bananas")], vectors)
     lexical = store.search(None, 3, text="pears", mode="lexical")
-    assert [h.record.id for h in lexical] == ["b"] and lexical[0].lexical_score > 0
+    assert [h.record.id for h in lexical] == ["b"] and lexical[0].bm25_score > 0
     hybrid = store.search(vectors[0], 3, text="pears", mode="hybrid", alpha=0.0)
     assert hybrid[0].record.id == "b" and hybrid[0].mode == "hybrid"
 

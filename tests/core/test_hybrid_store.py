@@ -11,6 +11,7 @@ import pytest
 
 from ragcun.store.doc_store import DocStore, Record
 from ragcun.store.fusion import fuse, minmax
+from ragcun.store.modes import RetrievalMode
 
 TEXTS = {
     "cat": "the cat sat on the mat with another cat",
@@ -41,9 +42,12 @@ def test_minmax_and_fuse():
 def test_lexical_mode_ranks_by_bm25_and_hybrid_blends():
     store, vecs = make_store()
     near_quasar = vecs["quasar"] + 0.01
-    lexical = store.search(None, 3, text="cat", mode="lexical")
+    lexical = store.search(None, 3, text="cat", mode="sparse")
     assert [h.record.id for h in lexical] == ["cat", "dog"]
-    assert all(h.mode == "lexical" and h.lexical_score > 0 and np.isnan(h.distance) for h in lexical)
+    assert all(h.mode == "sparse" and h.bm25_score > 0 and np.isnan(h.distance) for h in lexical)
+    assert all(h.law_score is None and h.relevance is None and h.score == h.fused_score for h in lexical)
+    alias = store.search(None, 3, text="cat", mode="lexical")  # the older word for sparse
+    assert [(h.record.id, h.mode, h.score) for h in alias] == [(h.record.id, RetrievalMode.SPARSE, h.score) for h in lexical]
     dense_first = store.search(near_quasar, 5, text="cat", mode="hybrid", alpha=1.0)
     assert dense_first[0].record.id == "quasar"
     lexical_first = store.search(near_quasar, 5, text="cat", mode="hybrid", alpha=0.0)
@@ -53,7 +57,7 @@ def test_lexical_mode_ranks_by_bm25_and_hybrid_blends():
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     for h in hits:  # exact distances and BM25 scores travel with each hit
         assert h.distance == pytest.approx(float(np.linalg.norm(vecs[h.record.id] - near_quasar)), rel=1e-5)
-        assert h.lexical_score == pytest.approx(float(store.lexical.scores("cat", [h.record.id])[0]), rel=1e-6)
+        assert h.bm25_score == pytest.approx(float(store.lexical.scores("cat", [h.record.id])[0]), rel=1e-6)
 
 
 def test_query_without_lexical_terms_falls_back_to_dense_and_says_so():
@@ -71,7 +75,7 @@ def test_bad_mode_alpha_and_missing_text_are_clear_errors():
     with pytest.raises(ValueError, match="alpha"):
         store.search(vecs["cat"], 2, text="cat", mode="hybrid", alpha=1.5)
     with pytest.raises(ValueError, match="retrieval mode"):
-        store.search(vecs["cat"], 2, text="cat", mode="sparse")
+        store.search(vecs["cat"], 2, text="cat", mode="bm25")
     with pytest.raises(ValueError, match="needs the query text"):
         store.search(vecs["cat"], 2, mode="hybrid")
     with pytest.raises(ValueError, match="needs a query vector"):

@@ -18,6 +18,7 @@ import Stemmer  # noqa: E402
 
 from ragcun.index.milvus.index import MilvusL2Index  # noqa: E402
 from ragcun.index.milvus.text import MAX_TEXT_BYTES  # noqa: E402
+from ragcun.store.doc_store import DocStore, Record  # noqa: E402
 
 DIM = 8
 VOCAB = ("cat cats dog dogs running runs runner protein proteins cell cells cancer tumour tumours gene genes "
@@ -237,3 +238,33 @@ def test_docstore_hybrid_on_milvus_ranks_as_on_faiss(tmp_path):
         assert not {h.record.id for h in milvus_store.search(None, 80, text="cat dog protein", mode="lexical")} & set(ids[:5])
     finally:
         milvus_store.index.close()
+
+
+
+def test_distances_match_search_and_a_hybrid_store_query_asks_for_them_once(corpus_index, tmp_path):
+    """``distances`` agrees with the index's search; a hybrid DocStore query on Milvus searches once and
+    computes the lexical-only candidates' distances in one ``distances`` call."""
+    index, ids, docs, queries = corpus_index
+    q = _vectors(1, seed=9)
+    found, dist = index.search(q, 5)
+    np.testing.assert_allclose(index.distances(q[0], found[0]), dist[0], rtol=1e-5)
+    with pytest.raises(KeyError, match="unknown"):
+        index.distances(q[0], [found[0][0], "nope"])
+    calls: list[str] = []
+
+    class Counting(MilvusL2Index):
+        def search(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            calls.append("search")
+            return super().search(*args, **kwargs)
+
+        def distances(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            calls.append("distances")
+            return super().distances(*args, **kwargs)
+
+    store = DocStore(Counting(str(tmp_path / "hybrid.db"), dim=DIM))
+    store.add([Record(i, t) for i, t in zip(ids, docs)], _vectors(len(ids)))
+    store.search(q[0], 1)  # fits the distance law once
+    calls.clear()
+    hits = store.search(q[0], 5, text=queries[0], mode="hybrid", candidates=10)
+    assert hits and all(h.bm25_score is not None and np.isfinite(h.distance) for h in hits)
+    assert calls.count("search") == 1 and calls.count("distances") <= 1

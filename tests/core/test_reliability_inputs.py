@@ -11,7 +11,7 @@ import pytest
 from ragcun.index.faiss_l2 import L2Index
 from ragcun.index.protocol import MAX_SQUARED_NORM, as_matrix
 from ragcun.model.encoding import check_texts, encode_texts
-from ragcun.scoring.distance_law import RelevanceScore
+from ragcun.scoring.distance_law import DistanceLaw
 from ragcun.store.doc_store import DocStore, Record
 from ragcun.store.metadata import check_metadata
 
@@ -86,7 +86,7 @@ def test_identical_vectors_fall_back_to_the_isotropic_law() -> None:
     hits = store.search(np.ones(4, dtype=np.float32), 3)
     assert [h.score for h in hits] == [1.0, 1.0, 1.0]
     law = store.scorer.law
-    assert law == RelevanceScore(4.0, 1.0, "isotropic", 40)
+    assert law == DistanceLaw(4.0, 1.0, "isotropic", 40)
     assert store.search(np.zeros(4, dtype=np.float32), 1)[0].score == pytest.approx(float(law(np.array(2.0))))
     assert store.scorer.law is law  # not refitted at every search
     store.add([Record(f"e{i}", "spread") for i in range(20)], _vecs(20))  # +50%: refitted

@@ -99,3 +99,21 @@ def test_docstore_filters_mmr_and_replace() -> None:
     assert store.get(["d4"])[0].text == "replaced" and store.index.count == len(store) == 40
     with pytest.raises(ValueError, match="JSON"):
         store.add([Record("bad", "x", {"obj": object()})], vecs[:1])
+
+
+def test_load_goes_through_init_and_keeps_the_saved_model_reference(retriever: GaussianRetriever, encoder,
+                                                                    tmp_path) -> None:
+    class Counted(GaussianRetriever):
+        inits = 0
+
+        def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            type(self).inits += 1
+            super().__init__(*args, **kwargs)
+
+    retriever.save(tmp_path / "r")
+    loaded = Counted.load(tmp_path / "r", encoder=encoder)
+    assert Counted.inits == 1 and loaded.batch_size == 32 and loaded.model_path is None
+    assert loaded.store.calibrator is encoder.relevance_calibrator
+    sparse = loaded.retrieve("mitochondria ATP", 2, mode="sparse")  # no query vector: distances are nan
+    assert [t for t, _ in sparse] == [t for t, _ in retriever.retrieve("mitochondria ATP", 2, mode="lexical")]
+    assert sparse and "Mitochondria" in sparse[0][0]

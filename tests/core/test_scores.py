@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from ragcun.index.faiss_l2 import L2Index
-from ragcun.scoring.distance_law import RelevanceScore, RelevanceScorer, chi2_relevance
+from ragcun.scoring.distance_law import DistanceLaw, DistanceLawScorer, chi2_survival
 from ragcun.store.doc_store import DocStore, Record
 
 
@@ -17,45 +17,45 @@ def _pairs_distances(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def test_range_and_monotone() -> None:
     d = np.linspace(0, 20, 200)
-    s = chi2_relevance(d, dof=32)
-    assert s[0] == 1.0 and chi2_relevance(np.inf, 32) == 0.0
+    s = chi2_survival(d, dof=32)
+    assert s[0] == 1.0 and chi2_survival(np.inf, 32) == 0.0
     assert np.all((s >= 0) & (s <= 1)) and np.all(np.diff(s) <= 0)
     with pytest.raises(ValueError, match="non-negative"):
-        chi2_relevance([-1.0], 8)
+        chi2_survival([-1.0], 8)
     with pytest.raises(ValueError, match="non-negative"):
-        chi2_relevance([np.nan], 8)
+        chi2_survival([np.nan], 8)
 
 
 def test_isotropic_score_is_uniform_for_unrelated_pairs() -> None:
     """Independent N(0, I) pairs: P(score <= t) = t, i.e. 1 - score is a valid p-value."""
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((2, 4000, 64))
-    s = RelevanceScore.isotropic(64)(_pairs_distances(x, y))
+    s = DistanceLaw.isotropic(64)(_pairs_distances(x, y))
     assert stats.kstest(s, "uniform").pvalue > 1e-3
     assert abs(np.mean(s >= 0.9) - 0.1) < 0.02
 
 
 def test_fit_recovers_scale_and_dof_and_calibrates_anisotropic_data() -> None:
     rng = np.random.default_rng(1)
-    law = RelevanceScore.fit(2.0 * rng.standard_normal((3000, 48)) + 5.0, n_pairs=20000)
+    law = DistanceLaw.fit(2.0 * rng.standard_normal((3000, 48)) + 5.0, n_pairs=20000)
     assert law.source == "empirical"
     assert abs(law.dof - 48) < 5 and abs(law.scale - 4.0) < 0.4
     # strongly correlated dimensions: the isotropic law is wrong, the fit is calibrated
     mix = rng.standard_normal((48, 48)) * np.linspace(0.1, 3, 48)
     data = rng.standard_normal((3000, 48)) @ mix
-    fitted = RelevanceScore.fit(data, n_pairs=20000)
+    fitted = DistanceLaw.fit(data, n_pairs=20000)
     fresh = rng.standard_normal((2, 3000, 48)) @ mix
     s = fitted(_pairs_distances(fresh[0], fresh[1]))
     assert abs(np.mean(s >= 0.9) - 0.1) < 0.03
-    naive = RelevanceScore.isotropic(48)(_pairs_distances(fresh[0], fresh[1]))
+    naive = DistanceLaw.isotropic(48)(_pairs_distances(fresh[0], fresh[1]))
     assert abs(np.mean(naive >= 0.9) - 0.1) > 0.05
 
 
 def test_fit_rejects_degenerate_input() -> None:
     with pytest.raises(ValueError, match="at least 2"):
-        RelevanceScore.fit(np.zeros((1, 4)))
+        DistanceLaw.fit(np.zeros((1, 4)))
     with pytest.raises(ValueError, match="identical"):
-        RelevanceScore.fit(np.ones((10, 4)))
+        DistanceLaw.fit(np.ones((10, 4)))
 
 
 def test_scorer_modes_refit_and_roundtrip() -> None:
@@ -68,9 +68,9 @@ def test_scorer_modes_refit_and_roundtrip() -> None:
         index.add(new, 3.0 * rng.standard_normal((n, 16)))
         ids.extend(new)
 
-    scorer = RelevanceScorer(min_fit=32)
+    scorer = DistanceLawScorer(min_fit=32)
     grow(10)
-    assert scorer.current(index, lambda: ids) == RelevanceScore.isotropic(16)
+    assert scorer.current(index, lambda: ids) == DistanceLaw.isotropic(16)
     grow(40)
     first = scorer.current(index, lambda: ids)
     assert first.source == "empirical" and first.n_vectors == 50 and 5 < first.scale < 15
@@ -78,11 +78,11 @@ def test_scorer_modes_refit_and_roundtrip() -> None:
     assert scorer.current(index, lambda: ids) is first
     grow(20)  # +50%: refit
     assert scorer.current(index, lambda: ids).n_vectors == 75
-    again = RelevanceScorer.from_dict(scorer.to_dict())
+    again = DistanceLawScorer.from_dict(scorer.to_dict())
     assert again.law == scorer.law and again.mode == "auto"
-    assert RelevanceScorer("isotropic").current(index, lambda: ids).source == "isotropic"
+    assert DistanceLawScorer("isotropic").current(index, lambda: ids).source == "isotropic"
     with pytest.raises(ValueError, match="score mode"):
-        RelevanceScorer("cosine")
+        DistanceLawScorer("cosine")
 
 
 def test_threshold_admits_the_same_share_of_unrelated_docs_across_queries() -> None:

@@ -49,7 +49,7 @@ def test_llamaindex_hybrid_text_search_and_default_modes(li_index) -> None:
     assert top["retrieval_mode"] == "hybrid" and top["bm25_score"] > 0 and top["l2_distance"] > 0
     assert "bm25_score" in hybrid[0].node.excluded_llm_metadata_keys
     text = li_index.as_retriever(vector_store_query_mode="text_search", similarity_top_k=3).retrieve("Eiffel")
-    assert _topics(text) == ["tower"] and text[0].node.metadata["retrieval_mode"] == "lexical"
+    assert _topics(text) == ["tower"] and text[0].node.metadata["retrieval_mode"] == "sparse"
     default = li_index.as_retriever(similarity_top_k=2).retrieve("XK-4711 flux capacitor")
     assert _topics(default)[0] == "err" and default[0].node.metadata["retrieval_mode"] == "hybrid"
     dense_only = li_index.as_retriever(vector_store_query_mode="hybrid", alpha=1.0, similarity_top_k=6).retrieve("XK-4711")
@@ -64,7 +64,7 @@ def test_llamaindex_fallback_and_errors(li_index) -> None:
     with pytest.raises(ValueError, match="alpha"):
         li_index.as_retriever(vector_store_query_mode="hybrid", alpha=2.0).retrieve("Eiffel")
     with pytest.raises(ValueError, match="retrieval mode"):
-        LIStore(retrieval_mode="sparse")
+        LIStore(retrieval_mode="bm25")
 
 
 def test_llamaindex_hybrid_survives_persist_and_load(li_index, li_embed, tmp_path) -> None:
@@ -84,7 +84,7 @@ def lc_db() -> LCStore:
 def test_langchain_retrieval_modes(lc_db) -> None:
     assert lc_db.retrieval_mode == "hybrid"
     assert lc_db.similarity_search("XK-4711", k=1)[0].id == "err"
-    lexical = lc_db.as_retriever(search_kwargs={"k": 3, "retrieval_mode": "lexical"}).invoke("Celsius")
+    lexical = lc_db.as_retriever(search_kwargs={"k": 3, "retrieval_mode": "sparse"}).invoke("Celsius")
     assert [d.id for d in lexical] == ["boil"]
     scored = lc_db.similarity_search_with_relevance_scores("coral reef", k=3, retrieval_mode="hybrid", alpha=0.5)
     assert scored[0][0].id == "reef" and all(0.0 <= s <= 1.0 for _, s in scored)
@@ -100,7 +100,7 @@ def test_langchain_delete_reaches_lexical_and_save_load(lc_db, tmp_path) -> None
     db = LCStore(lc_db.embeddings)
     db.add_documents([LCDocument(page_content=t, id=k) for k, t in DOCS.items()])
     db.delete(["err"])
-    assert "err" not in [d.id for d in db.similarity_search("XK-4711", k=6, retrieval_mode="lexical")]
+    assert "err" not in [d.id for d in db.similarity_search("XK-4711", k=6, retrieval_mode="sparse")]
     db.save_local(tmp_path / "db")
     loaded = LCStore.load_local(tmp_path / "db", lc_db.embeddings, retrieval_mode="lexical")
     assert [d.id for d in loaded.similarity_search("Eiffel", k=3)] == ["tower"]

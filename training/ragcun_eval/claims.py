@@ -12,7 +12,7 @@ Pairs and rules (``n_irrelevant`` and ``calibration_depth`` are arguments of :fu
 - **Calibration.** The score a store gives the top ``calibration_depth`` (10) retrieved docs per
   query, against qrels relevance: the model's relevance calibrator (``P(relevant)``,
   :mod:`ragcun.scoring.calibrator`; ``score: calibrator``) when it carries one and is scored in its own L2
-  space, else the distance law (``ragcun.scoring.distance_law.RelevanceScore.fit`` on the indexed corpus: the law
+  space, else the distance law (``ragcun.scoring.distance_law.DistanceLaw.fit`` on the indexed corpus: the law
   a store of ≥ 32 vectors uses in its default ``auto`` mode; ``score: chi2 law``). Reported: the
   expected calibration error over 10 equal-width bins and the AUC of the score for relevance among
   those pairs. Rule: *held* when ECE ≤ 0.1 and that AUC > 0.5 with one-sided Mann–Whitney p < 0.05
@@ -32,7 +32,7 @@ import numpy as np
 from scipy import stats
 
 from ragcun.scoring.calibrator import RelevanceCalibrator
-from ragcun.scoring.distance_law import RelevanceScore
+from ragcun.scoring.distance_law import DistanceLaw
 from ragcun_eval.beir import BeirDataset
 from ragcun_eval.calibrate import calibration_pairs
 from ragcun_eval.geometry import Space
@@ -148,7 +148,7 @@ def measure_claims(run: ModelRun, data: BeirDataset, n_irrelevant: int = 100, ca
     area, _ = auc(pos, neg)
 
     use_calibrator = calibrator is not None and run.spec.geometry == "l2"
-    score = calibrator if use_calibrator else RelevanceScore.fit(space.docs)
+    score = calibrator if use_calibrator else DistanceLaw.fit(space.docs)
     distances, labels = calibration_pairs(run, data, calibration_depth)
     scores = score(distances)
     ece = expected_calibration_error(scores, labels)

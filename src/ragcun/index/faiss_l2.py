@@ -21,7 +21,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from ragcun.index.protocol import IndexCapabilities, as_matrix, check_ids, check_k, padded_result
+from ragcun.index.protocol import IndexCapabilities, as_matrix, check_ids, check_k, l2_distances, padded_result
 from ragcun.io.rwlock import RWLock
 from ragcun.io.saves import SaveFormatError, atomic_save, read_json, read_save
 
@@ -275,29 +275,40 @@ class L2Index:
             assert self._index is not None  # vectors are stored, so the FAISS index exists
             fetch = min(k + len(self._dead), self._index.ntotal)
             sq, keys = self._index.search(q, fetch)
+            dist = np.sqrt(np.maximum(sq, 0.0))
+            names = self._int2str
             for row in range(len(q)):
-                j = 0
-                for key, d2 in zip(keys[row].tolist(), sq[row].tolist()):
-                    sid = self._int2str[key] if key >= 0 else None
-                    if sid is None:
-                        continue
-                    out_ids[row][j] = sid
-                    out_d[row, j] = np.sqrt(max(d2, 0.0))
-                    j += 1
-                    if j == k:
-                        break
+                live = [(names[key], j) for j, key in enumerate(keys[row].tolist()) if key >= 0 and names[key] is not None]
+                live = live[:k]
+                out_ids[row][:len(live)] = [sid for sid, _ in live]
+                out_d[row, :len(live)] = dist[row, [j for _, j in live]]
         return out_ids, out_d
+
+    def distances(self, query: np.ndarray, ids: Sequence[str]) -> np.ndarray:
+        """Euclidean distances (float32) from one ``query`` to the stored vectors of ``ids``, in order (from the
+        reconstructed vectors: exact, approximate for PQ indexes); unknown ids raise ``KeyError``."""
+        ids = check_ids(ids)
+        with self._lock.read():
+            q = as_matrix(query, self._dim, "query vector")
+            if len(q) != 1:
+                raise ValueError(f"distances take one query vector; got {len(q)}")
+            vectors = self._vectors(ids)
+            return l2_distances(q, vectors) if ids else np.zeros(0, dtype=np.float32)
 
     def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
         """The stored vectors for ``ids`` (approximate for PQ indexes); unknown ids raise ``KeyError``."""
         ids = check_ids(ids)
         with self._lock.read():
-            missing = [i for i in ids if i not in self._str2int]
-            if missing:
-                raise KeyError(f"unknown ids: {missing[:5]!r}")
-            if self._dim is None:
-                return np.zeros((0, 0), dtype=np.float32)
-            return self._reconstruct(np.asarray([self._str2int[i] for i in ids], dtype=np.int64))
+            return self._vectors(ids)
+
+    def _vectors(self, ids: list[str]) -> np.ndarray:
+        """:meth:`get_vectors` under the caller's lock."""
+        missing = [i for i in ids if i not in self._str2int]
+        if missing:
+            raise KeyError(f"unknown ids: {missing[:5]!r}")
+        if self._dim is None:
+            return np.zeros((0, 0), dtype=np.float32)
+        return self._reconstruct(np.asarray([self._str2int[i] for i in ids], dtype=np.int64))
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:

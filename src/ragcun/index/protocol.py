@@ -3,8 +3,9 @@
 Backends (``L2Index`` on FAISS, ``MilvusL2Index``) and ``DocStore`` validate their inputs here, in
 one place: :func:`as_matrix` (finite float32 (N, D) matrices whose distances fit float32),
 :func:`id_list` / :func:`check_ids` (lists of non-empty strings, never a bare string),
-:func:`check_k` (a positive int) and
-:func:`padded_result` (the ``None`` / ``inf`` padding of short result rows). What a backend can
+:func:`check_k` (a positive int),
+:func:`padded_result` (the ``None`` / ``inf`` padding of short result rows) and :func:`l2_distances` (the
+distances ``distances(query, ids)`` reports). What a backend can
 do beyond the protocol is declared in its :class:`IndexCapabilities`, never guessed with
 ``isinstance`` or ``hasattr``.
 """
@@ -70,8 +71,12 @@ class VectorIndex(Protocol):
     def search(self, queries: np.ndarray, k: int) -> tuple[list[list[str | None]], np.ndarray]:
         """The ``k`` nearest stored ids and Euclidean distances for each query row."""
 
+    def distances(self, query: np.ndarray, ids: Sequence[str]) -> np.ndarray:
+        """Euclidean distances (float32) from one ``query`` (D,) or (1, D) to the stored vectors of ``ids``, in order,
+        as :meth:`search` would report them; unknown ids raise ``KeyError``."""
+
     def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
-        """The stored vectors for ``ids`` (for MMR and re-scoring); unknown ids raise ``KeyError``."""
+        """The stored vectors for ``ids`` (for MMR and the distance law's fit); unknown ids raise ``KeyError``."""
 
 
 class DirectoryIndex(VectorIndex, Protocol):
@@ -98,6 +103,28 @@ class LexicalIndex(VectorIndex, Protocol):
         """The BM25 score of ``query`` for each of ``ids``."""
 
 
+@dataclass(frozen=True)
+class LexicalMatches:
+    """What one BM25 query returns (:meth:`ragcun.index.lexical.bm25.BM25Index.query`).
+
+    ``ids`` / ``scores``: the best matches (positive scores only), best first; ``extra_scores``: the
+    scores of the extra ids the caller asked about, in order (0 for no match); ``has_terms``: whether
+    the query has any lexical terms; ``indexed``: how many documents have lexical terms.
+    """
+
+    ids: list[str]
+    scores: np.ndarray
+    extra_scores: np.ndarray
+    has_terms: bool
+    indexed: int
+
+
+def l2_distances(query: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """Euclidean distances (float32) from ``query`` (one row) to each row of ``vectors``, summed in float64."""
+    diff = np.asarray(vectors, dtype=np.float64) - np.asarray(query, dtype=np.float64).reshape(1, -1)
+    return np.sqrt((diff * diff).sum(axis=1)).astype(np.float32)
+
+
 def as_matrix(vectors: object, dim: int | None, what: str = "vectors") -> np.ndarray:
     """``vectors`` as a finite float32 (N, D) C-contiguous array; clear ``ValueError`` otherwise.
 
@@ -116,12 +143,11 @@ def as_matrix(vectors: object, dim: int | None, what: str = "vectors") -> np.nda
         raise ValueError(f"{what} must have shape (N, D); got {arr.shape}")
     if dim is not None and arr.shape[1] != dim:
         raise ValueError(f"{what} have dimension {arr.shape[1]}, the index expects {dim}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{what} contain NaN or infinite values")
-    with np.errstate(over="ignore"):
-        too_big = np.flatnonzero(~(np.einsum("ij,ij->i", arr, arr) <= MAX_SQUARED_NORM))  # inf on overflow
-    if len(too_big):
-        row = int(too_big[0])
+    fits = np.einsum("ij,ij->i", arr, arr) <= MAX_SQUARED_NORM  # False for NaN and inf (einsum overflows silently)
+    if not fits.all():
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{what} contain NaN or infinite values")
+        row = int(np.flatnonzero(~fits)[0])
         squared = float(np.square(arr[row], dtype=np.float64).sum())
         raise ValueError(f"{what}[{row}] is too large (squared norm {squared:.3g} > {MAX_SQUARED_NORM:.3g}): "
                          "its squared distances would overflow float32; rescale the vectors")

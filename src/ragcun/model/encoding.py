@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from ragcun.model.encoder import GaussianEncoder
+from ragcun.model.encoder import GaussianEncoder, resolve_model_path
 
-_CACHE: dict[tuple[str | None, str | None], GaussianEncoder] = {}
+_CACHE: dict[tuple[str, str | None], GaussianEncoder] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -38,8 +38,11 @@ def check_texts(texts: Sequence[str], what: str = "texts") -> list[str]:
 
 
 def load_encoder(model_name: str | None = None, device: str | None = None) -> GaussianEncoder:
-    """A ``GaussianEncoder`` for ``model_name`` (None = bundled model), loaded once per process per device."""
-    key = (model_name, device)
+    """A ``GaussianEncoder`` for ``model_name`` (None = bundled model), loaded once per process per device.
+
+    Cached by the resolved model (:func:`ragcun.model.encoder.resolve_model_path`), so every name of the
+    bundled model (``None``, ``BUNDLED_MODEL_NAME``, ``"bundled"``, ...) shares one encoder."""
+    key = (resolve_model_path(model_name), device)
     with _CACHE_LOCK:
         if key not in _CACHE:
             _CACHE[key] = GaussianEncoder(model_name, device=device)

@@ -1,4 +1,7 @@
-"""Relevance scores in [0, 1] for Euclidean distances between unnormalised embeddings.
+"""The random-pair distance law: a score in [0, 1] for Euclidean distances between unnormalised embeddings.
+
+This is not a relevance probability (that is :mod:`ragcun.scoring.calibrator`'s ``P(relevant)``); it is
+the chance that an *unrelated* document lies farther away.
 
 If a query ``x`` and an *unrelated* document ``y`` are independent draws from ``N(mu, s2 * I_D)``,
 ``||x - y||^2 / (2 * s2)`` follows a chi-squared law with ``D`` degrees of freedom. The score of a
@@ -28,6 +31,7 @@ distance law to fit: the scorer then falls back to the ``N(0, I_D)`` law (``sour
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -45,17 +49,17 @@ _SETTINGS = {"mode": (str,), "min_fit": (int,), "refit_change": _NUMBER, "sample
 _LAW = {"dof": _NUMBER, "scale": _NUMBER, "source": (str,), "n_vectors": (int,)}
 
 
-def chi2_relevance(distances: np.ndarray | float, dof: float, scale: float = 1.0) -> np.ndarray:
+def chi2_survival(distances: np.ndarray | float, dof: float, scale: float = 1.0) -> np.ndarray:
     """``P(||x - y|| > d)`` for ``d^2 / 2 ~ scale * chi2(dof)``: 1 at ``d = 0``, falling to 0; ``inf`` gives 0."""
     d = np.asarray(distances, dtype=np.float64)
-    if np.isnan(d).any() or (d < 0).any():
+    if not (d >= 0).all():  # NaN fails too
         raise ValueError("distances must be non-negative numbers")
     return chdtrc(dof, d * d / (2.0 * scale))  # chi2.sf without scipy.stats' per-call overhead
 
 
 @dataclass(frozen=True)
-class RelevanceScore:
-    """A fitted score law: ``d^2 / 2 ~ scale * chi2(dof)``; call it on distances to get scores."""
+class DistanceLaw:
+    """A fitted distance law: ``d^2 / 2 ~ scale * chi2(dof)``; call it on distances to get survival scores in [0, 1]."""
 
     dof: float
     scale: float = 1.0
@@ -63,16 +67,16 @@ class RelevanceScore:
     n_vectors: int = 0
 
     def __call__(self, distances: np.ndarray | float) -> np.ndarray:
-        """Scores in [0, 1] for Euclidean ``distances`` (see the module docstring)."""
-        return chi2_relevance(distances, self.dof, self.scale)
+        """Survival scores in [0, 1] for Euclidean ``distances`` (see the module docstring)."""
+        return chi2_survival(distances, self.dof, self.scale)
 
     @classmethod
-    def isotropic(cls, dim: int, variance: float = 1.0) -> RelevanceScore:
+    def isotropic(cls, dim: int, variance: float = 1.0) -> DistanceLaw:
         """The exact law for independent ``N(mu, variance * I_dim)`` vectors."""
         return cls(dof=float(dim), scale=float(variance), source="isotropic")
 
     @classmethod
-    def fit(cls, vectors: np.ndarray, n_pairs: int = 4096, seed: int = 0) -> RelevanceScore:
+    def fit(cls, vectors: np.ndarray, n_pairs: int = 4096, seed: int = 0) -> DistanceLaw:
         """Moment-match ``scale * chi2(dof)`` to half the squared distances of random pairs of ``vectors``."""
         x = np.asarray(vectors, dtype=np.float64)
         if x.ndim != 2 or len(x) < 2:
@@ -91,8 +95,8 @@ class RelevanceScore:
         return asdict(self)
 
 
-class RelevanceScorer:
-    """Keeps a :class:`RelevanceScore` current for a store (modes ``auto``, ``isotropic``, ``empirical``).
+class DistanceLawScorer:
+    """Keeps a :class:`DistanceLaw` current for a store (modes ``auto``, ``isotropic``, ``empirical``).
 
     ``sample`` vectors (at most) are read from the index for a fit; the fit is deterministic for a
     given store content (fixed ``seed``).
@@ -104,16 +108,18 @@ class RelevanceScorer:
             raise ValueError(f"score mode must be one of {MODES}; got {mode!r}")
         self.mode, self.min_fit, self.refit_change = mode, min_fit, refit_change
         self.sample, self.n_pairs, self.seed = sample, n_pairs, seed
-        self.law: RelevanceScore | None = None
+        self.law: DistanceLaw | None = None
 
-    def current(self, index: VectorIndex, ids: Callable[[], Sequence[str]]) -> RelevanceScore:
-        """The score law for ``index`` now, refitting (from ``ids()``) if the store changed enough."""
-        count, dim = index.count, index.dim
+    def current(self, index: VectorIndex, ids: Callable[[], Sequence[str]], count: int | None = None) -> DistanceLaw:
+        """The distance law for ``index`` now, refitting (from ``ids()``) if the store changed enough.
+
+        ``count``: how many vectors the index holds, when the caller knows it (asking a database index costs a query)."""
+        count, dim = index.count if count is None else count, index.dim
         if dim is None:
-            return RelevanceScore.isotropic(1)
+            return DistanceLaw.isotropic(1)
         use_fit = self.mode == "empirical" or (self.mode == "auto" and count >= self.min_fit)
         if not use_fit or count < 2:
-            isotropic = RelevanceScore.isotropic(dim)
+            isotropic = DistanceLaw.isotropic(dim)
             if self.law != isotropic:  # drops a fallback law's n_vectors (below): a later fit is not delayed
                 self.law = isotropic
             return self.law
@@ -124,10 +130,10 @@ class RelevanceScorer:
             pick = sorted(rng.choice(len(all_ids), min(self.sample, len(all_ids)), replace=False))
             vectors = index.get_vectors([all_ids[p] for p in pick])
             try:
-                fitted = RelevanceScore.fit(vectors, self.n_pairs, self.seed)
+                fitted = DistanceLaw.fit(vectors, self.n_pairs, self.seed)
             except ValueError:  # identical vectors: no spread to fit (module docstring)
-                fitted = RelevanceScore.isotropic(dim)
-            law = self.law = RelevanceScore(fitted.dof, fitted.scale, fitted.source, count)
+                fitted = DistanceLaw.isotropic(dim)
+            law = self.law = DistanceLaw(fitted.dof, fitted.scale, fitted.source, count)
         return law
 
     def to_dict(self) -> dict[str, Any]:
@@ -137,7 +143,7 @@ class RelevanceScorer:
                 "law": self.law.to_dict() if self.law else None}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RelevanceScorer:
+    def from_dict(cls, data: dict[str, Any]) -> DistanceLawScorer:
         """Inverse of :meth:`to_dict`; ``ValueError`` naming the field for anything it did not write."""
         if not isinstance(data, dict) or set(data) != {*_SETTINGS, "law"}:
             raise ValueError(f"scorer state must hold exactly {sorted({*_SETTINGS, 'law'})}")
@@ -152,7 +158,7 @@ class RelevanceScorer:
             if not (law["dof"] > 0 and law["scale"] > 0 and law["n_vectors"] >= 0) or law["source"] not in LAW_SOURCES:
                 raise ValueError(f"scorer law is out of range: {law!r}")
         scorer = cls(**{name: data[name] for name in _SETTINGS})
-        scorer.law = RelevanceScore(**law) if law else None
+        scorer.law = DistanceLaw(**law) if law else None
         return scorer
 
 
@@ -160,3 +166,17 @@ def _check_type(what: str, value: Any, types: tuple[type, ...]) -> None:
     """``ValueError`` unless ``value`` is one of ``types`` (a ``bool`` is never a number here)."""
     if isinstance(value, bool) or not isinstance(value, types):
         raise ValueError(f"{what} has the wrong type ({type(value).__name__})")
+
+
+DEPRECATED_NAMES = {"RelevanceScore": "DistanceLaw", "RelevanceScorer": "DistanceLawScorer",
+                    "chi2_relevance": "chi2_survival"}
+"""Old name -> new name: "relevance" now means only the calibrator's ``P(relevant)``."""
+
+
+def __getattr__(name: str) -> Any:
+    """The deprecated names of :data:`DEPRECATED_NAMES`, with a ``DeprecationWarning``."""
+    if name in DEPRECATED_NAMES:
+        new = DEPRECATED_NAMES[name]
+        warnings.warn(f"ragcun.scoring.distance_law.{name} is deprecated; use {new}", DeprecationWarning, stacklevel=2)
+        return globals()[new]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,9 +1,9 @@
 """``DocStore``: texts and metadata beside any ``VectorIndex`` - the core both framework stores wrap.
 
-It owns the id -> (text, metadata) records, a lexical (BM25) index of the texts kept in step with
-the vectors, filtered search in three modes (one place: dense L2, lexical BM25, and hybrid fusion
-of both, :mod:`ragcun.store.fusion`), relevance scores (:mod:`ragcun.scoring.distance_law`), MMR (:mod:`ragcun.store.mmr`)
-and atomic JSON persistence. It knows nothing of LlamaIndex or LangChain. On an index that stores metadata (``capabilities.metadata_filter``, such as
+It owns the id -> (text, metadata) records, a BM25 index of the texts kept in step with the
+vectors, filtered search in the three :class:`ragcun.store.modes.RetrievalMode` s (one query path:
+dense L2, sparse BM25, and hybrid fusion of both, :mod:`ragcun.store.fusion`), the scores of each hit
+(:class:`ragcun.store.hits.Hit`), MMR (:mod:`ragcun.store.mmr`) and atomic JSON persistence. It knows nothing of LlamaIndex or LangChain. On an index that stores metadata (``capabilities.metadata_filter``, such as
 ``MilvusL2Index``) it stores each record's metadata there too and pushes metadata filters down.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,6 +24,7 @@ from ragcun.index.lexical.bm25 import BM25Index
 from ragcun.index.protocol import (
     DirectoryIndex,
     LexicalIndex,
+    LexicalMatches,
     MetadataIndex,
     VectorIndex,
     as_matrix,
@@ -34,10 +34,13 @@ from ragcun.index.protocol import (
 from ragcun.io.rwlock import RWLock
 from ragcun.io.saves import MANIFEST, SaveFormatError, atomic_save, read_json, read_save
 from ragcun.scoring.calibrator import RelevanceCalibrator
-from ragcun.scoring.distance_law import MODES, RelevanceScore, RelevanceScorer
-from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha, check_mode, fuse
+from ragcun.scoring.distance_law import MODES, DistanceLaw, DistanceLawScorer
+from ragcun.store.calibrated import CalibratorSource
+from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha, fuse
+from ragcun.store.hits import Hit, Record
 from ragcun.store.metadata import check_metadata
 from ragcun.store.mmr import check_mmr_args, mmr_select
+from ragcun.store.modes import RetrievalMode
 
 FORMAT = "ragcun.DocStore"
 VERSION = 1
@@ -48,7 +51,7 @@ SCORE_MODES = ("relevance", *MODES)
 """``score_mode`` values: ``"relevance"`` (a calibrator's ``P(relevant)``) or a distance-law mode of :mod:`ragcun.scoring.distance_law`."""
 
 
-def score_settings(score_mode: str | None, calibrator: Any) -> tuple[RelevanceScorer, RelevanceCalibrator | None]:
+def score_settings(score_mode: str | None, calibrator: Any) -> tuple[DistanceLawScorer, RelevanceCalibrator | None]:
     """The scorer and calibrator a store uses for ``score_mode``.
 
     ``calibrator`` is a :class:`RelevanceCalibrator`, ``None``, or a model that may carry one (its
@@ -67,12 +70,12 @@ def score_settings(score_mode: str | None, calibrator: Any) -> tuple[RelevanceSc
         raise ValueError("score_mode='relevance' needs a relevance calibrator: a model that carries one "
                          "(ragcun-train fits it; GaussianEncoder() ships one) or calibrator=")
     if score_mode in (None, "relevance") and calibrator is not None:
-        return RelevanceScorer(), calibrator
-    return RelevanceScorer(score_mode or "auto"), None
+        return DistanceLawScorer(), calibrator
+    return DistanceLawScorer(score_mode or "auto"), None
 
 
 def scored_store(store: DocStore | None, index: VectorIndex | None, lexical: BM25Index | None,
-                 score_mode: str | None, calibrator: Any) -> DocStore:
+                 score_mode: str | None, calibrator: CalibratorSource) -> DocStore:
     """The store a framework adapter wraps, scoring as :func:`score_settings` says: a new one on ``index``, or
     ``store`` (a loaded one), keeping the calibrator saved with it unless ``calibrator`` names another."""
     scorer, chosen = score_settings(score_mode, calibrator if calibrator is not None
@@ -81,36 +84,6 @@ def scored_store(store: DocStore | None, index: VectorIndex | None, lexical: BM2
         return DocStore(index, scorer, lexical, chosen)
     store.calibrator = chosen
     return store
-
-
-@dataclass
-class Record:
-    """One stored item: id, text and a JSON-serialisable metadata dict."""
-
-    id: str
-    text: str
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Hit:
-    """A search result: the record, its Euclidean distance and a score in [0, 1].
-
-    ``score`` is, with a calibrator on the store, the calibrated ``P(relevant)`` of the hit's
-    distance (:mod:`ragcun.scoring.calibrator`; in every mode that has a query vector); otherwise the
-    distance law's relevance (:mod:`ragcun.scoring.distance_law`) when ``mode`` is ``"dense"`` and the fused
-    score (:mod:`ragcun.store.fusion`) for ``"lexical"`` and ``"hybrid"``;
-    ``lexical_score`` is the raw BM25 score (``None`` in dense mode); ``distance`` is ``nan`` for a
-    lexical search given no query vector. ``fallback`` says why a lexical or hybrid search ranked
-    densely instead (e.g. the query had no lexical terms); ``None`` when it ran as asked.
-    """
-
-    record: Record
-    distance: float
-    score: float
-    lexical_score: float | None = None
-    mode: str = "dense"
-    fallback: str | None = None
 
 
 RecordFilter = Callable[[Record], bool]
@@ -137,7 +110,7 @@ class DocStore:
     replaces scores by ``P(relevant)``; ``lexical`` is the BM25 index (default English).
     """
 
-    def __init__(self, index: VectorIndex | None = None, scorer: RelevanceScorer | None = None,
+    def __init__(self, index: VectorIndex | None = None, scorer: DistanceLawScorer | None = None,
                  lexical: BM25Index | None = None, calibrator: RelevanceCalibrator | None = None) -> None:
         if index is not None and not isinstance(index, VectorIndex):
             raise TypeError(f"index must implement ragcun.VectorIndex; got {type(index).__name__}")
@@ -147,7 +120,7 @@ class DocStore:
         if self._index_lexical and lexical is not None:
             raise ValueError(f"{type(self.index).__name__} searches texts itself; do not pass lexical=")
         self.lexical: BM25Index | None = None if self._index_lexical else (lexical or BM25Index())
-        self.scorer = scorer or RelevanceScorer()
+        self.scorer = scorer or DistanceLawScorer()
         self.calibrator = score_settings(None, calibrator)[1]
         self._records: dict[str, Record] = {}
         self._lock = RWLock()  # searches share it, writes take it alone
@@ -224,53 +197,57 @@ class DocStore:
         return recs if where is None else [r for r in recs if where(r)]
 
     def search(self, query: ArrayLike | None, k: int, where: RecordFilter | None = None,
-               filter: Any = None, *, text: str | None = None, mode: str = "dense",
+               filter: Any = None, *, text: str | None = None, mode: RetrievalMode | str = RetrievalMode.DENSE,
                alpha: float = DEFAULT_ALPHA, candidates: int = DEFAULT_CANDIDATES) -> list[Hit]:
         """Up to ``k`` records for ``query`` (a (D,) vector) and/or ``text`` that satisfy ``where`` and ``filter``, best first.
 
-        ``mode``: ``"dense"`` ranks by L2 distance to ``query``; ``"lexical"`` by BM25 on ``text``
-        (``query`` optional: it only fills in distances); ``"hybrid"`` fuses both over the union of
-        each side's top ``candidates`` (:mod:`ragcun.store.fusion`; ``alpha`` = dense weight, 1 = dense
-        only). A lexical or hybrid search whose ``text`` has no lexical terms, or matches nothing,
-        ranks densely instead and says so in each hit's ``fallback``. ``where`` is a record
-        predicate; ``filter`` a metadata filter spec (:mod:`ragcun.index.filters`), also passed down to an
-        index with ``capabilities.metadata_filter`` so the index narrows the search itself.
+        ``mode`` (a :class:`RetrievalMode` or its string): ``"dense"`` ranks by L2 distance to ``query``;
+        ``"sparse"`` (alias ``"lexical"``) by BM25 on ``text`` (``query`` optional: it only fills in
+        distances); ``"hybrid"`` fuses both over the union of each side's top ``candidates``
+        (:mod:`ragcun.store.fusion`; ``alpha`` = dense weight, 1 = dense only). A sparse or hybrid search
+        whose ``text`` has no lexical terms, or matches nothing, ranks densely instead and says so in
+        each hit's ``fallback``: this is the one place that decides it. ``where`` is a record predicate;
+        ``filter`` a metadata filter spec (:mod:`ragcun.index.filters`), also passed down to an index with
+        ``capabilities.metadata_filter`` so the index narrows the search itself.
         """
-        k, mode, alpha = check_k(k), check_mode(mode), check_alpha(alpha)
+        k, mode, alpha = check_k(k), RetrievalMode.parse(mode), check_alpha(alpha)
         candidates = check_k(candidates, "candidates")
-        if mode != "dense" and (not isinstance(text, str) or not text.strip()):
+        if mode is not RetrievalMode.DENSE and (not isinstance(text, str) or not text.strip()):
             raise ValueError(f"a {mode} search needs the query text (text=...); got {text!r}")
-        if query is None and mode != "lexical":
+        if query is None and mode is not RetrievalMode.SPARSE:
             raise ValueError(f"a {mode} search needs a query vector")
         with self._lock.read():
             return self._search(query, k, where, filter, text, mode, alpha, candidates)
 
     def _search(self, query: ArrayLike | None, k: int, where: RecordFilter | None, filter: Any,
-                text: str | None, mode: str, alpha: float, candidates: int) -> list[Hit]:
-        """:meth:`search` with its arguments checked, under the caller's lock."""
+                text: str | None, mode: RetrievalMode, alpha: float, candidates: int) -> list[Hit]:
+        """:meth:`search` with its arguments checked, under the caller's lock.
+
+        One candidate step: the vector index is searched once (widened only under a filter), BM25 is
+        asked once (its top ids, the dense candidates' scores and whether the query has terms), and
+        the lexical-only candidates' distances come from one ``distances`` call."""
         if not self._records:
             return []
         q = None if query is None else self._query_matrix(query)
         check = _all_of(where, metadata_filter(filter))
-        if mode == "dense":
-            assert q is not None  # refused by search(): a dense search needs a query vector
-            return self._dense_hits(self._nearest(q, k, check, filter))
-        assert text is not None  # refused by search(): a lexical or hybrid search needs the query text
-        if not self._lexical_count():
-            if mode == "lexical":
-                raise ValueError(f"lexical search needs stored texts; none of this store's "
-                                 f"{len(self._records)} records has any lexical terms")
-            assert q is not None  # refused by search(): a hybrid search needs a query vector
-            return self._dense_hits(self._nearest(q, k, check, filter), "no stored texts to search")
-        found = self._lexical_search(text, max(k, candidates), check, filter)
-        if not found:
-            if q is None:
-                return []
-            reason = "no lexical terms in the query" if not self._has_terms(text) else "no lexical match"
-            return self._dense_hits(self._nearest(q, k, check, filter), reason)
-        known = {} if q is None or mode == "lexical" else {r.id: d for r, d in self._nearest(q, max(k, candidates), check, filter)}
-        ids = list(dict.fromkeys([*known, *found]))
-        return self._fused_hits(ids, known, q, text, k, 0.0 if mode == "lexical" else alpha, mode)
+        dense = [] if q is None or mode is RetrievalMode.SPARSE else \
+            self._nearest(q, k if mode is RetrievalMode.DENSE else max(k, candidates), check, filter)
+        if mode is RetrievalMode.DENSE:
+            return self._dense_hits(dense)
+        assert text is not None  # refused by search(): a sparse or hybrid search needs the query text
+        found = self._lexical(text, max(k, candidates), check, filter, [i for i, _ in dense])
+        if found.ids:
+            return self._fused_hits(found, dict(dense), q, k, 0.0 if mode is RetrievalMode.SPARSE else alpha, mode)
+        if not found.indexed and mode is RetrievalMode.SPARSE:
+            raise ValueError(f"sparse search needs stored texts; none of this store's "
+                             f"{len(self._records)} records has any lexical terms")
+        if q is None:
+            return []
+        if mode is RetrievalMode.SPARSE:
+            dense = self._nearest(q, k, check, filter)
+        reason = ("no stored texts to search" if not found.indexed else
+                  "no lexical terms in the query" if not found.has_terms else "no lexical match")
+        return self._dense_hits(dense[:k], reason)
 
     def _query_matrix(self, query: ArrayLike) -> np.ndarray:
         q = as_matrix(query, self.index.dim, "query vector")
@@ -278,69 +255,92 @@ class DocStore:
             raise ValueError(f"search takes one query vector; got {len(q)}")
         return q
 
-    def _nearest(self, q: np.ndarray, k: int, check: RecordFilter | None, filter: Any) -> list[tuple[Record, float]]:
-        """The ``k`` nearest (record, distance) pairs passing ``check``, widening the index search until found."""
-        pushed = {"filter": filter} if self._pushdown and filter is not None else {}
+    def _widen(self, n: int, check: RecordFilter | None,
+               fetch: Callable[[int], Sequence[tuple[str | None, float]]]) -> list[tuple[str, float]]:
+        """The first ``n`` (id, value) pairs from ``fetch(m)`` (the index's ``m`` best, fewer when it has no
+        more) whose records pass ``check``: ``m`` starts at ``n`` (unfiltered) or ``max(4n, 32)`` and grows
+        fourfold until enough pass or the store is exhausted. Every filtered index search goes through here."""
         total = len(self._records)
-        fetch = k if check is None else min(total, max(4 * k, 32))
+        m = n if check is None else min(total, max(4 * n, 32))
         while True:
-            ids, dist = self.index.search(q, min(fetch, total), **pushed)
-            pairs = [(self._records[i], float(d)) for i, d in zip(ids[0], dist[0])
-                     if i is not None and (check is None or check(self._records[i]))]
-            if len(pairs) >= k or fetch >= total or ids[0][-1] is None:  # None pads: no more rows
-                return pairs[:k]
-            fetch *= 4
+            got = [(i, v) for i, v in fetch(min(m, total)) if i is not None]
+            kept = [(i, v) for i, v in got if i in self._records and (check is None or check(self._records[i]))]
+            if len(kept) >= n or m >= total or len(got) < min(m, total):
+                return kept[:n]
+            m *= 4
 
-    def distance_score(self) -> RelevanceCalibrator | RelevanceScore:
-        """What turns a distance into a dense hit's score now: the calibrator, else the current distance law."""
-        return self.calibrator or self.scorer.current(self.index, lambda: list(self._records))
+    def _nearest(self, q: np.ndarray, k: int, check: RecordFilter | None, filter: Any) -> list[tuple[str, float]]:
+        """The ``k`` nearest (id, distance) pairs passing ``check`` (:meth:`_widen` over the index search)."""
+        pushed = {"filter": filter} if self._pushdown and filter is not None else {}
 
-    def _dense_hits(self, pairs: list[tuple[Record, float]], fallback: str | None = None) -> list[Hit]:
-        score = self.distance_score()
-        scores = score(np.array([d for _, d in pairs])) if pairs else np.zeros(0)
-        return [Hit(rec, d, float(s), fallback=fallback) for (rec, d), s in zip(pairs, scores)]
+        def fetch(m: int) -> Sequence[tuple[str | None, float]]:
+            ids, dist = self.index.search(q, m, **pushed)
+            return list(zip(ids[0], dist[0].tolist()))
+        return self._widen(k, check, fetch)
 
-    def _lexical_count(self) -> int:
-        return self.lexical.count if self.lexical is not None else self.index.count
+    def _lexical(self, text: str, n: int, check: RecordFilter | None, filter: Any,
+                 extra: list[str]) -> LexicalMatches:
+        """The ``n`` best BM25 matches for ``text`` passing ``check``, and the scores of the ``extra`` ids.
 
-    def _has_terms(self, text: str) -> bool:
-        return self.lexical is None or bool(self.lexical.query_terms(text))
-
-    def _lexical_search(self, text: str, n: int, check: RecordFilter | None, filter: Any) -> list[str]:
-        """Ids of the ``n`` best BM25 matches for ``text`` that pass ``check``."""
+        The store's :class:`BM25Index` answers in one call; an index that ranks texts itself (Milvus) is
+        searched through :meth:`_widen` and asked for the extra ids' scores."""
         if self.lexical is not None:
             allowed = None if check is None else (lambda i: check(self._records[i]))
-            return self.lexical.search(text, n, allowed)[0]
+            return self.lexical.query(text, n, allowed, extra)
+        index = cast(LexicalIndex, self.index)
         pushed = {"filter": filter} if filter is not None else {}
-        total = len(self._records)
-        fetch = n if check is None else min(total, max(4 * n, 32))
-        while True:
-            ids, _ = cast(LexicalIndex, self.index).lexical_search(text, min(fetch, total), **pushed)
-            kept = [i for i in ids if i in self._records and (check is None or check(self._records[i]))]
-            if len(kept) >= n or fetch >= total or len(ids) < min(fetch, total):
-                return kept[:n]
-            fetch *= 4
 
-    def _fused_hits(self, ids: list[str], known: dict[str, float], q: np.ndarray | None, text: str, k: int,
-                    alpha: float, mode: str) -> list[Hit]:
-        """The ``k`` best of candidate ``ids`` by fused score, each with its distance and BM25 score.
+        def fetch(m: int) -> Sequence[tuple[str | None, float]]:
+            ids, scores = index.lexical_search(text, m, **pushed)
+            return list(zip(ids, scores.tolist()))
+        top = self._widen(n, check, fetch)
+        scores = np.asarray([s for _, s in top], dtype=np.float32)
+        extra_scores = index.lexical_scores(text, extra) if extra and top else np.zeros(len(extra), np.float32)
+        return LexicalMatches([i for i, _ in top], scores, extra_scores, True, len(self._records))
 
-        ``known`` holds the distances the index search returned; the others are computed from the
-        stored vectors."""
-        lex = np.asarray(self.lexical.scores(text, ids) if self.lexical is not None
-                         else cast(LexicalIndex, self.index).lexical_scores(text, ids), dtype=np.float64)
-        dist = np.array([known.get(i, np.nan) for i in ids], dtype=np.float64)
+    def distance_score(self) -> RelevanceCalibrator | DistanceLaw:
+        """What turns a distance into a dense hit's :attr:`Hit.score` now: the calibrator, else the current distance law."""
+        return self.calibrator or self._law()
+
+    def _law(self) -> DistanceLaw:
+        return self.scorer.current(self.index, lambda: list(self._records), len(self._records))
+
+    def _dense_hits(self, pairs: list[tuple[str, float]], fallback: str | None = None) -> list[Hit]:
+        law, relevance = self._distance_scores(np.array([d for _, d in pairs], dtype=np.float64))
+        return [Hit(self._records[i], d, RetrievalMode.DENSE, law[j], relevance=relevance[j], fallback=fallback)
+                for j, (i, d) in enumerate(pairs)]
+
+    def _distance_scores(self, dist: np.ndarray) -> tuple[list[float | None], list[float | None]]:
+        """The distance law's scores and, with a calibrator, ``P(relevant)`` of ``dist`` (``None``s without
+        distances: a sparse search given no query vector, whose distances are all ``nan``)."""
+        if not len(dist) or np.isnan(dist[0]):
+            return [None] * len(dist), [None] * len(dist)
+        law = self._law()(dist).tolist()
+        return law, [None] * len(dist) if self.calibrator is None else self.calibrator(dist).tolist()
+
+    def _fused_hits(self, found: LexicalMatches, known: dict[str, float], q: np.ndarray | None, k: int,
+                    alpha: float, mode: RetrievalMode) -> list[Hit]:
+        """The ``k`` best of both sides' candidates by fused score, each with its distance and BM25 score.
+
+        ``known`` holds the distances the index search returned; the lexical-only candidates'
+        come from one ``index.distances`` call."""
+        ids = list(dict.fromkeys([*known, *found.ids]))
+        bm25 = dict(zip(known, found.extra_scores.tolist()))
+        bm25.update(zip(found.ids, found.scores.tolist()))
+        lex = np.array([bm25[i] for i in ids], dtype=np.float64)
         if q is None:
+            dist = np.full(len(ids), np.nan)
             fused = fuse(np.zeros(len(ids)), lex, 0.0)
         else:
-            missing = np.flatnonzero(np.isnan(dist))
-            if len(missing):
-                vecs = self.index.get_vectors([ids[j] for j in missing]).astype(np.float64)
-                dist[missing] = np.sqrt(((vecs - q[0]) ** 2).sum(axis=1))
+            missing = [i for i in found.ids if i not in known]
+            if missing:
+                known = {**known, **dict(zip(missing, self.index.distances(q, missing).tolist()))}
+            dist = np.array([known[i] for i in ids], dtype=np.float64)
             fused = fuse(dist, lex, alpha)
         order = np.lexsort((np.nan_to_num(dist), -fused))[:k]
-        score = fused if q is None or self.calibrator is None else self.calibrator(dist)
-        return [Hit(self._records[ids[j]], float(dist[j]), float(score[j]), float(lex[j]), mode) for j in order]
+        law, relevance = self._distance_scores(dist[order])
+        return [Hit(self._records[ids[j]], float(dist[j]), mode, law[n], float(lex[j]), float(fused[j]), relevance[n])
+                for n, j in enumerate(order.tolist())]
 
     def mmr_search(self, query: ArrayLike, k: int, fetch_k: int = 20, lambda_mult: float = 0.5,
                    where: RecordFilter | None = None, filter: Any = None) -> list[Hit]:
@@ -350,8 +350,8 @@ class DocStore:
         if query is None:
             raise ValueError("MMR search needs a query vector")
         with self._lock.read():
-            candidates = self._search(query, max(k, fetch_k), where, filter, None, "dense", DEFAULT_ALPHA,
-                                      DEFAULT_CANDIDATES)
+            candidates = self._search(query, max(k, fetch_k), where, filter, None, RetrievalMode.DENSE,
+                                      DEFAULT_ALPHA, DEFAULT_CANDIDATES)
             if not candidates:
                 return []
             vecs = self.index.get_vectors([h.record.id for h in candidates])
@@ -393,7 +393,7 @@ class DocStore:
                 raise ValueError(f"{path}: the index was not saved here; pass the index= it lives in")
             index = L2Index.load(path / "index", dim=man["dim"])
         try:
-            scorer = RelevanceScorer.from_dict(man["scorer"])
+            scorer = DistanceLawScorer.from_dict(man["scorer"])
             saved = man.get("calibrator")  # written only for a store with a calibrator
             calibrator = None if saved is None else RelevanceCalibrator.from_dict(saved, "calibrator")
         except ValueError as exc:

@@ -1,4 +1,4 @@
-"""Convex fusion of a dense (L2) and a lexical (BM25) ranking over their union of candidates.
+"""Convex fusion of a dense (L2) and a sparse (BM25) ranking over their union of candidates.
 
 Each side's top ``candidates`` documents form the candidate set; every candidate is scored by
 *both* sides (its exact Euclidean distance to the query and its BM25 score, 0 where no query term
@@ -13,26 +13,22 @@ Fused scores lie in [0, 1]: 1 is a candidate best on both sides. They rank the c
 query and are relative to them (the best candidate scores near 1 whatever the query), so they
 are not comparable across queries the way ``ragcun.scoring.distance_law``' distance law is.
 
-Why these defaults (measured on two BEIR corpora before this module existed, one of them unseen
-here; see ``docs/benchmarks.md``): convex fusion beat reciprocal-rank fusion on both (+13% against
-+8–11% nDCG@10 over dense cosine), dense weight 0.7 was the best of {0.3, 0.5, 0.7} on *both*
-corpora, and 100 candidates per side matched whole-corpus normalisation.
+The defaults (dense weight 0.7, 100 candidates a side, convex rather than reciprocal-rank fusion) were
+chosen on measurements across corpora; the figures and how to reproduce them are in the README
+("Hybrid retrieval is the default") and ``../shared/notes/quality-probes.md``.
 """
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 import numpy as np
 
-RETRIEVAL_MODES = ("dense", "lexical", "hybrid")
+from ragcun.store.modes import RetrievalMode
+
 DEFAULT_ALPHA = 0.7
 DEFAULT_CANDIDATES = 100
-
-
-def check_mode(mode: object) -> str:
-    """``mode`` if it is one of :data:`RETRIEVAL_MODES`, else a ``ValueError`` naming them."""
-    if mode not in RETRIEVAL_MODES:
-        raise ValueError(f"retrieval mode must be one of {RETRIEVAL_MODES}; got {mode!r}")
-    return str(mode)
 
 
 def check_alpha(alpha: object) -> float:
@@ -55,3 +51,12 @@ def fuse(distances: np.ndarray, lexical_scores: np.ndarray, alpha: float) -> np.
     """Fused scores in [0, 1] of candidates with Euclidean ``distances`` and BM25 ``lexical_scores``."""
     d = np.asarray(distances, dtype=np.float64)
     return alpha * minmax(-d * d) + (1.0 - alpha) * minmax(lexical_scores)
+
+
+def __getattr__(name: str) -> Any:
+    """Deprecated names: ``RETRIEVAL_MODES`` and ``check_mode`` are :class:`ragcun.store.modes.RetrievalMode` now."""
+    if name in ("RETRIEVAL_MODES", "check_mode"):
+        warnings.warn(f"ragcun.store.fusion.{name} is deprecated; use ragcun.store.modes.RetrievalMode",
+                      DeprecationWarning, stacklevel=2)
+        return tuple(m.value for m in RetrievalMode) if name == "RETRIEVAL_MODES" else RetrievalMode.parse
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -31,7 +31,7 @@ class GaussianEmbedding(BaseEmbedding):
 
     def __init__(self, model_name: str | None = None, *, encoder: Any = None, **kwargs: Any) -> None:
         super().__init__(model_name=model_name or BUNDLED_MODEL_NAME, **kwargs)
-        self._encoder = encoder if encoder is not None else load_encoder(model_name, self.device)
+        self._encoder = encoder if encoder is not None else load_encoder(self.model_name, self.device)
 
     @classmethod
     def class_name(cls) -> str:

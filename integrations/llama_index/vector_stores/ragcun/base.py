@@ -1,14 +1,14 @@
 """``GaussianVectorStore``: a LlamaIndex vector store over ``ragcun.store.doc_store.DocStore`` (any ``VectorIndex``).
 
 Nodes are stored as text plus LlamaIndex's own metadata dict (``node_to_metadata_dict``); search,
-filtering, MMR, scores and persistence are the core's. Query modes map onto the core's retrieval
-modes: ``HYBRID`` fuses L2 and BM25 (``query.alpha`` = dense weight, 1 = dense only),
-``TEXT_SEARCH`` / ``SPARSE`` rank by BM25 alone, and ``DEFAULT`` uses the store's
-``retrieval_mode`` (``"hybrid"`` unless set otherwise; dense when the query carries no text).
-Node similarities are ``P(relevant)`` from a relevance calibrator when the store has one
-(``GaussianVectorStore(calibrator=embed_model)``, :mod:`ragcun.scoring.calibrator`), else the relevance
-scores of :mod:`ragcun.scoring.distance_law` (dense) or the fused scores of :mod:`ragcun.store.fusion` (hybrid,
-lexical), all in [0, 1]; each returned node's metadata holds
+filtering, MMR, scores, fallbacks and persistence are the core's; this adapter only maps query modes
+onto the core's :class:`ragcun.RetrievalMode`: ``HYBRID`` -> hybrid (``query.alpha`` = dense weight,
+1 = dense only), ``TEXT_SEARCH`` / ``SPARSE`` -> sparse (BM25 alone), and ``DEFAULT`` -> the store's
+``retrieval_mode`` (``"hybrid"`` unless set otherwise; dense for a query that carries no text: a
+pure vector query). Node similarities are ``ragcun.Hit.score``: ``P(relevant)`` from a relevance
+calibrator when the store has one (``GaussianVectorStore(calibrator=embed_model)``,
+:mod:`ragcun.scoring.calibrator`), else the distance law of :mod:`ragcun.scoring.distance_law` (dense) or the
+fused score of :mod:`ragcun.store.fusion` (hybrid, sparse), all in [0, 1]; each returned node's metadata holds
 ``l2_distance``, ``bm25_score`` and ``retrieval_mode`` (hidden from the LLM and the embedder). Metadata filters and ``doc_ids`` become one
 ragcun filter spec, which the core pushes down to indexes that filter themselves (Milvus).
 """
@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from llama_index.core.bridge.pydantic import PrivateAttr
+from llama_index.core.bridge.pydantic import PrivateAttr, field_validator
 from llama_index.core.schema import BaseNode, MetadataMode
 from llama_index.core.vector_stores.types import (
     BasePydanticVectorStore,
@@ -35,16 +36,20 @@ from llama_index.core.vector_stores.types import (
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
 from ragcun.index.lexical.bm25 import BM25Index
-from ragcun.index.protocol import VectorIndex, check_ids
+from ragcun.index.protocol import VectorIndex, check_ids, check_k
+from ragcun.store.calibrated import CalibratorSource
 from ragcun.store.doc_store import DocStore, Hit, Record, metadata_filter, scored_store
-from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha, check_mode
+from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha
+from ragcun.store.modes import RetrievalMode
 
 DISTANCE_KEY = "l2_distance"
 LEXICAL_KEY = "bm25_score"
 MODE_KEY = "retrieval_mode"
 _HIT_KEYS = (DISTANCE_KEY, LEXICAL_KEY, MODE_KEY)
-_CORE_MODES = {VectorStoreQueryMode.HYBRID: "hybrid", VectorStoreQueryMode.TEXT_SEARCH: "lexical",
-               VectorStoreQueryMode.SPARSE: "lexical"}
+NODE_CACHE_SIZE = 4096
+"""How many parsed nodes a store keeps, so a repeated hit is copied instead of re-parsed from its metadata JSON."""
+_CORE_MODES = {VectorStoreQueryMode.HYBRID: RetrievalMode.HYBRID, VectorStoreQueryMode.TEXT_SEARCH: RetrievalMode.SPARSE,
+               VectorStoreQueryMode.SPARSE: RetrievalMode.SPARSE}
 DEFAULT_NAMESPACE = "default"
 _OPS = {
     FilterOperator.EQ: "$eq", FilterOperator.NE: "$ne", FilterOperator.GT: "$gt",
@@ -88,26 +93,51 @@ class GaussianVectorStore(BasePydanticVectorStore):
     ``ragcun.scoring.calibrator.RelevanceCalibrator`` or the ``GaussianEmbedding`` that carries one;
     ``score_mode``: ``"relevance"`` (``P(relevant)``; the default with a calibrator) or a
     distance-law mode of ``ragcun.scoring.distance_law`` (``"auto"``, the default otherwise).
-    ``retrieval_mode`` (``"hybrid"``, ``"dense"`` or ``"lexical"``) is what ``DEFAULT`` queries do;
-    ``alpha`` the dense weight of hybrid queries that set none; ``hybrid_candidates`` how many
-    candidates each side contributes; ``lexical`` a ``ragcun.index.lexical.bm25.BM25Index`` with another
-    language's analyzer.
+    ``retrieval_mode`` (``"hybrid"``, ``"dense"`` or ``"sparse"``, alias ``"lexical"``; a
+    :class:`ragcun.RetrievalMode` or its string) is what ``DEFAULT`` queries do; ``alpha`` the dense
+    weight of hybrid queries that set none; ``candidates`` how many candidates each side contributes
+    (``hybrid_candidates`` is its deprecated name); ``lexical`` a ``ragcun.index.lexical.bm25.BM25Index``
+    with another language's analyzer. These are the LangChain ``GaussianVectorStore``'s parameters, with
+    the same names and defaults.
     """
 
     stores_text: bool = True
     flat_metadata: bool = False
-    retrieval_mode: str = "hybrid"
+    retrieval_mode: RetrievalMode = RetrievalMode.HYBRID
     alpha: float = DEFAULT_ALPHA
-    hybrid_candidates: int = DEFAULT_CANDIDATES
+    candidates: int = DEFAULT_CANDIDATES
     _store: DocStore = PrivateAttr()
+    _nodes: dict[str, tuple[Record, BaseNode]] = PrivateAttr(default_factory=dict)
 
     def __init__(self, index: VectorIndex | None = None, score_mode: str | None = None, *,
-                 store: DocStore | None = None, lexical: BM25Index | None = None, calibrator: Any = None,
+                 store: DocStore | None = None, lexical: BM25Index | None = None, calibrator: CalibratorSource = None,
                  **kwargs: Any) -> None:
+        if "hybrid_candidates" in kwargs:
+            warnings.warn("hybrid_candidates= is deprecated; use candidates=", DeprecationWarning, stacklevel=2)
+            kwargs["candidates"] = kwargs.pop("hybrid_candidates")
         super().__init__(**kwargs)
-        check_mode(self.retrieval_mode)
-        check_alpha(self.alpha)
         self._store = scored_store(store, index, lexical, score_mode, calibrator)
+
+    @field_validator("retrieval_mode", mode="before")
+    @classmethod
+    def _parse_mode(cls, value: Any) -> RetrievalMode:
+        return RetrievalMode.parse(value)
+
+    @field_validator("alpha", mode="before")
+    @classmethod
+    def _check_alpha(cls, value: Any) -> float:
+        return check_alpha(value)
+
+    @field_validator("candidates", mode="before")
+    @classmethod
+    def _check_candidates(cls, value: Any) -> int:
+        return check_k(value, "candidates")
+
+    @property
+    def hybrid_candidates(self) -> int:
+        """Deprecated name of ``candidates``."""
+        warnings.warn("hybrid_candidates is deprecated; use candidates", DeprecationWarning, stacklevel=2)
+        return self.candidates
 
     @classmethod
     def class_name(cls) -> str:
@@ -188,24 +218,28 @@ class GaussianVectorStore(BasePydanticVectorStore):
             fetch_k = kwargs.get("mmr_prefetch_k") or k * kwargs.get("mmr_prefetch_factor", 4)
             hits = self._store.mmr_search(self._vector(query), k, fetch_k, 0.5 if lam is None else lam, where, spec)
         elif query.mode == VectorStoreQueryMode.DEFAULT or query.mode in _CORE_MODES:
-            mode = _CORE_MODES.get(query.mode, self.retrieval_mode)
-            text = query.query_str if query.query_str and query.query_str.strip() else None
-            if text is None:
-                if query.mode != VectorStoreQueryMode.DEFAULT:
-                    raise ValueError(f"query mode {query.mode.value!r} needs query.query_str (the query text)")
-                mode = "dense"
-            if mode == "hybrid":
+            mode, text = self._core_mode(query)
+            if mode is RetrievalMode.HYBRID:
                 k = query.hybrid_top_k or k
-            elif mode == "lexical":
+            elif mode is RetrievalMode.SPARSE:
                 k = query.sparse_top_k or k
-            vector = self._vector(query) if mode != "lexical" or query.query_embedding is not None else None
+            vector = self._vector(query) if mode is not RetrievalMode.SPARSE or query.query_embedding is not None else None
             alpha = self.alpha if query.alpha is None else query.alpha
             hits = self._store.search(vector, k, where, spec, text=text, mode=mode, alpha=alpha,
-                                      candidates=max(self.hybrid_candidates, query.sparse_top_k or 0))
+                                      candidates=max(self.candidates, query.sparse_top_k or 0))
         else:
             raise ValueError(f"GaussianVectorStore does not support query mode {query.mode.value!r}")
-        return VectorStoreQueryResult(nodes=[self._node(h) for h in hits], similarities=[h.score for h in hits],
+        return VectorStoreQueryResult(nodes=self._nodes_of(hits), similarities=[h.score for h in hits],
                                       ids=[h.record.id for h in hits])
+
+    def _core_mode(self, query: VectorStoreQuery) -> tuple[RetrievalMode, str | None]:
+        """The core's mode and query text for a LlamaIndex query (a ``DEFAULT`` query without text is a vector query)."""
+        text = query.query_str if query.query_str and query.query_str.strip() else None
+        if text is not None:
+            return RetrievalMode.parse(_CORE_MODES.get(query.mode, self.retrieval_mode)), text
+        if query.mode != VectorStoreQueryMode.DEFAULT:
+            raise ValueError(f"query mode {query.mode.value!r} needs query.query_str (the query text)")
+        return RetrievalMode.DENSE, None
 
     @staticmethod
     def _vector(query: VectorStoreQuery) -> list[float]:
@@ -213,16 +247,26 @@ class GaussianVectorStore(BasePydanticVectorStore):
             raise ValueError(f"query mode {query.mode.value!r} needs query.query_embedding (it searches by vector)")
         return query.query_embedding
 
-    @staticmethod
-    def _node(hit: Hit) -> BaseNode:
-        """The stored node with the hit's distance, BM25 score and retrieval mode in hidden metadata."""
-        node = metadata_dict_to_node(hit.record.metadata, hit.record.text)
-        node.metadata[DISTANCE_KEY] = hit.distance
-        node.metadata[LEXICAL_KEY] = hit.lexical_score
-        node.metadata[MODE_KEY] = hit.mode if hit.fallback is None else f"{hit.mode} ({hit.fallback})"
-        node.excluded_llm_metadata_keys.extend(_HIT_KEYS)
-        node.excluded_embed_metadata_keys.extend(_HIT_KEYS)
-        return node
+    def _nodes_of(self, hits: list[Hit]) -> list[BaseNode]:
+        """The stored nodes of ``hits`` (copies: callers may change them), each with its hit's distance, BM25 score
+        and retrieval mode in hidden metadata. Parsed nodes are kept (up to :data:`NODE_CACHE_SIZE`), so a node
+        found again is copied instead of parsed again from its metadata JSON."""
+        cache, nodes = self._nodes, []
+        for hit in hits:
+            rec = hit.record
+            cached = cache.get(rec.id)
+            if cached is None or cached[0] is not rec:  # an upsert stores a new Record
+                if len(cache) >= NODE_CACHE_SIZE:
+                    cache.pop(next(iter(cache)), None)
+                cached = cache[rec.id] = (rec, metadata_dict_to_node(rec.metadata, rec.text))
+            node = cached[1]
+            mode = hit.mode.value if hit.fallback is None else f"{hit.mode.value} ({hit.fallback})"
+            nodes.append(node.model_copy(update={
+                "metadata": {**node.metadata, DISTANCE_KEY: hit.distance, LEXICAL_KEY: hit.bm25_score, MODE_KEY: mode},
+                "relationships": dict(node.relationships),
+                "excluded_llm_metadata_keys": [*node.excluded_llm_metadata_keys, *_HIT_KEYS],
+                "excluded_embed_metadata_keys": [*node.excluded_embed_metadata_keys, *_HIT_KEYS]}))
+        return nodes
 
     # -- persistence --------------------------------------------------------------------------
     def persist(self, persist_path: str, fs: Any = None) -> None:

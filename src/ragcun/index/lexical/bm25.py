@@ -33,7 +33,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from ragcun.index.lexical.analyzer import Analyzer
-from ragcun.index.protocol import check_ids, check_k
+from ragcun.index.protocol import LexicalMatches, check_ids, check_k
 
 
 @dataclass(frozen=True)
@@ -97,11 +97,10 @@ class BM25Index:
         self.analyzer = analyzer or Analyzer()
         self.k1, self.b = float(k1), float(b)
         self._lock = threading.Lock()
-        self._version = 0
         self._reset()
 
     def _reset(self) -> None:
-        """Empty the index (the analyzer, parameters, lock and version counter stay)."""
+        """Empty the index (the analyzer, parameters and lock stay)."""
         self._vocab: dict[str, int] = {}
         self._word_terms: dict[str, int] = {}  # word -> term id (-1: a stop word); a cache of the analyzer's work
         self._keys: dict[str, int] = {}   # id -> document key (live documents with terms only)
@@ -111,7 +110,6 @@ class BM25Index:
         self._total_length = 0.0
         self._segments: list[_Segment] = []
         self._pending: dict[str, str] = {}  # id -> text added but not indexed yet (see add)
-        self._last: tuple[str, int, np.ndarray] | None = None  # (query, version, scores): search then scores
 
     @property
     def count(self) -> int:
@@ -163,7 +161,6 @@ class BM25Index:
             return
         ids, texts = list(self._pending), list(self._pending.values())
         self._pending.clear()
-        self._version += 1
         words = [self.analyzer.words(t) for t in texts]
         flat = list(chain.from_iterable(words))
         new = [w for w in dict.fromkeys(flat) if w not in self._word_terms]
@@ -205,11 +202,9 @@ class BM25Index:
     def clear(self) -> None:
         """Drop everything (the analyzer and parameters are kept)."""
         with self._lock:
-            self._version += 1
             self._reset()
 
     def _drop(self, ids: list[str]) -> None:
-        self._version += 1
         if not ids:
             return
         keys = np.array([self._keys.pop(i) for i in ids], dtype=np.int64)
@@ -227,14 +222,8 @@ class BM25Index:
             raise ValueError(f"a lexical query must be a string; got {type(query).__name__}")
         return self.analyzer(query)
 
-    def _scores(self, query: str) -> np.ndarray:
-        """BM25 score of ``query`` for every document key (0 for dead documents and non-matches).
-
-        The last query's scores are kept until the next write, so a hybrid search that ranks the
-        lexical side and then scores the dense side's candidates computes them once."""
-        if self._last is not None and self._last[0] == query and self._last[1] == self._version:
-            return self._last[2]
-        words = self.query_terms(query)
+    def _scores(self, words: list[str]) -> np.ndarray:
+        """BM25 score of the query terms ``words`` for every document key (0 for dead documents and non-matches)."""
         scores = np.zeros(len(self._ids), dtype=np.float64)
         n = len(self._keys)
         if not n:
@@ -244,28 +233,37 @@ class BM25Index:
         for w in words:
             if w in self._vocab:
                 counts[self._vocab[w]] = counts.get(self._vocab[w], 0) + 1
+        all_live = n == len(self._ids)  # no deleted document: no posting to mask out
         for term, times in counts.items():
             found = [s.postings(term) for s in self._segments]
-            docs = np.concatenate([d for d, _ in found])
-            tfs = np.concatenate([t for _, t in found])
-            alive = self._live[docs]
-            docs, tfs = docs[alive], tfs[alive].astype(np.float64)
+            docs, tfs = found[0] if len(found) == 1 else (np.concatenate([d for d, _ in found]),
+                                                          np.concatenate([t for _, t in found]))
+            if not all_live:
+                alive = self._live[docs]
+                docs, tfs = docs[alive], tfs[alive]
+            tfs = tfs.astype(np.float64)
             if not len(docs):
                 continue
             df = len(docs)
             idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
             norm = self.k1 * (1.0 - self.b + self.b * self._lengths[docs] / avgdl)
             scores[docs] += times * idf * tfs / (tfs + norm)
-        self._last = (query, self._version, scores)
         return scores
 
-    def search(self, query: str, k: int,
-               allowed: Callable[[str], bool] | None = None) -> tuple[list[str], np.ndarray]:
-        """Up to ``k`` ids with a positive BM25 score for ``query`` (and ``allowed(id)``), best first, with their scores."""
+    def query(self, query: str, k: int, allowed: Callable[[str], bool] | None = None,
+              extra_ids: Sequence[str] = ()) -> LexicalMatches:
+        """Everything one search needs from BM25 in one call (:class:`ragcun.index.protocol.LexicalMatches`).
+
+        The up to ``k`` ids with a positive score for ``query`` that pass ``allowed(id)``, best first
+        (ties in insertion order), with their scores; the scores of ``extra_ids`` (0 where nothing
+        matches or an id has no terms); whether ``query`` has any terms; and how many documents are indexed.
+        """
         k = check_k(k)
+        extra_ids = check_ids(extra_ids, "extra_ids")
         with self._lock:
+            words = self.query_terms(query)
             self._flush()
-            scores = self._scores(query)
+            scores = self._scores(words)
             matched = np.flatnonzero(scores > 0)
             if allowed is None and len(matched) > k:
                 matched = matched[np.argpartition(-scores[matched], k - 1)[:k]]
@@ -277,14 +275,24 @@ class BM25Index:
                     ids.append(doc)
                     if len(ids) == k:
                         break
-            return ids, np.array([scores[self._keys[i]] for i in ids], dtype=np.float32)
+            return LexicalMatches(
+                ids, np.array([scores[self._keys[i]] for i in ids], dtype=np.float32),
+                np.array([scores[self._keys[i]] if i in self._keys else 0.0 for i in extra_ids], dtype=np.float32),
+                bool(words), len(self._keys))
+
+    def search(self, query: str, k: int,
+               allowed: Callable[[str], bool] | None = None) -> tuple[list[str], np.ndarray]:
+        """Up to ``k`` ids with a positive BM25 score for ``query`` (and ``allowed(id)``), best first, with their scores."""
+        found = self.query(query, k, allowed)
+        return found.ids, found.scores
 
     def scores(self, query: str, ids: Sequence[str]) -> np.ndarray:
         """The BM25 score of ``query`` for each of ``ids`` (0 where nothing matches or an id has no terms)."""
         ids = check_ids(ids)
         with self._lock:
+            words = self.query_terms(query)
             self._flush()
-            scores = self._scores(query)
+            scores = self._scores(words)
             return np.array([scores[self._keys[i]] if i in self._keys else 0.0 for i in ids], dtype=np.float32)
 
     # -- persistence --------------------------------------------------------------------------

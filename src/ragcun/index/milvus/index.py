@@ -41,7 +41,7 @@ from ragcun.index.milvus.schema import (
     open_collection,
 )
 from ragcun.index.milvus.text import STEMS_FIELD, analysis_mode, english_terms, stored_texts
-from ragcun.index.protocol import IndexCapabilities, as_matrix, check_ids, check_k, padded_result
+from ragcun.index.protocol import IndexCapabilities, as_matrix, check_ids, check_k, l2_distances, padded_result
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -384,6 +384,15 @@ class MilvusL2Index:
             if not ids:
                 return np.zeros((0, self._dim), dtype=np.float32)
             return np.asarray([found[i][VECTOR_FIELD] for i in ids], dtype=np.float32)
+
+    def distances(self, query: np.ndarray, ids: Sequence[str]) -> np.ndarray:
+        """Euclidean distances (float32) from one ``query`` to the stored vectors of ``ids``, in order (the vectors
+        are fetched and compared here, as :func:`ragcun.index.protocol.l2_distances`); unknown ids raise ``KeyError``."""
+        q = self._matrix(query, "query vector")
+        if len(q) != 1:
+            raise ValueError(f"{self._where}: distances take one query vector; got {len(q)}")
+        vectors = self.get_vectors(ids)
+        return l2_distances(q, vectors) if len(vectors) else np.zeros(0, dtype=np.float32)
 
     def get_metadata(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         """The stored metadata for ``ids``, in order; unknown ids raise ``KeyError``."""

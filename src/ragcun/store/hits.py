@@ -1,0 +1,59 @@
+"""``Record`` (what a store holds) and ``Hit`` (what a search returns, every score under its own name)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from ragcun.store.modes import RetrievalMode
+
+
+@dataclass
+class Record:
+    """One stored item: id, text and a JSON-serialisable metadata dict."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Hit:
+    """A search result: the record and every score the search computed, each under its own name.
+
+    ``distance``: Euclidean (L2) distance to the query vector (``nan`` for a sparse search given no
+    query vector). ``law_score``: the distance law's survival score in [0, 1]
+    (:mod:`ragcun.scoring.distance_law`; ``None`` without a distance). ``bm25_score``: the raw BM25 score
+    (``None`` when BM25 was not asked, as in dense mode). ``fused_score``: the fused score in [0, 1]
+    of a sparse or hybrid search (:mod:`ragcun.store.fusion`; ``None`` in dense mode). ``relevance``: the
+    calibrated ``P(relevant)`` of the distance (:mod:`ragcun.scoring.calibrator`; ``None`` without a
+    calibrator or a distance). ``mode``: how the hit was ranked; ``fallback`` says why a sparse or
+    hybrid search ranked densely instead (e.g. the query had no lexical terms), ``None`` when it ran as asked.
+    :attr:`score` is the one similarity the framework adapters report.
+    """
+
+    record: Record
+    distance: float
+    mode: RetrievalMode = RetrievalMode.DENSE
+    law_score: float | None = None
+    bm25_score: float | None = None
+    fused_score: float | None = None
+    relevance: float | None = None
+    fallback: str | None = None
+
+    @property
+    def score(self) -> float:
+        """The framework-facing similarity in [0, 1]: :attr:`relevance` when the store is calibrated, else
+        :attr:`fused_score` (sparse, hybrid), else :attr:`law_score` (dense)."""
+        for value in (self.relevance, self.fused_score, self.law_score):
+            if value is not None:
+                return value
+        return math.nan  # only a hand-built hit has none: DocStore's have a fused score or a distance
+
+    @property
+    def lexical_score(self) -> float | None:
+        """Deprecated name of :attr:`bm25_score`."""
+        warnings.warn("Hit.lexical_score is deprecated; use Hit.bm25_score", DeprecationWarning, stacklevel=2)
+        return self.bm25_score
