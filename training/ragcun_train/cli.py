@@ -63,8 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="DIR", help="output model folder (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace the model and checkpoints a previous run left in --output")
     p.add_argument("--objective", choices=tuple(PRESETS),
-                   help="loss preset (default: gaussian-rag for labelled data, isotropy-only for a --format corpus: it keeps the "
-                        "base ranking, see the README); distil: label-free distillation of the hybrid "
+                   help="loss preset (default: gaussian-rag for labelled data, isotropy-only for a --format corpus, the label-free preset that "
+                        "moved the ranking least (README)); distil: label-free distillation of the hybrid "
                         "L2 + BM25 ranking into the encoder (a corpus only; trains the top layers on CPU; opt-in)")
     p.add_argument("--init", choices=INITS,
                    help="head initialisation (default: identity for a linear or residual head — L2 ranks as the base's cosine; random for mlp)")
