@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
+from ragcun._extras import require
 
-try:  # the framework is an extra: name it, before the adapters' own imports fail deeper down
-    importlib.import_module("langchain_core")
-except ModuleNotFoundError as missing:
-    if missing.name != "langchain_core":
-        raise
-    raise ImportError('langchain_ragcun requires langchain-core: pip install "ragcun[langchain]"') from None
+# The framework is an extra: name it before the adapters' own imports fail deeper down.
+require("langchain_core", "langchain-core", "langchain", "langchain_ragcun")
 
-from langchain_ragcun.embeddings import GaussianEmbeddings
-from langchain_ragcun.vectorstores import GaussianVectorStore
+from langchain_ragcun.embeddings import GaussianEmbeddings  # noqa: E402 - after the check above
+from langchain_ragcun.vectorstores import GaussianVectorStore  # noqa: E402 - after the check above
 
 __all__ = ["GaussianEmbeddings", "GaussianVectorStore"]

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
+from ragcun._extras import require
 
-try:  # the framework is an extra: name it, before the adapters' own imports fail deeper down
-    importlib.import_module("llama_index.core")
-except ModuleNotFoundError as missing:
-    if missing.name != "llama_index.core":
-        raise
-    raise ImportError('llama_index.vector_stores.ragcun requires llama-index-core: pip install "ragcun[llamaindex]"') from None
+# The framework is an extra: name it before the adapters' own imports fail deeper down.
+require("llama_index.core", "llama-index-core", "llamaindex", "llama_index.vector_stores.ragcun")
 
-from llama_index.vector_stores.ragcun.base import GaussianVectorStore, to_filter_spec
+from llama_index.vector_stores.ragcun.base import GaussianVectorStore, to_filter_spec  # noqa: E402 - after the check above
 
 __all__ = ["GaussianVectorStore", "to_filter_spec"]

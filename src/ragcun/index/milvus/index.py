@@ -375,10 +375,7 @@ class MilvusL2Index:
         """The stored vectors for ``ids``, in order; unknown ids raise ``KeyError``."""
         ids = check_ids(ids, f"{self._where}: ids", MAX_ID_BYTES)
         with self._lock:
-            found = self._fetch(list(dict.fromkeys(ids)), [VECTOR_FIELD])
-            missing = [i for i in ids if i not in found]
-            if missing:
-                raise KeyError(f"{self._where}: {len(missing)} unknown id(s): {missing[:5]!r}")
+            found = self._fetch_known(ids, VECTOR_FIELD)
             if self._dim is None:
                 return np.zeros((0, 0), dtype=np.float32)
             if not ids:
@@ -398,13 +395,18 @@ class MilvusL2Index:
         """The stored metadata for ``ids``, in order; unknown ids raise ``KeyError``."""
         ids = check_ids(ids, f"{self._where}: ids", MAX_ID_BYTES)
         with self._lock:
-            found = self._fetch(list(dict.fromkeys(ids)), [METADATA_FIELD])
-            missing = [i for i in ids if i not in found]
-            if missing:
-                raise KeyError(f"{self._where}: {len(missing)} unknown id(s): {missing[:5]!r}")
+            found = self._fetch_known(ids, METADATA_FIELD)
             return [dict(found[i][METADATA_FIELD] or {}) for i in ids]
 
     # -- helpers --------------------------------------------------------------------------------
+    def _fetch_known(self, ids: list[str], field: str) -> dict[str, dict[str, Any]]:
+        """``field`` of every one of ``ids`` (under the caller's lock); ``KeyError`` naming the unknown ones."""
+        found = self._fetch(list(dict.fromkeys(ids)), [field])
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise KeyError(f"{self._where}: {len(missing)} unknown id(s): {missing[:5]!r}")
+        return found
+
     def _check_k(self, k: object) -> int:
         k = check_k(k, f"{self._where}: k")
         if k > MAX_TOPK:
