@@ -28,7 +28,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 
 from ragcun.index.lexical.bm25 import BM25Index
-from ragcun.index.protocol import VectorIndex, check_k, id_list
+from ragcun.index.protocol import VectorIndex, as_list, check_k
 from ragcun.store.calibrated import CalibratorSource
 from ragcun.store.doc_store import DocStore, Hit, Record, scored_store
 from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha
@@ -87,8 +87,9 @@ class GaussianVectorStore(VectorStore):
                   ids: list[str] | None = None, **kwargs: Any) -> list[str]:
         """Embed and store ``texts``; an existing id is replaced. Returns the ids (new ones are UUIDs).
 
-        A ``None`` among ``ids`` (``add_documents`` passes one for a document without an id) gets a UUID."""
-        texts = list(texts)
+        A ``None`` among ``ids`` (``add_documents`` passes one for a document without an id) gets a UUID; a bare
+        string as ``texts`` is a ``TypeError`` (it would otherwise be stored one character per record)."""
+        texts = as_list(texts, "texts")
         return self.add_embeddings(zip(texts, self.embedding.embed_documents(texts) if texts else []),
                                    metadatas, ids=ids)
 
@@ -96,9 +97,9 @@ class GaussianVectorStore(VectorStore):
                        metadatas: list[dict] | None = None, *, ids: Sequence[str | None] | None = None,
                        **kwargs: Any) -> list[str]:
         """Store already embedded ``(text, embedding)`` pairs (as LangChain's FAISS store does); returns the ids."""
-        pairs = list(text_embeddings)
+        pairs = as_list(text_embeddings, "text_embeddings")
         texts = [t for t, _ in pairs]
-        ids = None if ids is None else id_list(ids)
+        ids = None if ids is None else as_list(ids)
         if metadatas is not None and len(metadatas) != len(texts):
             raise ValueError(f"got {len(metadatas)} metadatas for {len(texts)} texts")
         if ids is not None and len(ids) != len(texts):

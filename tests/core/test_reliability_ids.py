@@ -1,4 +1,4 @@
-"""A single string where a list of ids belongs is refused by every public id-taking method (issue 12, item 1).
+"""A single string where a list of ids, texts or nodes belongs is refused by every public method that takes one.
 
 Iterating ``"ab"`` gives the ids ``"a"`` and ``"b"``: deleting or fetching them instead of refusing
 loses or returns other records.
@@ -28,7 +28,7 @@ def test_doc_store_refuses_a_bare_string_and_keeps_every_record() -> None:
     store.add([Record(i, f"text {i}") for i in IDS], _vecs(3))
     for call in (lambda: store.delete("ab"), lambda: store.get("ab"), lambda: store.delete(b"ab"),
                  lambda: store.delete("ab", missing_ok=False)):
-        with pytest.raises(TypeError, match="not a single string"):
+        with pytest.raises(TypeError, match="not a single (string|bytes object)"):
             call()
     assert store.ids == IDS and store.index.count == 3
     assert [r.id for r in store.get(["ab", "zz"])] == ["ab"]
@@ -56,3 +56,37 @@ def test_llama_index_store_refuses_a_bare_string() -> None:
     assert sorted(n.node_id for n in store.get_nodes(IDS)) == sorted(IDS)
     store.delete_nodes(["ab"])
     assert sorted(n.node_id for n in store.get_nodes()) == ["a", "b"]
+
+
+@pytest.mark.parametrize("texts", ["hello world", b"hello world"])
+def test_langchain_store_refuses_a_bare_string_of_texts_and_adds_nothing(texts) -> None:
+    emb = DeterministicFakeEmbedding(size=8)
+    db = LangChainStore.from_texts(["one"], emb, ids=["one"])
+    for call in (lambda: db.add_texts(texts), lambda: db.add_embeddings(texts),
+                 lambda: LangChainStore.from_texts(texts, emb)):
+        with pytest.raises(TypeError, match=r"^(texts|text_embeddings) must be a list or other sequence, not a single"):
+            call()
+    assert db.store.ids == ["one"]
+
+
+def test_langchain_store_takes_texts_from_any_iterable() -> None:
+    db = LangChainStore(DeterministicFakeEmbedding(size=8))
+    assert len(db.add_texts(t for t in ("one", "two"))) == 2 and len(db.store) == 2
+
+
+def test_llama_index_store_refuses_a_bare_string_of_nodes_and_adds_nothing() -> None:
+    store = LlamaStore()
+    with pytest.raises(TypeError, match="^nodes must be a list or other sequence, not a single string"):
+        store.add("hello world")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="^node_ids must be a list or other sequence"):
+        store.get_nodes("ab")
+    assert len(store.store) == 0
+
+
+def test_doc_store_refuses_a_bare_string_of_records_and_adds_nothing() -> None:
+    store = DocStore()
+    with pytest.raises(TypeError, match="^records must be a list or other sequence, not a single string"):
+        store.add("ab", _vecs(2))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="records must be ragcun Record objects; got dict"):
+        store.add([{"id": "a"}], _vecs(1))  # type: ignore[list-item]
+    assert len(store) == 0 and store.index.count == 0

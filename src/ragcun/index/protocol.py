@@ -2,7 +2,7 @@
 
 Backends (``L2Index`` on FAISS, ``MilvusL2Index``) and ``DocStore`` validate their inputs here, in
 one place: :func:`as_matrix` (finite float32 (N, D) matrices whose distances fit float32),
-:func:`id_list` / :func:`check_ids` (lists of non-empty strings, never a bare string),
+:func:`as_list` / :func:`check_ids` (lists of non-empty strings, never a bare string),
 :func:`check_k` (a positive int),
 :func:`padded_result` (the ``None`` / ``inf`` padding of short result rows) and :func:`l2_distances` (the
 distances ``distances(query, ids)`` reports). What a backend can
@@ -13,7 +13,7 @@ do beyond the protocol is declared in its :class:`IndexCapabilities`, never gues
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -154,16 +154,18 @@ def as_matrix(vectors: object, dim: int | None, what: str = "vectors") -> np.nda
     return np.ascontiguousarray(arr)
 
 
-def id_list(ids: Sequence, what: str = "ids") -> list:
-    """``ids`` as a list, refusing a bare string (which would otherwise be iterated as one id per character)."""
-    if isinstance(ids, (str, bytes)):
-        raise TypeError(f"{what} must be a sequence of strings, not a single string ({ids!r:.40})")
-    return list(ids)
+def as_list(values: Iterable, what: str = "ids") -> list:
+    """``values`` as a list, refusing a bare string or bytes where a sequence is expected (it would otherwise be
+    iterated as one item per character); ``TypeError`` naming the argument ``what``."""
+    if isinstance(values, (str, bytes)):
+        kind = "string" if isinstance(values, str) else "bytes object"
+        raise TypeError(f"{what} must be a list or other sequence, not a single {kind} ({values!r:.40})")
+    return list(values)
 
 
 def check_ids(ids: Sequence[str], what: str = "ids", max_bytes: int | None = None) -> list[str]:
     """``ids`` as a list of non-empty strings (at most ``max_bytes`` UTF-8 bytes each); a bare string is refused."""
-    ids = id_list(ids, what)
+    ids = as_list(ids, what)
     bad = [i for i in ids if not isinstance(i, str) or not i
            or (max_bytes is not None and len(i.encode("utf-8", "surrogatepass")) > max_bytes)]
     if bad:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ragcun.index.protocol import as_list
 from ragcun.model.encoder import GaussianEncoder, resolve_model_path
 
 _CACHE: dict[tuple[str, str | None], GaussianEncoder] = {}
@@ -19,9 +20,7 @@ def check_texts(texts: Sequence[str], what: str = "texts") -> list[str]:
     UTF-8-encodable entry (a lone surrogate such as ``"\\ud800"``, which tokenizers cannot take)."""
     if texts is None:
         raise ValueError(f"{what} is None")
-    if isinstance(texts, str):
-        raise TypeError(f"{what} must be a list of strings, not a single string")
-    texts = list(texts)
+    texts = as_list(texts, what)
     for i, text in enumerate(texts):
         if text is None:
             raise ValueError(f"{what}[{i}] is None")

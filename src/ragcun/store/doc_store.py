@@ -27,6 +27,7 @@ from ragcun.index.protocol import (
     LexicalMatches,
     MetadataIndex,
     VectorIndex,
+    as_list,
     as_matrix,
     check_ids,
     check_k,
@@ -138,7 +139,10 @@ class DocStore:
 
     def add(self, records: Sequence[Record], vectors: ArrayLike) -> list[str]:
         """Store ``records`` with their ``vectors`` (N, D); an existing id is replaced."""
+        records = as_list(records, "records")
         for rec in records:
+            if not isinstance(rec, Record):
+                raise TypeError(f"records must be ragcun Record objects; got {type(rec).__name__}")
             if not isinstance(rec.text, str):
                 raise ValueError(f"record {rec.id!r}: text must be a string, got {type(rec.text).__name__}")
             check_metadata(rec.metadata, f"record {rec.id!r}")

@@ -36,7 +36,7 @@ from llama_index.core.vector_stores.types import (
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
 from ragcun.index.lexical.bm25 import BM25Index
-from ragcun.index.protocol import VectorIndex, check_ids, check_k
+from ragcun.index.protocol import VectorIndex, as_list, check_ids, check_k
 from ragcun.store.calibrated import CalibratorSource
 from ragcun.store.doc_store import DocStore, Hit, Record, metadata_filter, scored_store
 from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha
@@ -158,7 +158,7 @@ class GaussianVectorStore(BasePydanticVectorStore):
     def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
         """Add nodes (each must carry an embedding); an existing node id is replaced."""
         records, vectors = [], []
-        for node in nodes:
+        for node in as_list(nodes, "nodes"):
             if node.embedding is None:
                 raise ValueError(f"node {node.node_id!r} has no embedding; embed it before adding")
             records.append(Record(node.node_id, node.get_content(metadata_mode=MetadataMode.NONE),
@@ -191,7 +191,7 @@ class GaussianVectorStore(BasePydanticVectorStore):
 
     def _select(self, node_ids: list[str] | None, filters: MetadataFilters | None) -> list[Record]:
         where = metadata_filter(self._filter_spec(filters, None))
-        records = self._store.find() if node_ids is None else self._store.get(node_ids)
+        records = self._store.find() if node_ids is None else self._store.get(as_list(node_ids, "node_ids"))
         return records if where is None else [r for r in records if where(r)]
 
     @staticmethod
