@@ -73,9 +73,11 @@ class HybridTeacher:
             block = query_vectors[start:start + batch]
             dense_top, _ = nearest(block, self.vectors, c)
             for row, text in enumerate(query_texts[start:start + batch]):
-                lex_ids, _ = self.bm25.search(text, c)
-                cand = np.union1d(dense_top[row], np.asarray(lex_ids, dtype=np.int64))
-                lex = self.bm25.scores(text, [str(i) for i in cand.tolist()])
+                dense_ids = [str(i) for i in dense_top[row].tolist()]
+                found = self.bm25.query(text, c, extra_ids=dense_ids)  # one BM25 call, as DocStore makes
+                bm25 = {**dict(zip(dense_ids, found.extra_scores.tolist())), **dict(zip(found.ids, found.scores.tolist()))}
+                cand = np.union1d(dense_top[row], np.asarray(found.ids, dtype=np.int64))
+                lex = np.array([bm25[str(i)] for i in cand.tolist()])
                 dist = np.sqrt(squared_distances(block[row:row + 1], self.vectors[cand])[0])
                 fused = fuse(dist, lex, self.alpha)
                 order = np.lexsort((cand, -fused))[: k or None]

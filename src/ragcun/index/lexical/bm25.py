@@ -261,9 +261,7 @@ class BM25Index:
         k = check_k(k)
         extra_ids = check_ids(extra_ids, "extra_ids")
         with self._lock:
-            words = self.query_terms(query)
-            self._flush()
-            scores = self._scores(words)
+            words, scores = self._query_scores(query)
             matched = np.flatnonzero(scores > 0)
             if allowed is None and len(matched) > k:
                 matched = matched[np.argpartition(-scores[matched], k - 1)[:k]]
@@ -275,10 +273,8 @@ class BM25Index:
                     ids.append(doc)
                     if len(ids) == k:
                         break
-            return LexicalMatches(
-                ids, np.array([scores[self._keys[i]] for i in ids], dtype=np.float32),
-                np.array([scores[self._keys[i]] if i in self._keys else 0.0 for i in extra_ids], dtype=np.float32),
-                bool(words), len(self._keys))
+            return LexicalMatches(ids, self._scores_of(scores, ids), self._scores_of(scores, extra_ids), bool(words),
+                                  len(self._keys))
 
     def search(self, query: str, k: int,
                allowed: Callable[[str], bool] | None = None) -> tuple[list[str], np.ndarray]:
@@ -290,10 +286,17 @@ class BM25Index:
         """The BM25 score of ``query`` for each of ``ids`` (0 where nothing matches or an id has no terms)."""
         ids = check_ids(ids)
         with self._lock:
-            words = self.query_terms(query)
-            self._flush()
-            scores = self._scores(words)
-            return np.array([scores[self._keys[i]] if i in self._keys else 0.0 for i in ids], dtype=np.float32)
+            return self._scores_of(self._query_scores(query)[1], ids)
+
+    def _query_scores(self, query: str) -> tuple[list[str], np.ndarray]:
+        """``query``'s terms and its score for every document key, queued texts indexed first (under the lock)."""
+        words = self.query_terms(query)
+        self._flush()
+        return words, self._scores(words)
+
+    def _scores_of(self, scores: np.ndarray, ids: Sequence[str]) -> np.ndarray:
+        """The entries of ``scores`` (per document key) for ``ids``, 0 for an id without terms."""
+        return np.array([scores[self._keys[i]] if i in self._keys else 0.0 for i in ids], dtype=np.float32)
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
