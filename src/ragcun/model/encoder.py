@@ -15,6 +15,7 @@ from sentence_transformers.base.modules import Dense, Normalize
 from ragcun.model.choices import HEADS, INITS
 from ragcun.model.head import build_head, identity_map, set_affine, whitening_map
 from ragcun.scoring.calibrator import RelevanceCalibrator
+from ragcun.scoring.fusion_settings import FusionSettings
 
 BUNDLED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED_ALIASES = {None, "", "bundled", "all-MiniLM-L6-v2", BUNDLED_MODEL_NAME}
@@ -94,7 +95,9 @@ class GaussianEncoder(SentenceTransformer):
     distances into ``P(relevant)``: loaded from a saved model's folder, the shipped one for
     ``GaussianEncoder()`` (the bundled base with its default head), saved with :meth:`save`;
     ``None`` when the model has none. Refitting the head (:meth:`fit_identity`,
-    :meth:`fit_whitening`) drops it, since the distances change.
+    :meth:`fit_whitening`) drops it, since the distances change. ``fusion_settings``
+    (:class:`ragcun.scoring.fusion_settings.FusionSettings`) is the hybrid dense weight fitted with the
+    model (``ragcun-train`` on labels), loaded and saved the same way; ``None`` when it has none.
 
     Args:
         model_name_or_path: a sentence-transformers model name or path, a saved Gaussian model,
@@ -123,6 +126,7 @@ class GaussianEncoder(SentenceTransformer):
     ) -> None:
         self.ragcun_config: dict[str, Any] = {}  # filled by _parse_model_config on a saved model, else by _attach_head
         self.relevance_calibrator: RelevanceCalibrator | None = None
+        self.fusion_settings: FusionSettings | None = None
         path = None if kwargs.get("modules") is not None else resolve_model_path(model_name_or_path, kwargs.get("cache_folder"))
         super().__init__(path, **kwargs)
         if not self.ragcun_config:
@@ -135,6 +139,7 @@ class GaussianEncoder(SentenceTransformer):
             self._check_saved(output_dim, head, init)
             if path is not None and Path(path).is_dir():
                 self.relevance_calibrator = RelevanceCalibrator.load(path)
+                self.fusion_settings = FusionSettings.load(path)
 
     # -- construction -------------------------------------------------------------------------
 
@@ -204,6 +209,8 @@ class GaussianEncoder(SentenceTransformer):
         super().save(path, *args, **kwargs)
         if self.relevance_calibrator is not None:
             self.relevance_calibrator.save(path)
+        if self.fusion_settings is not None:
+            self.fusion_settings.save(path)
         for name, module in self.__dict__.get("_companions", {}).items():
             module.save(os.path.join(path, name))
 

@@ -9,7 +9,6 @@ dense L2, sparse BM25, and hybrid fusion of both, :mod:`ragcun.store.fusion`), t
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,10 +21,8 @@ from ragcun.index.faiss_l2 import L2Index
 from ragcun.index.filters import compile_filter
 from ragcun.index.lexical.bm25 import BM25Index
 from ragcun.index.protocol import (
-    DirectoryIndex,
     LexicalIndex,
     LexicalMatches,
-    MetadataIndex,
     VectorIndex,
     as_list,
     as_matrix,
@@ -33,7 +30,6 @@ from ragcun.index.protocol import (
     check_k,
 )
 from ragcun.io.rwlock import RWLock
-from ragcun.io.saves import MANIFEST, SaveFormatError, atomic_save, read_json, read_save
 from ragcun.scoring.calibrator import RelevanceCalibrator
 from ragcun.scoring.distance_law import MODES, DistanceLaw, DistanceLawScorer
 from ragcun.store.calibrated import CalibratorSource
@@ -42,12 +38,8 @@ from ragcun.store.hits import Hit, Record
 from ragcun.store.metadata import check_metadata
 from ragcun.store.mmr import check_mmr_args, mmr_select
 from ragcun.store.modes import RetrievalMode
+from ragcun.store.persistence import load_store, save_store
 
-FORMAT = "ragcun.DocStore"
-VERSION = 1
-LEXICAL_DIR = "lexical"
-MANIFEST_FIELDS = {"dim": (int, type(None)), "count": (int,), "index_saved": (bool,), "scorer": (dict,),
-                   "extra": (dict,)}
 SCORE_MODES = ("relevance", *MODES)
 """``score_mode`` values: ``"relevance"`` (a calibrator's ``P(relevant)``) or a distance-law mode of :mod:`ragcun.scoring.distance_law`."""
 
@@ -363,88 +355,11 @@ class DocStore:
             return [candidates[p] for p in picks]
 
     def save(self, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
-        """Atomically save records (``records.json``), scorer state and calibrator, the lexical index (``lexical/``) and,
-        if it can save, the vector index (``index/``)."""
-        with self._lock.read():
-            def write(tmp: Path) -> dict:
-                saves_index = self.index.capabilities.saves_to_dir
-                if saves_index:
-                    cast(DirectoryIndex, self.index).save(tmp / "index")
-                if self.lexical is not None:
-                    self.lexical.save(tmp / LEXICAL_DIR)
-                (tmp / "records.json").write_text(json.dumps(
-                    [[r.id, r.text, r.metadata] for r in self._records.values()]), encoding="utf-8")
-                fields = {"dim": self.index.dim, "count": len(self._records), "index_saved": saves_index,
-                          "scorer": self.scorer.to_dict(), "extra": extra or {}}
-                return fields if self.calibrator is None else {**fields, "calibrator": self.calibrator.to_dict()}
-            return atomic_save(path, FORMAT, VERSION, write)
+        """Atomically save the store (:func:`ragcun.store.persistence.save_store`)."""
+        return save_store(self, path, extra)
 
     @classmethod
     def load(cls, path: str | os.PathLike, index: VectorIndex | None = None) -> tuple[DocStore, dict[str, Any]]:
-        """Load a :meth:`save` directory (verified); returns the store and the ``extra`` dict saved with it.
-
-        ``index`` supplies the vectors for saves of indexes that persist themselves (e.g. Milvus); it
-        must have the saved dimension and hold every saved id (else ``SaveFormatError``). On an index with
-        ``capabilities.metadata_filter``, any metadata it holds that differ from
-        the saved records' (e.g. written before metadata were pushed down) are re-stored from them.
-        The lexical index is read back and checked against the records (a save without one is
-        re-indexed from the records' texts).
-        """
-        path, man = read_save(path, FORMAT, VERSION, MANIFEST_FIELDS)
-        given = index is not None
-        if index is None:
-            if not man["index_saved"]:
-                raise ValueError(f"{path}: the index was not saved here; pass the index= it lives in")
-            index = L2Index.load(path / "index", dim=man["dim"])
-        try:
-            scorer = DistanceLawScorer.from_dict(man["scorer"])
-            saved = man.get("calibrator")  # written only for a store with a calibrator
-            calibrator = None if saved is None else RelevanceCalibrator.from_dict(saved, "calibrator")
-        except ValueError as exc:
-            raise SaveFormatError(f"{path / MANIFEST}: {exc}") from None
-        lexical = None
-        if f"{LEXICAL_DIR}/{BM25Index.META}" in man["files"] and not index.capabilities.lexical:
-            try:
-                lexical = BM25Index.load(path / LEXICAL_DIR)
-            except (ValueError, KeyError, OSError) as exc:
-                raise SaveFormatError(f"{path / LEXICAL_DIR}: unreadable lexical index ({exc})") from exc
-        store = cls(index, scorer, lexical, calibrator)
-        rows = read_json(path / "records.json")
-        store._records = {i: Record(i, t, m) for i, t, m in rows}
-        if store.lexical is not None:
-            if lexical is None:
-                store.lexical.add(list(store._records), [r.text for r in store._records.values()])
-            elif any(i not in store._records for i in lexical.ids):
-                raise SaveFormatError(f"{path / LEXICAL_DIR}: indexes ids that are not among the saved records")
-        if len(store._records) != man["count"] or index.count != man["count"]:
-            raise SaveFormatError(f"{path}: {len(store._records)} records and {index.count} vectors, "
-                                  f"manifest says {man['count']}")
-        if given and store._records and index.dim != man["dim"]:
-            raise SaveFormatError(f"{path}: the index has dimension {index.dim}, the save {man['dim']}")
-        if store._pushdown:
-            store._sync_index_metadata(path)
-        elif given:
-            store._check_index_holds(path)
-        return store, man["extra"]
-
-    def _check_index_holds(self, path: Path, batch: int = 10_000) -> None:
-        """``SaveFormatError`` unless the index holds every saved id (read back in batches)."""
-        ids = list(self._records)
-        for start in range(0, len(ids), batch):
-            try:
-                self.index.get_vectors(ids[start:start + batch])
-            except KeyError as exc:
-                raise SaveFormatError(f"{path}: saved records are missing from the index: {exc}") from None
-
-    def _sync_index_metadata(self, path: Path, batch: int = 10_000) -> None:
-        """Re-store the records' metadata where the index's copy differs; a missing id is a ``SaveFormatError``."""
-        ids = list(self._records)
-        for start in range(0, len(ids), batch):
-            chunk = ids[start:start + batch]
-            try:
-                held = cast(MetadataIndex, self.index).get_metadata(chunk)
-            except KeyError as exc:
-                raise SaveFormatError(f"{path}: saved records are missing from the index: {exc}") from None
-            stale = [i for i, m in zip(chunk, held) if m != self._records[i].metadata]
-            if stale:
-                self._index_add([self._records[i] for i in stale], self.index.get_vectors(stale))
+        """Load a :meth:`save` directory, verified (:func:`ragcun.store.persistence.load_store`); returns the
+        store and the ``extra`` dict saved with it."""
+        return load_store(cls, path, index)
