@@ -5,13 +5,20 @@ Text queries are hybrid by default: L2 and BM25 fused over both sides' candidate
 (a :class:`ragcun.RetrievalMode` or its string ``"hybrid" | "dense" | "sparse"``; ``"lexical"`` is an
 alias of ``"sparse"``; ``alpha`` = dense weight) or per call / per retriever
 (``as_retriever(search_kwargs={"retrieval_mode": "dense"})``). Searches by vector are dense. ``similarity_search_with_score`` returns Euclidean distances in the mode's order (lower is
-closer, like LangChain's FAISS store); ``similarity_search_with_relevance_scores`` and the
+closer, like LangChain's FAISS store, whose are squared), and its ``score_threshold=`` keeps the hits
+within that distance (FAISS keeps its squared distances ``<=`` it), as ``similarity_search`` does;
+``similarity_search_with_relevance_scores`` and the
 ``similarity_score_threshold`` retriever use scores in [0, 1]: ``P(relevant)`` from the model's
 relevance calibrator (:mod:`ragcun.scoring.calibrator`; ``score_mode="relevance"``, the default when the
 embedding model carries one, as ``GaussianEmbeddings()`` does), else the distance law of
 :mod:`ragcun.scoring.distance_law` (dense) or the fused score (hybrid, sparse): ``ragcun.Hit.score``. ``filter`` is a metadata
-dict (``ragcun.index.filters`` syntax: equality, ``$gt``, ``$in``, ``$and`` ...), pushed down to indexes
-that filter themselves (Milvus), or a callable taking a ``Document``.
+dict read as LangChain's FAISS store reads it (``ragcun.index.filters``: equality, a list value =
+membership, ``$gt``, ``$in``, ``$neq``, ``$and`` ...), pushed down to indexes that filter themselves
+(Milvus), or a callable taking the metadata dict, as FAISS calls it. ``delete(filter=...)`` takes the
+same filters. ``fetch_k`` (FAISS: how many nearest documents a filtered search fetches before filtering)
+is checked and needs no role: ragcun's filtered search widens until ``k`` documents pass, so it
+returns FAISS's results whenever FAISS's ``fetch_k`` nearest hold ``k`` matches, and the ``k`` nearest
+matches when they do not. A keyword argument a method does not take is a ``TypeError`` naming it.
 """
 
 from __future__ import annotations
@@ -28,29 +35,51 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 
 from ragcun.index.lexical.bm25 import BM25Index
-from ragcun.index.protocol import VectorIndex, as_list, check_k
+from ragcun.index.protocol import VectorIndex, as_list, check_k, check_kwargs, check_threshold
 from ragcun.store.calibrated import CalibratorSource
 from ragcun.store.doc_store import DocStore, Hit, Record, scored_store
 from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha
 from ragcun.store.modes import RetrievalMode
 
-Filter = dict[str, Any] | Callable[[Document], bool] | None
+Filter = dict[str, Any] | Callable[[dict[str, Any]], bool] | None
+DEFAULT_FETCH_K = 20
+"""``fetch_k``'s default, as in LangChain's FAISS store."""
+_TEXT_KWARGS = ("retrieval_mode", "alpha")
+"""Keyword arguments of the searches by query text beyond FAISS's."""
 
 
 def _doc(record: Record) -> Document:
     return Document(id=record.id, page_content=record.text, metadata=dict(record.metadata))
 
 
-def _mode_args(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The ``retrieval_mode`` / ``alpha`` a caller passed among a search method's ``kwargs``."""
-    return {key: kwargs[key] for key in ("retrieval_mode", "alpha") if key in kwargs}
+def _accept(method: str, kwargs: dict[str, Any], allowed: Sequence[str] = ()) -> dict[str, Any]:
+    """``kwargs`` when ``GaussianVectorStore.<method>`` takes each of them; else a ``TypeError`` naming the others."""
+    return check_kwargs(f"GaussianVectorStore.{method}", kwargs, allowed)
 
 
-def _criteria(filter: Filter) -> dict[str, Any]:
-    """``DocStore.search`` arguments for a LangChain ``filter``: a metadata spec dict, or a ``Document`` check."""
-    if callable(filter):
-        return {"where": lambda rec: bool(filter(_doc(rec)))}
-    return {"filter": filter}
+def _spec(filter: Filter) -> Any:
+    """The core filter spec of a LangChain ``filter``: a dict as is; a callable is called with each document's
+    metadata dict, as LangChain's FAISS store calls it (one written for a ``Document`` fails with a ``TypeError``
+    that says so, never a silent empty result)."""
+    if not callable(filter):
+        return filter
+    check = filter
+
+    def on_metadata(metadata: dict[str, Any]) -> bool:
+        try:
+            return bool(check(metadata))
+        except AttributeError as exc:
+            raise TypeError(f"a callable filter is called with a document's metadata dict, as LangChain's FAISS "
+                            f"store calls it, not with a Document ({exc})") from exc
+    return on_metadata
+
+
+def _within(hits: list[Hit], score_threshold: Any) -> list[Hit]:
+    """``hits`` whose Euclidean distance is at most ``score_threshold`` (``None``: all)."""
+    if score_threshold is None:
+        return hits
+    limit = check_threshold(score_threshold, "score_threshold")
+    return [h for h in hits if h.distance <= limit]
 
 
 class GaussianVectorStore(VectorStore):
@@ -89,6 +118,7 @@ class GaussianVectorStore(VectorStore):
 
         A ``None`` among ``ids`` (``add_documents`` passes one for a document without an id) gets a UUID; a bare
         string as ``texts`` is a ``TypeError`` (it would otherwise be stored one character per record)."""
+        _accept("add_texts", kwargs)
         texts = as_list(texts, "texts")
         return self.add_embeddings(zip(texts, self.embedding.embed_documents(texts) if texts else []),
                                    metadatas, ids=ids)
@@ -97,6 +127,7 @@ class GaussianVectorStore(VectorStore):
                        metadatas: list[dict] | None = None, *, ids: Sequence[str | None] | None = None,
                        **kwargs: Any) -> list[str]:
         """Store already embedded ``(text, embedding)`` pairs (as LangChain's FAISS store does); returns the ids."""
+        _accept("add_embeddings", kwargs)
         pairs = as_list(text_embeddings, "text_embeddings")
         texts = [t for t, _ in pairs]
         ids = None if ids is None else as_list(ids)
@@ -111,17 +142,23 @@ class GaussianVectorStore(VectorStore):
         metas = metadatas or [{} for _ in texts]
         return self.store.add([Record(i, t, dict(m or {})) for i, t, m in zip(ids_, texts, metas)], vectors)
 
-    def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool:
-        """Delete ``ids`` (unknown ids are ignored); ``None`` deletes everything."""
-        if ids is None:
+    def delete(self, ids: list[str] | None = None, filter: Filter = None, **kwargs: Any) -> bool:
+        """Delete ``ids`` (unknown ids are ignored), or the documents matching ``filter`` (the search methods'
+        filters); neither deletes everything, both is a ``ValueError``. A call that errors deletes nothing."""
+        _accept("delete", kwargs)
+        if ids is not None and filter is not None:
+            raise ValueError("delete takes ids or filter, not both; got ids and filter")
+        if filter is not None:
+            self.store.delete_where(filter=_spec(filter))
+        elif ids is None:
             self.store.clear()
         else:
             self.store.delete(ids)
         return True
 
-    async def adelete(self, ids: list[str] | None = None, **kwargs: Any) -> bool:
+    async def adelete(self, ids: list[str] | None = None, filter: Filter = None, **kwargs: Any) -> bool:
         """Async :meth:`delete`."""
-        return await asyncio.to_thread(self.delete, ids, **kwargs)
+        return await asyncio.to_thread(self.delete, ids, filter, **kwargs)
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """Stored documents for ``ids`` that exist, in the order asked."""
@@ -132,39 +169,58 @@ class GaussianVectorStore(VectorStore):
         return await asyncio.to_thread(self.get_by_ids, ids)
 
     # -- search -------------------------------------------------------------------------------
-    def _hits(self, embedding: Sequence[float], k: int, filter: Filter) -> list[Hit]:
-        return self.store.search(np.asarray(embedding, dtype=np.float32), k, **_criteria(filter))
+    def _hits(self, embedding: Sequence[float], k: int, filter: Filter, fetch_k: int,
+              score_threshold: Any = None) -> list[Hit]:
+        check_k(fetch_k, "fetch_k")
+        hits = self.store.search(np.asarray(embedding, dtype=np.float32), k, filter=_spec(filter))
+        return _within(hits, score_threshold)
 
-    def _text_hits(self, query: str, k: int, filter: Filter, retrieval_mode: RetrievalMode | str | None = None,
-                   alpha: float | None = None) -> list[Hit]:
-        """Hits for a query string in ``retrieval_mode`` (default: the store's); sparse needs no embedding."""
+    def _text_hits(self, query: str, k: int, filter: Filter, fetch_k: int, retrieval_mode: RetrievalMode | str | None = None,
+                   alpha: float | None = None, score_threshold: Any = None, *, distances: bool = False) -> list[Hit]:
+        """Hits for a query string in ``retrieval_mode`` (default: the store's); sparse embeds the query only
+        for its ``distances`` (asked, or needed by ``score_threshold``)."""
+        check_k(fetch_k, "fetch_k")
         mode = RetrievalMode.parse(retrieval_mode or self.retrieval_mode)
-        vector = None if mode is RetrievalMode.SPARSE else np.asarray(self.embedding.embed_query(query), dtype=np.float32)
-        return self.store.search(vector, k, text=query, mode=mode, alpha=self.alpha if alpha is None else alpha,
-                                 candidates=self.candidates, **_criteria(filter))
+        embed = mode is not RetrievalMode.SPARSE or distances or score_threshold is not None
+        vector = np.asarray(self.embedding.embed_query(query), dtype=np.float32) if embed else None
+        hits = self.store.search(vector, k, text=query, mode=mode, alpha=self.alpha if alpha is None else alpha,
+                                 candidates=self.candidates, filter=_spec(filter))
+        return _within(hits, score_threshold)
 
     def similarity_search_with_score_by_vector(self, embedding: list[float], k: int = 4, filter: Filter = None,
+                                               fetch_k: int = DEFAULT_FETCH_K,
                                                **kwargs: Any) -> list[tuple[Document, float]]:
-        """``(document, euclidean_distance)`` pairs nearest to ``embedding``, nearest first."""
-        return [(_doc(h.record), h.distance) for h in self._hits(embedding, k, filter)]
+        """``(document, euclidean_distance)`` pairs nearest to ``embedding``, nearest first (``score_threshold``:
+        the largest distance kept)."""
+        kwargs = _accept("similarity_search_with_score_by_vector", kwargs, ("score_threshold",))
+        return [(_doc(h.record), h.distance) for h in self._hits(embedding, k, filter, fetch_k, **kwargs)]
 
     def similarity_search_with_score(self, query: str, k: int = 4, filter: Filter = None,
-                                     **kwargs: Any) -> list[tuple[Document, float]]:
-        """``(document, euclidean_distance)`` pairs for ``query``, best first in the retrieval mode's ranking."""
-        return [(_doc(h.record), h.distance) for h in self._text_hits(query, k, filter, **_mode_args(kwargs))]
+                                     fetch_k: int = DEFAULT_FETCH_K, **kwargs: Any) -> list[tuple[Document, float]]:
+        """``(document, euclidean_distance)`` pairs for ``query``, best first in the retrieval mode's ranking
+        (``score_threshold``: the largest distance kept)."""
+        kwargs = _accept("similarity_search_with_score", kwargs, (*_TEXT_KWARGS, "score_threshold"))
+        hits = self._text_hits(query, k, filter, fetch_k, **kwargs, distances=True)
+        return [(_doc(h.record), h.distance) for h in hits]
 
     def similarity_search_by_vector(self, embedding: list[float], k: int = 4, filter: Filter = None,
-                                    **kwargs: Any) -> list[Document]:
-        """Documents nearest to ``embedding``."""
-        return [_doc(h.record) for h in self._hits(embedding, k, filter)]
+                                    fetch_k: int = DEFAULT_FETCH_K, **kwargs: Any) -> list[Document]:
+        """Documents nearest to ``embedding`` (``score_threshold``: the largest Euclidean distance kept)."""
+        kwargs = _accept("similarity_search_by_vector", kwargs, ("score_threshold",))
+        return [_doc(h.record) for h in self._hits(embedding, k, filter, fetch_k, **kwargs)]
 
-    def similarity_search(self, query: str, k: int = 4, filter: Filter = None, **kwargs: Any) -> list[Document]:
-        """Documents for ``query``, best first (``retrieval_mode=`` / ``alpha=`` override the store's)."""
-        return [_doc(h.record) for h in self._text_hits(query, k, filter, **_mode_args(kwargs))]
+    def similarity_search(self, query: str, k: int = 4, filter: Filter = None, fetch_k: int = DEFAULT_FETCH_K,
+                          **kwargs: Any) -> list[Document]:
+        """Documents for ``query``, best first (``retrieval_mode=`` / ``alpha=`` override the store's;
+        ``score_threshold``: the largest Euclidean distance kept)."""
+        kwargs = _accept("similarity_search", kwargs, (*_TEXT_KWARGS, "score_threshold"))
+        return [_doc(h.record) for h in self._text_hits(query, k, filter, fetch_k, **kwargs)]
 
     def _similarity_search_with_relevance_scores(self, query: str, k: int = 4, filter: Filter = None,
+                                                 fetch_k: int = DEFAULT_FETCH_K,
                                                  **kwargs: Any) -> list[tuple[Document, float]]:
-        return [(_doc(h.record), h.score) for h in self._text_hits(query, k, filter, **_mode_args(kwargs))]
+        kwargs = _accept("similarity_search_with_relevance_scores", kwargs, _TEXT_KWARGS)
+        return [(_doc(h.record), h.score) for h in self._text_hits(query, k, filter, fetch_k, **kwargs)]
 
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
         score = self.store.distance_score()
@@ -173,14 +229,17 @@ class GaussianVectorStore(VectorStore):
     def max_marginal_relevance_search_by_vector(self, embedding: list[float], k: int = 4, fetch_k: int = 20,
                                                 lambda_mult: float = 0.5, filter: Filter = None,
                                                 **kwargs: Any) -> list[Document]:
-        """``k`` documents chosen by Euclidean MMR (``ragcun.store.mmr``) among the ``fetch_k`` nearest."""
+        """``k`` documents chosen by Euclidean MMR (``ragcun.store.mmr``) among the ``fetch_k`` nearest that
+        pass ``filter`` (FAISS filters its ``2 * fetch_k`` nearest)."""
+        _accept("max_marginal_relevance_search_by_vector", kwargs)
         hits = self.store.mmr_search(np.asarray(embedding, dtype=np.float32), k, fetch_k, lambda_mult,
-                                     **_criteria(filter))
+                                     filter=_spec(filter))
         return [_doc(h.record) for h in hits]
 
     def max_marginal_relevance_search(self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
                                       filter: Filter = None, **kwargs: Any) -> list[Document]:
         """``k`` documents chosen by Euclidean MMR among the ``fetch_k`` nearest to ``query``."""
+        _accept("max_marginal_relevance_search", kwargs)
         return self.max_marginal_relevance_search_by_vector(self.embedding.embed_query(query), k, fetch_k,
                                                             lambda_mult, filter)
 

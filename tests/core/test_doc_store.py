@@ -126,6 +126,21 @@ def test_delete_with_missing_ok_false_deletes_nothing_when_an_id_is_unknown():
     assert store.delete(["d0"], missing_ok=False) == 1
 
 
+def test_delete_where_deletes_what_find_finds_and_an_error_deletes_nothing():
+    store, vectors = _store(8)
+    assert store.delete_where(filter={"i": [1, 2, 3]}, where=lambda r: r.id != "d2") == ["d1", "d3"]
+    assert store.ids == ["d0", "d2", "d4", "d5", "d6", "d7"] and store.index.count == 6
+    assert store.delete_where(filter={"even": False}) == ["d5", "d7"]
+    assert [h.record.id for h in store.search(vectors[5], 4)] == _nearest(vectors, vectors[5], [0, 2, 4, 6])
+    assert "d5" not in {h.record.id for h in store.search(None, 8, text="text 5", mode="sparse")}  # BM25 in step
+    with pytest.raises(ValueError, match="unknown filter operator"):
+        store.delete_where(filter={"i": {"$near": 1}})
+    with pytest.raises(KeyError, match="boom"):
+        store.delete_where(filter=lambda md: md["i"] < 3 or md["boom"])  # d0, d2 pass before d4 raises
+    assert store.ids == ["d0", "d2", "d4", "d6"] and store.index.count == 4
+    assert store.delete_where() == ["d0", "d2", "d4", "d6"] and len(store) == 0
+
+
 def test_clear_empties_records_index_and_lexical_side():
     store, vectors = _store(5)
     store.clear()

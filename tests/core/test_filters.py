@@ -31,7 +31,8 @@ def test_an_empty_dict_matches_everything():
     ({"genre": "romance"}, False),
     ({"genre": "sf", "year": 1995}, True),           # several keys are ANDed
     ({"genre": "sf", "year": 1996}, False),
-    ({"tags": ["space", "robots"]}, True),           # plain equality on a list value
+    ({"tags": {"$eq": ["space", "robots"]}}, True),  # equality with a list value needs $eq
+    ({"tags": ["space", "robots"]}, False),          # a plain list is membership: the list is not one of its items
     ({"note": None}, True),
     ({"draft": False}, True),
 ])
@@ -93,9 +94,36 @@ def test_a_missing_key_matches_only_ne_nin_and_exists_false(op, want, expected):
     assert matches({"absent": {op: want}}) is expected
 
 
-def test_a_missing_key_is_not_equal_to_none():
-    assert not matches({"absent": None})
-    assert matches({"note": None})
+def test_a_missing_key_reads_as_none_as_in_langchain_faiss():
+    assert matches({"absent": None}) and matches({"note": None})
+    assert matches({"absent": {"$in": [None, 1]}}) and not matches({"absent": {"$nin": [None]}})
+    assert not matches({"absent": {"$ne": None}}) and not matches({"absent": {"$neq": None}})
+    assert matches({"absent": {"$exists": False}}) and not matches({"note": {"$exists": False}})
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ({"year": [1990, 1995]}, True), ({"year": [1990, 1996]}, False), ({"year": (1995,)}, True),
+    ({"year": {1995, 2000}}, True), ({"genre": ["sf", "romance"]}, True), ({"year": []}, False),
+    ({"absent": [None]}, True), ({"tags": ["space"]}, False),  # membership of the field's value, not overlap
+    ({"$not": {"year": [1995]}}, False), ({"$or": [{"genre": ["x"]}, {"year": [1995]}]}, True),
+])
+def test_a_list_value_is_membership_as_in_langchain_faiss(spec, expected):
+    assert matches(spec) is expected
+
+
+@pytest.mark.parametrize(("op", "want", "expected"), [("$neq", 1995, False), ("$neq", 1990, True)])
+def test_neq_is_an_alias_of_ne(op, want, expected):
+    assert matches({"year": {op: want}}) is expected and matches({"year": {"$ne": want}}) is expected
+
+
+def test_an_empty_operator_dict_constrains_nothing():
+    assert matches({"year": {}}) and matches({"absent": {}})
+
+
+def test_a_condition_mixing_operators_and_plain_keys_is_refused():
+    with pytest.raises(ValueError, match=r"condition on key 'year' mixes operators and plain keys: \['\$gt', 'a'\]"):
+        compile_filter({"year": {"$gt": 1, "a": 2}})
+    assert not matches({"title": {"a": 1}})  # no $ keys: equality with a dict value
 
 
 @pytest.mark.parametrize("op", ["$gt", "$gte", "$lt", "$lte"])
@@ -152,7 +180,9 @@ def test_a_spec_that_is_not_a_dict_callable_or_none_is_a_type_error(spec):
         compile_filter(spec)
 
 
-def test_a_dict_value_mixing_operators_and_plain_keys_is_plain_equality():
+def test_a_dict_value_mixing_operators_and_plain_keys_is_compared_through_eq():
     value = {"$gt": 1, "b": 2}
-    assert matches({"meta": value}, {"meta": {"$gt": 1, "b": 2}})
-    assert not matches({"meta": value}, {"meta": 5})
+    assert matches({"meta": {"$eq": value}}, {"meta": value})
+    assert not matches({"meta": {"$eq": value}}, {"meta": 5})
+    with pytest.raises(ValueError, match="mixes operators and plain keys"):
+        compile_filter({"meta": value})  # LangChain's FAISS refuses it too ("unsupported operator: b")

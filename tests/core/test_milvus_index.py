@@ -346,11 +346,11 @@ def metadata_index(tmp_path_factory):
 scalars = st.sampled_from([None, True, False, 0, 1, 2, 2.5, -1, "a", "ab", "2", "x", [1, "a"], {"x": 1}])
 lists = st.lists(scalars, max_size=3)
 operators = st.one_of(
-    st.tuples(st.sampled_from(["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$contains", "$text_match"]), scalars),
+    st.tuples(st.sampled_from(["$eq", "$ne", "$neq", "$gt", "$gte", "$lt", "$lte", "$contains", "$text_match"]), scalars),
     st.tuples(st.sampled_from(["$in", "$nin", "$any", "$all"]), lists),
     st.tuples(st.just("$exists"), st.booleans()),
 )
-conditions = st.one_of(scalars, st.lists(operators, min_size=1, max_size=2).map(dict))
+conditions = st.one_of(scalars, lists, st.lists(operators, max_size=2).map(dict))  # a list: membership; {}: anything
 leaves = st.dictionaries(st.sampled_from(["a", "b", "c"]), conditions, min_size=1, max_size=2)
 specs = st.recursive(leaves, lambda inner: st.one_of(
     st.lists(inner, min_size=1, max_size=3).map(lambda xs: {"$and": xs}),
@@ -389,6 +389,17 @@ def test_translation_examples():
     assert translate_filter(lambda md: True) == ("", False)
     with pytest.raises(ValueError, match="unknown filter operator"):
         translate_filter({"a": {"$regex": "x"}})
+    with pytest.raises(ValueError, match="mixes operators and plain keys"):
+        translate_filter({"a": {"$gt": 1, "b": 2}})
+
+
+def test_translation_of_list_membership_neq_and_empty_conditions():
+    """A list value is membership, ``$neq`` is ``$ne``, ``{}`` constrains nothing, as in ``compile_filter``."""
+    assert translate_filter({"page": [1, 2]}) == translate_filter({"page": {"$in": [1, 2]}})
+    assert translate_filter({"page": [1, 2]})[0].count(" or ") == 1
+    assert translate_filter({"page": {"$neq": 1}}) == translate_filter({"page": {"$ne": 1}})
+    assert translate_filter({"page": {}}) == ("", True)
+    assert translate_filter({"page": None}) == ("", False)  # a missing key reads as None: left to Python
 
 
 # -- helpers --------------------------------------------------------------------------------------

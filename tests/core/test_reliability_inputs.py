@@ -21,14 +21,16 @@ def _vecs(n: int, dim: int = 4, seed: int = 0) -> np.ndarray:
 
 
 @pytest.mark.parametrize("metadata, match", [
-    ({1: "x"}, "key 1 in metadata is a int; keys must be strings"),
-    ({"t": (1, 2)}, "'t' is a tuple, which JSON cannot store unchanged; use a list"),
-    ({"s": {1, 2}}, "'s' is a set"),
-    ({"deep": {"x": [1, {"y": float("nan")}]}}, r"'deep'\['x'\]\[1\]\['y'\] is nan; JSON has no NaN"),
-    ({"inf": -math.inf}, "'inf' is -inf"),
-    ({"when": Path("a")}, "is a PosixPath|is a WindowsPath"),
-    ({"n": np.int64(3)}, "'n' is a int64"),
-    ({"nested": {2: "x"}}, "key 2 in 'nested'"),
+    ({1: "x"}, "metadata key 1 is an int; keys must be strings"),
+    ({"o": object()}, "metadata key 'o' holds an object, which JSON cannot store unchanged"),
+    ({"t": (1, 2)}, "metadata key 't' holds a tuple, which JSON cannot store unchanged; use a list"),
+    ({"s": {1, 2}}, "metadata key 's' holds a set, which JSON cannot store unchanged; use a list"),
+    ({"ok": 1, "in": {"x": [1, {"y": {2}}]}}, r"metadata key 'in' holds a set at \['x'\]\[1\]\['y'\], which JSON"),
+    ({"deep": {"x": [1, {"y": float("nan")}]}}, r"metadata key 'deep' holds nan at \['x'\]\[1\]\['y'\]; JSON has no NaN"),
+    ({"inf": -math.inf}, "metadata key 'inf' holds -inf; JSON has no NaN"),
+    ({"when": Path("a")}, "metadata key 'when' holds a (PosixPath|WindowsPath)"),
+    ({"n": np.int64(3)}, "metadata key 'n' holds an int64"),
+    ({"nested": {2: "x"}}, r"metadata key 'nested' holds key 2 \(an int\); keys must be strings"),
     (["not", "a", "dict"], "metadata must be a dict"),
 ])
 def test_metadata_that_would_not_round_trip_is_refused_naming_record_and_key(metadata, match: str) -> None:

@@ -97,8 +97,10 @@ def test_filters_dict_and_callable(db: GaussianVectorStore) -> None:
     assert {d.id for d in docs} == {"t1", "t4"}
     docs = db.similarity_search("programming", k=4, filter={"$or": [{"n": {"$lt": 1}}, {"n": {"$gt": 4}}]})
     assert {d.id for d in docs} == {"t0", "t5"}
-    docs = db.similarity_search("programming", k=4, filter=lambda d: "language" in d.page_content)
+    docs = db.similarity_search("programming", k=4, filter=lambda md: md["topic"] == "code")  # FAISS's form
     assert {d.id for d in docs} == {"t2", "t5"}
+    with pytest.raises(TypeError, match="called with a document's metadata dict, as LangChain's FAISS store"):
+        db.similarity_search("programming", k=4, filter=lambda d: "language" in d.page_content)
     with pytest.raises(ValueError, match="unknown filter operator"):
         db.similarity_search("x", filter={"n": {"$near": 1}})
 

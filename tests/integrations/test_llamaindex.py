@@ -206,6 +206,38 @@ def test_delete_get_clear_async_and_bad_nodes(store: GaussianVectorStore) -> Non
         store.add([TextNode(text="x", embedding=[float("nan")] * 8)])
 
 
+def test_a_keyword_a_method_does_not_take_is_a_type_error_naming_it(store: GaussianVectorStore) -> None:
+    nodes, vecs = _nodes()
+    calls = [
+        ("add", lambda **kw: store.add([TextNode(text="new", id_="new", embedding=vecs[0].tolist())], **kw)),
+        ("query", lambda **kw: store.query(_query(vecs[0], k=3), **kw)),
+        ("delete", lambda **kw: store.delete("n0", **kw)),
+        ("delete_nodes", lambda **kw: store.delete_nodes(["n0"], **kw)),
+        ("delete_nodes", lambda **kw: asyncio.run(store.adelete_nodes(["n0"], **kw))),
+        ("add", lambda **kw: asyncio.run(store.async_add([TextNode(text="x", id_="x", embedding=vecs[0].tolist())],
+                                                           **kw))),
+    ]
+    for method, call in calls:
+        with pytest.raises(TypeError, match=rf"GaussianVectorStore\.{method}\(\) got unexpected keyword "
+                                            r"argument\(s\) mmr_treshold"):
+            call(mmr_treshold=0.5)
+    assert len(store.get_nodes()) == len(nodes)  # nothing added or deleted
+    mmr = store.query(_query(vecs[4], k=3, mode=VectorStoreQueryMode.MMR), mmr_threshold=0.5, mmr_prefetch_k=10)
+    assert len(mmr.ids) == 3
+
+
+def test_delete_nodes_by_filter_shares_the_core_path_and_an_error_deletes_nothing(store: GaussianVectorStore) -> None:
+    with pytest.raises(ValueError, match="unsupported filter operator"):
+        store.delete_nodes(filters=MetadataFilters(filters=[_f("i", 1, FilterOperator.IS_EMPTY),
+                                                            _f("i", "x", FilterOperator.TEXT_MATCH_INSENSITIVE)]))
+    assert len(store.get_nodes()) == 30
+    calls: list[tuple] = []
+    core_delete_where = store.store.delete_where
+    store.store.delete_where = lambda *a, **kw: calls.append(a) or core_delete_where(*a, **kw)  # type: ignore[method-assign]
+    store.delete_nodes(["n0", "n1", "n2", "n3"], filters=MetadataFilters(filters=[_f("parity", "odd", FilterOperator.EQ)]))
+    assert len(calls) == 1 and {n.node_id for n in store.get_nodes(["n0", "n1", "n2", "n3"])} == {"n0", "n2"}
+
+
 def test_wraps_any_vector_index_and_persists(tmp_path) -> None:
     index = L2Index(8, factory="HNSW16", ef_search=64)
     store = GaussianVectorStore(index=index)

@@ -1,14 +1,18 @@
 """Metadata filters, one implementation for every ragcun store.
 
-A filter spec is ``None`` (everything), a callable ``metadata -> bool``, or a Mongo-style dict:
+A filter spec is ``None`` (everything), a callable ``metadata -> bool``, or a Mongo-style dict, read
+as LangChain's FAISS store reads its dict filters (ragcun adds operators, never a different meaning):
 
 * ``{"genre": "sf"}`` - equality; several keys are ANDed;
-* ``{"year": {"$gte": 1990, "$lt": 2000}}`` - operators ``$eq $ne $gt $gte $lt $lte $in $nin
-  $contains $any $all $exists $text_match``;
+* ``{"page": [1, 2]}`` - a list (tuple, set) value is membership, ``{"page": {"$in": [1, 2]}}``;
+  to match a list-valued field exactly, say ``{"tags": {"$eq": ["a", "b"]}}``;
+* ``{"year": {"$gte": 1990, "$lt": 2000}}`` - operators ``$eq $ne`` (alias ``$neq``) ``$gt $gte $lt
+  $lte $in $nin $contains $any $all $exists $text_match``; an empty ``{}`` constrains nothing;
 * ``{"$and": [spec, ...]}``, ``{"$or": [spec, ...]}``, ``{"$not": spec}``.
 
-A missing key matches only ``$ne``, ``$nin`` and ``$exists: False``; comparing values of
-incomparable types (``"a" > 3``) does not match rather than raising.
+A missing key reads as ``None`` (as ``metadata.get(key)`` does): ``{"note": None}`` matches records
+without ``note`` too, and only ``$exists`` tells the two apart. Comparing values of incomparable
+types (``"a" > 3``, ``None > 1``) does not match rather than raising (FAISS raises ``TypeError``).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ _MISSING = object()
 
 
 def _as_list(value: Any, op: str) -> list:
-    if not isinstance(value, (list, tuple, set)):
+    if not isinstance(value, (list, tuple, set, frozenset)):
         raise ValueError(f"filter operator {op} needs a list value; got {value!r}")
     return list(value)
 
@@ -30,11 +34,11 @@ def _compare(op: str, have: Any, want: Any) -> bool:
     if op == "$exists":
         return (have is not _MISSING) == bool(want)
     if have is _MISSING:
-        return op in ("$ne", "$nin")
+        have = None
     try:
         if op == "$eq":
             return have == want
-        if op == "$ne":
+        if op in ("$ne", "$neq"):
             return have != want
         if op == "$gt":
             return have > want
@@ -63,12 +67,29 @@ def _compare(op: str, have: Any, want: Any) -> bool:
     raise ValueError(f"unknown filter operator {op!r}")
 
 
-_OPS = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$contains", "$any", "$all",
+_OPS = {"$eq", "$ne", "$neq", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$contains", "$any", "$all",
         "$exists", "$text_match"}
 
 
+def is_operator_dict(key: str, cond: Any) -> bool:
+    """Whether ``cond`` (the condition on field ``key``) is a dict of operators: ``{}`` or all keys ``$``-prefixed.
+
+    A dict without ``$`` keys is a value to compare equal; one mixing both is a ``ValueError``."""
+    if not isinstance(cond, Mapping):
+        return False
+    marked = [str(k).startswith("$") for k in cond]
+    if any(marked) and not all(marked):
+        raise ValueError(f"filter condition on key {key!r} mixes operators and plain keys: {sorted(map(str, cond))}")
+    return not cond or all(marked)
+
+
+def is_membership(cond: Any) -> bool:
+    """Whether a field's plain condition is a list (tuple, set) of values, read as ``$in`` as LangChain's FAISS does."""
+    return isinstance(cond, (list, tuple, set, frozenset))
+
+
 def _field(key: str, cond: Any) -> Predicate:
-    if isinstance(cond, Mapping) and cond and all(str(k).startswith("$") for k in cond):
+    if is_operator_dict(key, cond):
         unknown = set(cond) - _OPS
         if unknown:
             raise ValueError(f"unknown filter operator(s) {sorted(unknown)} for key {key!r}")
@@ -77,6 +98,9 @@ def _field(key: str, cond: Any) -> Predicate:
                 _as_list(cond[op], op)
         items = list(cond.items())
         return lambda md: all(_compare(op, md.get(key, _MISSING), want) for op, want in items)
+    if is_membership(cond):
+        members = list(cond)
+        return lambda md: _compare("$in", md.get(key, _MISSING), members)
     return lambda md: _compare("$eq", md.get(key, _MISSING), cond)
 
 

@@ -12,6 +12,7 @@ do beyond the protocol is declared in its :class:`IndexCapabilities`, never gues
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -180,6 +181,26 @@ def check_k(k: object, what: str = "k") -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
         raise ValueError(f"{what} must be a positive int; got {k!r}")
     return int(k)
+
+
+def check_kwargs(method: str, kwargs: dict[str, Any], allowed: Sequence[str] = ()) -> dict[str, Any]:
+    """``kwargs`` when ``method`` (its name as a caller writes it) takes each of them (``allowed``); else a
+    ``TypeError`` naming the others, so a misspelt or unsupported keyword is never silently ignored."""
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        takes = f"; it takes {', '.join(allowed)}" if allowed else ""
+        raise TypeError(f"{method}() got unexpected keyword argument(s) {', '.join(unknown)}{takes}")
+    return kwargs
+
+
+def check_threshold(value: object, what: str = "threshold") -> float:
+    """``value`` as a float: a ``TypeError`` naming ``what`` for anything but a real number (booleans and strings
+    included), a ``ValueError`` for NaN."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{what} must be a number; got {type(value).__name__} {value!r}")
+    if math.isnan(value):
+        raise ValueError(f"{what} must be a number; got nan")
+    return float(value)
 
 
 def padded_result(n_queries: int, k: int) -> tuple[list[list[str | None]], np.ndarray]:

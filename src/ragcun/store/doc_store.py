@@ -177,6 +177,16 @@ class DocStore:
                     del self._records[i]
             return len(present)
 
+    def delete_where(self, where: RecordFilter | None = None, filter: Any = None) -> list[str]:
+        """Delete the records satisfying ``where`` and ``filter`` (as in :meth:`find` and :meth:`search`; neither:
+        all); returns their ids. They are chosen and deleted under one write lock, and a filter that raises
+        deletes nothing."""
+        check = _all_of(where, metadata_filter(filter))
+        with self._lock.write():
+            ids = [r.id for r in self.find(check)]
+            self.delete(ids)
+            return ids
+
     def clear(self) -> None:
         """Delete everything."""
         with self._lock.write():

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from llama_index.core.vector_stores.types import (
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
 from ragcun.index.lexical.bm25 import BM25Index
-from ragcun.index.protocol import VectorIndex, as_list, check_ids, check_k
+from ragcun.index.protocol import VectorIndex, as_list, check_ids, check_k, check_kwargs
 from ragcun.store.calibrated import CalibratorSource
 from ragcun.store.doc_store import DocStore, Hit, Record, metadata_filter, scored_store
 from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha
@@ -51,6 +51,8 @@ NODE_CACHE_SIZE = 4096
 _CORE_MODES = {VectorStoreQueryMode.HYBRID: RetrievalMode.HYBRID, VectorStoreQueryMode.TEXT_SEARCH: RetrievalMode.SPARSE,
                VectorStoreQueryMode.SPARSE: RetrievalMode.SPARSE}
 DEFAULT_NAMESPACE = "default"
+_QUERY_KWARGS = ("mmr_threshold", "mmr_prefetch_k", "mmr_prefetch_factor")
+"""The keyword arguments :meth:`GaussianVectorStore.query` takes (a retriever's ``vector_store_kwargs``)."""
 _OPS = {
     FilterOperator.EQ: "$eq", FilterOperator.NE: "$ne", FilterOperator.GT: "$gt",
     FilterOperator.GTE: "$gte", FilterOperator.LT: "$lt", FilterOperator.LTE: "$lte",
@@ -157,6 +159,7 @@ class GaussianVectorStore(BasePydanticVectorStore):
     # -- writes -------------------------------------------------------------------------------
     def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
         """Add nodes (each must carry an embedding); an existing node id is replaced."""
+        check_kwargs("GaussianVectorStore.add", add_kwargs)
         records, vectors = [], []
         for node in as_list(nodes, "nodes"):
             if node.embedding is None:
@@ -170,14 +173,17 @@ class GaussianVectorStore(BasePydanticVectorStore):
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
         """Delete every node of source document ``ref_doc_id``."""
-        self._store.delete([r.id for r in self._store.find(metadata_filter({"ref_doc_id": ref_doc_id}))])
+        check_kwargs("GaussianVectorStore.delete", delete_kwargs)
+        self._store.delete_where(filter={"ref_doc_id": {"$eq": ref_doc_id}})
 
     def delete_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None,
                      **delete_kwargs: Any) -> None:
-        """Delete the nodes matching ``node_ids`` and ``filters`` (both optional; neither deletes nothing)."""
+        """Delete the nodes matching ``node_ids`` and ``filters`` (both optional; neither deletes nothing), chosen
+        and deleted under one write lock (``DocStore.delete_where``); a call that errors deletes nothing."""
+        check_kwargs("GaussianVectorStore.delete_nodes", delete_kwargs)
         if node_ids is None and filters is None:
             return
-        self._store.delete([r.id for r in self._select(node_ids, filters)])
+        self._store.delete_where(self._ids_check(node_ids), self._filter_spec(filters, None))
 
     def clear(self) -> None:
         """Delete all nodes."""
@@ -195,6 +201,14 @@ class GaussianVectorStore(BasePydanticVectorStore):
         return records if where is None else [r for r in records if where(r)]
 
     @staticmethod
+    def _ids_check(node_ids: list[str] | None) -> Callable[[Record], bool] | None:
+        """A record predicate keeping ``node_ids`` (``None``: no restriction)."""
+        if node_ids is None:
+            return None
+        wanted = set(check_ids(as_list(node_ids, "node_ids"), "node_ids"))
+        return lambda rec: rec.id in wanted
+
+    @staticmethod
     def _filter_spec(filters: MetadataFilters | None, doc_ids: list[str] | None) -> dict[str, Any] | None:
         """``filters`` and ``doc_ids`` as one ragcun filter spec (``None``: no restriction)."""
         parts: list[dict[str, Any]] = []
@@ -208,7 +222,9 @@ class GaussianVectorStore(BasePydanticVectorStore):
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         """Nodes ranked by the query's mode: L2 (``DEFAULT`` with ``retrieval_mode="dense"``), hybrid,
-        BM25 (``TEXT_SEARCH`` / ``SPARSE``) or Euclidean MMR (``MMR``; ``mmr_threshold`` = lambda)."""
+        BM25 (``TEXT_SEARCH`` / ``SPARSE``) or Euclidean MMR (``MMR``; ``mmr_threshold`` = lambda). ``kwargs``:
+        ``mmr_threshold``, ``mmr_prefetch_k``, ``mmr_prefetch_factor``; any other is a ``TypeError``."""
+        check_kwargs("GaussianVectorStore.query", kwargs, _QUERY_KWARGS)
         spec = self._filter_spec(query.filters, query.doc_ids)
         nodes = set(check_ids(query.node_ids, "node_ids")) if query.node_ids else set()
         where = (lambda r: r.id in nodes) if nodes else None
@@ -301,7 +317,7 @@ class GaussianVectorStore(BasePydanticVectorStore):
     async def adelete_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None,
                             **delete_kwargs: Any) -> None:
         """Async :meth:`delete_nodes`."""
-        await asyncio.to_thread(self.delete_nodes, node_ids, filters)
+        await asyncio.to_thread(self.delete_nodes, node_ids, filters, **delete_kwargs)
 
     async def aget_nodes(self, node_ids: list[str] | None = None,
                          filters: MetadataFilters | None = None) -> list[BaseNode]:

@@ -9,10 +9,10 @@ pymilvus.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from ragcun.index.filters import compile_filter
+from ragcun.index.filters import compile_filter, is_membership, is_operator_dict
 
 ID_FIELD = "id"
 METADATA_FIELD = "metadata"
@@ -74,7 +74,7 @@ def _atom(path: str, op: str, want: Any) -> _Translation:
     if (literal is None or op == "$text_match" or (op == "$contains" and isinstance(want, str))
             or (op in ("$gt", "$gte", "$lt", "$lte") and isinstance(want, bool))):
         return _ANYTHING  # substring tests, ordering by booleans and non-scalar values: left to the caller
-    if op == "$ne":
+    if op in ("$ne", "$neq"):
         return f"(not exists {path} or {path} != {literal})", True
     if op == "$contains":
         literal = f"({literal})" if literal.startswith("-") else literal  # Milvus Lite's parser needs the parens
@@ -116,8 +116,10 @@ def _translate(spec: Any) -> _Translation:
             parts.append((f"(not {expr})", True) if exact and expr is not None else _ANYTHING)
         else:
             path = f"{METADATA_FIELD}[{quote(str(key))}]"
-            if isinstance(cond, Mapping) and cond and all(str(op).startswith("$") for op in cond):
+            if is_operator_dict(key, cond):
                 parts.append(_conjoin([_atom(path, op, want) for op, want in cond.items()]))
+            elif is_membership(cond):
+                parts.append(_atom(path, "$in", cond))
             else:
                 parts.append(_atom(path, "$eq", cond))
     return _conjoin(parts)
@@ -128,8 +130,9 @@ def translate_filter(spec: Any) -> tuple[str, bool]:
 
     The expression tests the JSON ``metadata`` field and keeps every row the spec keeps (``""``
     keeps all). ``exact`` says it keeps no others, under negation too; where Milvus cannot match
-    Python's semantics (substring ``$contains`` / ``$text_match``, ``$exists``, ``None``, list or
-    dict values, callables, a negated ``$gt``-style ordering) that part is widened, so callers
+    Python's semantics (substring ``$contains`` / ``$text_match``, ``$exists``, ``None`` - which a
+    missing key reads as -, list or dict values to compare equal, callables, a negated ``$gt``-style
+    ordering) that part is widened, so callers
     apply the spec's predicate to the hits as well.
     Invalid specs raise the errors :func:`ragcun.index.filters.compile_filter` raises.
     """
