@@ -29,6 +29,7 @@ from langchain_core.vectorstores import VectorStore
 
 from ragcun.index.lexical.bm25 import BM25Index
 from ragcun.index.protocol import VectorIndex, as_list, check_k
+from ragcun.scoring.calibrator import RelevanceCalibrator
 from ragcun.store.calibrated import CalibratorSource
 from ragcun.store.doc_store import DocStore, Hit, Record, scored_store
 from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha
@@ -184,6 +185,11 @@ class GaussianVectorStore(VectorStore):
         return self.max_marginal_relevance_search_by_vector(self.embedding.embed_query(query), k, fetch_k,
                                                             lambda_mult, filter)
 
+    def calibrate(self, judgements: Sequence[tuple[str | Sequence[float], str, bool]]) -> RelevanceCalibrator:
+        """Fit ``P(relevant)`` on judged ``(query text or vector, document id, relevant)`` hits at this store's
+        distances (queries embedded with ``embed_query``); it scores later hits and is saved with the store."""
+        return self.store.fit_calibrator(judgements, lambda texts: [self.embedding.embed_query(t) for t in texts])
+
     # -- construction and persistence ---------------------------------------------------------
     @classmethod
     def from_texts(cls, texts: list[str], embedding: Embeddings, metadatas: list[dict] | None = None, *,
@@ -206,4 +212,5 @@ class GaussianVectorStore(VectorStore):
         ``allow_dangerous_deserialization`` is accepted for drop-in compatibility and ignored;
         ``kwargs`` (``retrieval_mode``, ``alpha``, ...) go to the constructor."""
         store, _ = DocStore.load(folder_path, index=index)
+        kwargs.setdefault("calibrator", store.calibrator)  # the saved one (maybe fitted on the store) over the model's
         return cls(embeddings, store=store, **kwargs)
