@@ -210,7 +210,8 @@ class GaussianVectorStore(VectorStore):
                    **kwargs: Any) -> GaussianVectorStore:
         """Load a :meth:`save_local` folder (verified). Nothing is unpickled, so
         ``allow_dangerous_deserialization`` is accepted for drop-in compatibility and ignored;
-        ``kwargs`` (``retrieval_mode``, ``alpha``, ...) go to the constructor."""
+        ``kwargs`` (``retrieval_mode``, ``alpha``, ...) go to the constructor. A calibrator saved with the store
+        (say one :meth:`calibrate` fitted) stays; the embedding model's scores a store saved without one."""
         store, _ = DocStore.load(folder_path, index=index)
-        kwargs.setdefault("calibrator", store.calibrator)  # the saved one (maybe fitted on the store) over the model's
+        kwargs.setdefault("calibrator", store.calibrator)
         return cls(embeddings, store=store, **kwargs)

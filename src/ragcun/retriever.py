@@ -80,11 +80,12 @@ class GaussianRetriever:
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, encoder: Any = None) -> GaussianRetriever:
-        """Load a :meth:`save` directory; ``encoder`` overrides the saved model reference (which is kept for a later save)."""
+        """Load a :meth:`save` directory; ``encoder`` overrides the saved model reference (which is kept for a later save).
+        A calibrator saved with the store (say one :meth:`calibrate` fitted) stays; the model's scores a store saved without one."""
         store, extra = DocStore.load(path)
         model_path, saved = extra.get("model_path"), store.calibrator
         retriever = cls(model_path, store=store) if encoder is None else cls(encoder=encoder, store=store)
         retriever.model_path = model_path
-        if saved is not None:  # the calibrator saved with the store (maybe fitted on it) wins over the model's
+        if saved is not None and saved != retriever.store.calibrator:
             retriever.store.calibrator = saved
         return retriever
