@@ -165,6 +165,7 @@ def _set(line: int, column: str, value: str):
 @pytest.mark.parametrize("change, where, problem", [
     (_set(5, "query_id", "999"), ":5:", "unknown query id '999'"),
     (_set(7, "doc_id", "no-such-doc"), ":7:", "unknown document id 'no-such-doc'"),
+    (_set(6, "query", "an edited query"), ":6:", "reads differently in the queries file"),
     (_set(9, "relevant", "2"), ":9:", "relevant must be 1 or 0; got '2'"),
     (_set(4, "relevant", "yes"), ":4:", "relevant must be 1 or 0; got 'yes'"),
     (_set(3, "relevant", ""), ":3:", "fill it in, or delete the row"),

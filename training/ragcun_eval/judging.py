@@ -10,7 +10,7 @@ the id) or a folder of ``.txt`` / ``.md`` files (their relative paths the ids). 
 the corpus.
 
 :func:`read_judgements` checks a filled CSV against the corpus and queries: an unknown query or document
-id, a label other than ``0``/``1``, a repeated (query, document) pair, fewer than
+id, a query text that differs from the queries file's, a label other than ``0``/``1``, a repeated (query, document) pair, fewer than
 :data:`ragcun.scoring.calibrator.MIN_PAIRS` judgements or a single class is a ``ValueError`` naming the
 file and line.
 """
@@ -144,6 +144,9 @@ def read_judgements(path: str | Path, queries: dict[str, str], docs: dict[str, s
             q, d, label = (row.get(c) or "" for c in ("query_id", "doc_id", "relevant"))
             if q not in queries:
                 raise ValueError(_at(path, line, f"unknown query id {q!r} (not in the queries file)"))
+            if row.get("query") not in (None, queries[q]):
+                raise ValueError(_at(path, line, f"query {q!r} reads differently in the queries file "
+                                                 "(was it edited after judging? judge again)"))
             if d not in docs:
                 raise ValueError(_at(path, line, f"unknown document id {d!r} (not in the corpus)"))
             if label.strip() not in ("0", "1"):
