@@ -119,7 +119,7 @@ def write_judging_sheet(path: Path, query_ids: list[str], queries: dict[str, str
     rows, squared = nearest(query_vectors, doc_vectors, depth)
     n = 0
     with atomic_file(path) as f:
-        out = csv.writer(f)
+        out = csv.writer(f, lineterminator="\n")
         out.writerow(COLUMNS)
         for q, hits, d2 in zip(query_ids, rows.tolist(), squared.tolist()):
             for rank, (j, dd) in enumerate(zip(hits, d2), 1):
