@@ -36,6 +36,7 @@ from langchain_core.vectorstores import VectorStore
 
 from ragcun.index.lexical.bm25 import BM25Index
 from ragcun.index.protocol import VectorIndex, as_list, check_k, check_kwargs, check_threshold
+from ragcun.scoring.calibrator import RelevanceCalibrator
 from ragcun.store.calibrated import CalibratorSource
 from ragcun.store.doc_store import DocStore, Hit, Record, scored_store
 from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha
@@ -243,6 +244,11 @@ class GaussianVectorStore(VectorStore):
         return self.max_marginal_relevance_search_by_vector(self.embedding.embed_query(query), k, fetch_k,
                                                             lambda_mult, filter)
 
+    def calibrate(self, judgements: Sequence[tuple[str | Sequence[float], str, bool]]) -> RelevanceCalibrator:
+        """Fit ``P(relevant)`` on judged ``(query text or vector, document id, relevant)`` hits at this store's
+        distances (queries embedded with ``embed_query``); it scores later hits and is saved with the store."""
+        return self.store.fit_calibrator(judgements, lambda texts: [self.embedding.embed_query(t) for t in texts])
+
     # -- construction and persistence ---------------------------------------------------------
     @classmethod
     def from_texts(cls, texts: list[str], embedding: Embeddings, metadatas: list[dict] | None = None, *,
@@ -263,6 +269,8 @@ class GaussianVectorStore(VectorStore):
                    **kwargs: Any) -> GaussianVectorStore:
         """Load a :meth:`save_local` folder (verified). Nothing is unpickled, so
         ``allow_dangerous_deserialization`` is accepted for drop-in compatibility and ignored;
-        ``kwargs`` (``retrieval_mode``, ``alpha``, ...) go to the constructor."""
+        ``kwargs`` (``retrieval_mode``, ``alpha``, ...) go to the constructor. A calibrator saved with the store
+        (say one :meth:`calibrate` fitted) stays; the embedding model's scores a store saved without one."""
         store, _ = DocStore.load(folder_path, index=index)
+        kwargs.setdefault("calibrator", store.calibrator)
         return cls(embeddings, store=store, **kwargs)

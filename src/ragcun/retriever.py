@@ -10,6 +10,7 @@ from typing import Any
 
 from ragcun.index.faiss_l2 import L2Index
 from ragcun.model.encoding import encode_texts, load_encoder
+from ragcun.scoring.calibrator import RelevanceCalibrator
 from ragcun.store.doc_store import DocStore, scored_store
 from ragcun.store.fusion import DEFAULT_ALPHA
 from ragcun.store.hits import Hit, Record
@@ -67,17 +68,24 @@ class GaussianRetriever:
             encode_texts(self.encoder, [query], "query", batch_size=1, what="query")[0]
         return self.store.search(vec, top_k, text=query, mode=mode, alpha=alpha)
 
+    def calibrate(self, judgements: Sequence[tuple[str, str, bool]]) -> RelevanceCalibrator:
+        """Fit ``P(relevant)`` on judged ``(query text, document id, relevant)`` hits at this store's distances
+        (:meth:`DocStore.fit_calibrator`); it scores later hits and is saved with the store."""
+        return self.store.fit_calibrator(judgements, lambda texts: encode_texts(
+            self.encoder, texts, "query", batch_size=self.batch_size, what="queries"))
+
     def save(self, path: str | os.PathLike) -> Path:
         """Atomically save documents and index to directory ``path`` (the model is referenced, not copied)."""
         return self.store.save(path, extra={"model_path": self.model_path})
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, encoder: Any = None) -> GaussianRetriever:
-        """Load a :meth:`save` directory; ``encoder`` overrides the saved model reference (which is kept for a later save)."""
+        """Load a :meth:`save` directory; ``encoder`` overrides the saved model reference (which is kept for a later save).
+        A calibrator saved with the store (say one :meth:`calibrate` fitted) stays; the model's scores a store saved without one."""
         store, extra = DocStore.load(path)
-        model_path = extra.get("model_path")
-        if encoder is None:
-            return cls(model_path, store=store)
-        retriever = cls(encoder=encoder, store=store)
+        model_path, saved = extra.get("model_path"), store.calibrator
+        retriever = cls(model_path, store=store) if encoder is None else cls(encoder=encoder, store=store)
         retriever.model_path = model_path
+        if saved is not None and saved != retriever.store.calibrator:
+            retriever.store.calibrator = saved
         return retriever

@@ -1,19 +1,28 @@
-"""Relevance calibration on a labelled split: the (distance, relevant) pairs of each query's top hits, and the fit.
+"""Relevance calibration on labelled hits: the (distance, relevant) pairs of each query's top hits, and the fit.
 
 ``ragcun-eval calibrate DATA --split train --model M --output FOLDER`` fits a
-:class:`ragcun.scoring.calibrator.RelevanceCalibrator` on split ``train`` and writes it into ``FOLDER``
-(a model folder, where ``GaussianEncoder`` finds it); ``ragcun-eval claims`` measures it (ECE) on
-another split. Pairs are each query's top ``depth`` (10) retrieved documents by L2 in the model's
-own space, labelled by the qrels: the hits a store would score.
+:class:`ragcun.scoring.calibrator.RelevanceCalibrator` on split ``train`` and saves model ``M`` with it as
+the model folder ``FOLDER`` (``--calibrator-only``: only ``relevance_calibrator.json`` into ``FOLDER``);
+``ragcun-eval claims`` measures it (ECE) on another split. Pairs are each query's top ``depth`` (10)
+retrieved documents by L2 in the model's own space, labelled by the qrels: the hits a store would score.
+``calibrate CORPUS QUERIES --judgements FILE`` fits on hits judged by hand instead
+(:mod:`ragcun_eval.judging`).
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import numpy as np
 
+from ragcun.model.encoder import GaussianEncoder
 from ragcun.scoring.calibrator import RelevanceCalibrator
 from ragcun.scoring.pairs import DEPTH, hit_pairs
 from ragcun_eval.beir import BeirDataset
+from ragcun_eval.judging import Judgements
+from ragcun_eval.models import Embedder, ModelSpec
 from ragcun_eval.retrieval import ModelRun
 
 
@@ -31,3 +40,52 @@ def fit_calibrator(run: ModelRun, data: BeirDataset, split: str, depth: int = DE
                          "the stores score raw L2 distances")
     distances, labels = calibration_pairs(run, data, depth)
     return RelevanceCalibrator.fit(distances, labels, fitted_on=f"{data.name} {split}: top-{depth} hits of {len(run.query_ids)} queries")
+
+
+def fit_on_judgements(judgements: Judgements, queries: dict[str, str], docs: dict[str, str],
+                      spec: ModelSpec, embedder: Embedder) -> RelevanceCalibrator:
+    """A calibrator fitted on judged (query, document) pairs at their L2 distances in ``spec``'s model."""
+    if spec.dense_geometry != "l2":
+        raise ValueError(f"calibrate a model in its own L2 space (geometry 'l2'), not {spec.dense_geometry!r}")
+    q_rows = {q: i for i, q in enumerate(dict.fromkeys(judgements.query_ids))}
+    d_rows = {d: i for i, d in enumerate(dict.fromkeys(judgements.doc_ids))}
+    q_vecs = embedder.embed(spec, [queries[q] for q in q_rows], "query")
+    d_vecs = embedder.embed(spec, [docs[d] for d in d_rows], "document")
+    diff = q_vecs[[q_rows[q] for q in judgements.query_ids]] - d_vecs[[d_rows[d] for d in judgements.doc_ids]]
+    distances = np.sqrt(np.sum(diff.astype(np.float64) ** 2, axis=1))
+    try:
+        return RelevanceCalibrator.fit(distances, judgements.relevant,
+                                       fitted_on=f"{Path(judgements.source).name}: {len(judgements)} judged hits "
+                                                 f"of {len(q_rows)} queries")
+    except ValueError as exc:
+        raise ValueError(f"{judgements.source}: {exc}") from None
+
+
+def save_calibrated_model(model: GaussianEncoder, calibrator: RelevanceCalibrator, folder: str | Path) -> Path:
+    """Save ``model`` with ``calibrator`` as a complete model folder ``folder`` (``GaussianEncoder(folder)``,
+    ``--model folder`` and the stores then use that calibrator).
+
+    Written into a temporary sibling and swapped in; an existing ``folder`` must be a model folder (it is
+    replaced) or empty. ``model`` keeps its own calibrator."""
+    target = Path(folder)
+    if target.exists() and (not target.is_dir() or (any(target.iterdir())
+                                                     and not (target / "config_sentence_transformers.json").is_file())):
+        raise ValueError(f"--output {target} exists and is not a model folder; give a new or empty folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    own = model.relevance_calibrator
+    try:
+        model.relevance_calibrator = calibrator
+        model.save(str(tmp))
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-")) / "previous"
+            target.rename(old)
+        tmp.rename(target)
+        if old is not None:
+            shutil.rmtree(old.parent)
+    finally:
+        model.relevance_calibrator = own
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return target

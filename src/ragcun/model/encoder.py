@@ -22,7 +22,7 @@ _BUNDLED_ALIASES = {None, "", "bundled", "all-MiniLM-L6-v2", BUNDLED_MODEL_NAME}
 FORMAT_VERSION = 1
 BUNDLED_CALIBRATOR_DIR = Path(__file__).resolve().parent / "calibrators" / "all-MiniLM-L6-v2"
 """Holds the relevance calibrator of ``GaussianEncoder()``, fitted on SciFact *train* only by
-``ragcun-eval calibrate ../shared/data/beir/scifact --split train --model gaussian --output <this folder>``."""
+``ragcun-eval calibrate ../shared/data/beir/scifact --split train --model gaussian --calibrator-only --output <this folder>``."""
 
 
 def bundled_model_path() -> str:

@@ -50,6 +50,25 @@ def _squared(distances: ArrayLike, what: str = "distances") -> np.ndarray:
     return d * d
 
 
+def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = 1e-4) -> np.ndarray:
+    """Weights ``[intercept, w_1, ..., w_F]`` of a logistic regression of 0/1 ``labels`` (N,) on ``features``
+    (N, F) by Newton's method with a tiny ridge ``l2``; both classes must be present. Standardise the
+    features first: the ridge and the convergence test assume unit scale."""
+    y = np.asarray(labels, dtype=np.float64)
+    x = np.concatenate([np.ones((len(y), 1)), np.asarray(features, dtype=np.float64)], axis=1)
+    w = np.zeros(x.shape[1])
+    w[0] = math.log(y.mean() / (1 - y.mean()))
+    for _ in range(100):
+        p = _sigmoid(x @ w)
+        grad = x.T @ (p - y) + l2 * w
+        hess = (x * (p * (1 - p))[:, None]).T @ x + l2 * np.eye(len(w))
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return w
+
+
 @dataclass(frozen=True)
 class RelevanceCalibrator:
     """``P(relevant | d) = sigmoid(intercept + slope * d²)`` for one model's Euclidean distances ``d``.
@@ -90,17 +109,7 @@ class RelevanceCalibrator:
         if y.min() == y.max():
             raise ValueError("labels are all relevant or all irrelevant; a calibrator needs both")
         mu, sd = x.mean(), x.std()
-        z = (x - mu) / (sd if sd > 0 else 1.0)
-        features = np.stack([np.ones_like(z), z], axis=1)
-        w = np.array([math.log(y.mean() / (1 - y.mean())), 0.0])
-        for _ in range(100):
-            p = _sigmoid(features @ w)
-            grad = features.T @ (p - y) + l2 * w
-            hess = (features * (p * (1 - p))[:, None]).T @ features + l2 * np.eye(2)
-            step = np.linalg.solve(hess, grad)
-            w -= step
-            if np.abs(step).max() < 1e-10:
-                break
+        w = fit_logistic(((x - mu) / (sd if sd > 0 else 1.0))[:, None], y, l2)
         slope = w[1] / (sd if sd > 0 else 1.0)
         if not slope < 0:
             raise ValueError("in these pairs relevance does not fall with distance; cannot calibrate")

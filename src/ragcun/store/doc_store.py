@@ -32,6 +32,7 @@ from ragcun.index.protocol import (
 from ragcun.io.rwlock import RWLock
 from ragcun.scoring.calibrator import RelevanceCalibrator
 from ragcun.scoring.distance_law import MODES, DistanceLaw, DistanceLawScorer
+from ragcun.store.calibrate import Embed, Judgement, fit_store_calibrator
 from ragcun.store.calibrated import CalibratorSource
 from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha, fuse
 from ragcun.store.hits import Hit, Record
@@ -363,6 +364,11 @@ class DocStore:
             vecs = self.index.get_vectors([h.record.id for h in candidates])
             picks = mmr_select(np.asarray(query, dtype=np.float32).reshape(-1), vecs, k, lambda_mult)
             return [candidates[p] for p in picks]
+
+    def fit_calibrator(self, judgements: Sequence[Judgement], embed: Embed | None = None) -> RelevanceCalibrator:
+        """Fit a relevance calibrator on judged ``(query vector or text, doc_id, relevant)`` hits at this store's
+        distances and score with it from now on (:func:`ragcun.store.calibrate.fit_store_calibrator`)."""
+        return fit_store_calibrator(self, judgements, embed)
 
     def save(self, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
         """Atomically save the store (:func:`ragcun.store.persistence.save_store`)."""

@@ -37,6 +37,7 @@ from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_
 
 from ragcun.index.lexical.bm25 import BM25Index
 from ragcun.index.protocol import VectorIndex, as_list, check_ids, check_k, check_kwargs
+from ragcun.scoring.calibrator import RelevanceCalibrator
 from ragcun.store.calibrated import CalibratorSource
 from ragcun.store.doc_store import DocStore, Hit, Record, metadata_filter, scored_store
 from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha
@@ -285,6 +286,14 @@ class GaussianVectorStore(BasePydanticVectorStore):
         return nodes
 
     # -- persistence --------------------------------------------------------------------------
+    def calibrate(self, judgements: Sequence[tuple[str | Sequence[float], str, bool]],
+                  embed_model: Any = None) -> RelevanceCalibrator:
+        """Fit ``P(relevant)`` on judged ``(query vector or text, node id, relevant)`` hits at this store's
+        distances; query texts need ``embed_model`` (a LlamaIndex embedding: ``get_query_embedding``). It scores
+        later hits and is saved with the store."""
+        embed = None if embed_model is None else (lambda texts: [embed_model.get_query_embedding(t) for t in texts])
+        return self._store.fit_calibrator(judgements, embed)
+
     def persist(self, persist_path: str, fs: Any = None) -> None:
         """Atomically save to a directory (``StorageContext.persist`` passes ``<dir>/default__vector_store.json``;
         the store writes the directory ``<dir>/default__vector_store``). Local filesystem only."""
