@@ -2,6 +2,10 @@
 
 A save holds the records (``records.json``), the scorer state and calibrator (in the manifest), the
 lexical index (``lexical/``) and, where the vector index can save itself, the vectors (``index/``).
+The manifest checksums every file, nested ones included, and the files that only make sense together
+carry each other's checksum (``postings.safetensors`` that of ``lexical.json``, ``ids.json`` that of
+``index.faiss``), so no file of another save can be swapped in unnoticed. The framework adapters record
+their name in the ``extra`` dict (:data:`FRAMEWORK_KEY`) and map the other framework's records on load.
 """
 
 from __future__ import annotations
