@@ -24,6 +24,7 @@ matches when they do not. A keyword argument a method does not take is a ``TypeE
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -41,6 +42,12 @@ from ragcun.store.calibrated import CalibratorSource
 from ragcun.store.doc_store import DocStore, Hit, Record, scored_store
 from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha
 from ragcun.store.modes import RetrievalMode
+from ragcun.store.persistence import FRAMEWORK_KEY
+
+FRAMEWORK = "langchain"
+"""This adapter's name in the saves it writes (``extra["framework"]``)."""
+NODE_CONTENT = "_node_content"
+"""The metadata key under which LlamaIndex stores a node's JSON (its own metadata included)."""
 
 Filter = dict[str, Any] | Callable[[dict[str, Any]], bool] | None
 DEFAULT_FETCH_K = 20
@@ -56,6 +63,25 @@ def _doc(record: Record) -> Document:
 def _accept(method: str, kwargs: dict[str, Any], allowed: Sequence[str] = ()) -> dict[str, Any]:
     """``kwargs`` when ``GaussianVectorStore.<method>`` takes each of them; else a ``TypeError`` naming the others."""
     return check_kwargs(f"GaussianVectorStore.{method}", kwargs, allowed)
+
+
+def _as_documents(records: list[Record], extra: dict[str, Any]) -> list[Record]:
+    """A save's records as this store holds them: a LlamaIndex save's nodes (any save not written by this
+    adapter whose record carries ``_node_content``) keep only the node's own metadata, as a LangChain save would."""
+    if extra.get(FRAMEWORK_KEY) == FRAMEWORK:
+        return records
+    return [_node_record(r) if NODE_CONTENT in r.metadata else r for r in records]
+
+
+def _node_record(record: Record) -> Record:
+    """``record`` (a LlamaIndex node's) with the node's own metadata in place of LlamaIndex's storage keys."""
+    try:
+        metadata = json.loads(record.metadata[NODE_CONTENT])["metadata"]
+    except (TypeError, KeyError, json.JSONDecodeError) as exc:
+        raise ValueError(f"record {record.id!r}: its LlamaIndex node content is unreadable ({exc!r})") from None
+    if not isinstance(metadata, dict):
+        raise ValueError(f"record {record.id!r}: its LlamaIndex node metadata is not an object")
+    return Record(record.id, record.text, metadata)
 
 
 def _spec(filter: Filter) -> Any:
@@ -261,16 +287,17 @@ class GaussianVectorStore(VectorStore):
 
     def save_local(self, folder_path: str | os.PathLike) -> None:
         """Atomically save documents, index and score state to ``folder_path`` (FAISS file + JSON, no pickle)."""
-        self.store.save(folder_path)
+        self.store.save(folder_path, extra={FRAMEWORK_KEY: FRAMEWORK})
 
     @classmethod
     def load_local(cls, folder_path: str | os.PathLike, embeddings: Embeddings, *,
                    index: VectorIndex | None = None, allow_dangerous_deserialization: bool = False,
                    **kwargs: Any) -> GaussianVectorStore:
-        """Load a :meth:`save_local` folder (verified). Nothing is unpickled, so
-        ``allow_dangerous_deserialization`` is accepted for drop-in compatibility and ignored;
+        """Load a :meth:`save_local` folder (verified), or a LlamaIndex ``GaussianVectorStore``'s or a
+        ``DocStore``'s save: the same texts, vectors and user metadata (a node's own metadata). Nothing is
+        unpickled, so ``allow_dangerous_deserialization`` is accepted for drop-in compatibility and ignored;
         ``kwargs`` (``retrieval_mode``, ``alpha``, ...) go to the constructor. A calibrator saved with the store
         (say one :meth:`calibrate` fitted) stays; the embedding model's scores a store saved without one."""
-        store, _ = DocStore.load(folder_path, index=index)
+        store, _ = DocStore.load(folder_path, index=index, convert=_as_documents)
         kwargs.setdefault("calibrator", store.calibrator)
         return cls(embeddings, store=store, **kwargs)

@@ -23,7 +23,7 @@ import numpy as np
 
 from ragcun.index.protocol import IndexCapabilities, as_matrix, check_ids, check_k, l2_distances, padded_result
 from ragcun.io.rwlock import RWLock
-from ragcun.io.saves import SaveFormatError, atomic_save, read_json, read_save
+from ragcun.io.saves import SaveFormatError, atomic_save, file_sha256, read_json, read_save
 
 FORMAT = "ragcun.L2Index"
 VERSION = 1
@@ -312,14 +312,17 @@ class L2Index:
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
-        """Atomically save to directory ``path``: ``index.faiss`` (FAISS's own format), ``ids.json``, manifest."""
+        """Atomically save to directory ``path``: ``index.faiss`` (FAISS's own format), ``ids.json`` (bound to
+        it by its SHA-256, ``index_sha256``), manifest."""
         with self._lock.read():
             def write(tmp: Path) -> dict:
+                digest = None
                 if self._index is not None:
                     faiss.write_index(self._index, str(tmp / "index.faiss"))
+                    digest = file_sha256(tmp / "index.faiss")
                 pairs = [(k, s) for k, s in enumerate(self._int2str) if s is not None]
                 (tmp / "ids.json").write_text(json.dumps(
-                    {"keys": [k for k, _ in pairs], "ids": [s for _, s in pairs],
+                    {"keys": [k for k, _ in pairs], "ids": [s for _, s in pairs], "index_sha256": digest,
                      "dead": sorted(self._dead), "next": len(self._int2str),
                      "auto": {"threshold": self.threshold, "factory": self.auto_factory}}), encoding="utf-8")
                 return {"dim": self._dim, "count": self.count, "factory": self.factory,
@@ -329,11 +332,16 @@ class L2Index:
 
     @classmethod
     def load(cls, path: str | os.PathLike, dim: int | None = None) -> L2Index:
-        """Load a directory written by :meth:`save`, verifying its manifest; ``dim`` if given must match."""
+        """Load a directory written by :meth:`save`, verifying its manifest and that ``ids.json`` was written
+        with the ``index.faiss`` beside it; ``dim`` if given must match."""
         path, man = read_save(path, FORMAT, VERSION, MANIFEST_FIELDS)
         if dim is not None and man["dim"] is not None and man["dim"] != dim:
             raise ValueError(f"{path}: saved index has dimension {man['dim']}, expected {dim}")
         table = read_json(path / "ids.json")
+        if isinstance(table, dict) and "index_sha256" in table:  # absent in saves before the binding
+            if table["index_sha256"] != man["files"].get("index.faiss", {}).get("sha256"):
+                raise SaveFormatError(f"{path / 'ids.json'}: written with another index.faiss than the one beside it "
+                                      "(files of two saves mixed)")
         auto = table.get("auto", {}) if isinstance(table, dict) else {}  # absent in saves before "auto"
         try:
             self = cls(None, man["factory"], train_size=man["train_size"], ef_search=man["ef_search"],

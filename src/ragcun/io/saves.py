@@ -45,7 +45,8 @@ class SaveFormatError(ValueError):
     """A saved directory is corrupt, truncated, tampered with or of the wrong kind/version."""
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The SHA-256 (hex) of the file at ``path``, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -141,7 +142,7 @@ def atomic_save(target: str | os.PathLike, kind: str, version: int,
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
             meta = write(tmp)
-            files = {p.relative_to(tmp).as_posix(): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+            files = {p.relative_to(tmp).as_posix(): {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
                      for p in sorted(tmp.rglob("*")) if p.is_file()}
             manifest = {"format": kind, "format_version": version, **meta, "files": files}
             manifest[CHECKSUM] = manifest_checksum(manifest)
@@ -224,8 +225,9 @@ def read_manifest(source: str | os.PathLike, kind: str, version: int,
         size = file.stat().st_size
         if size != info["bytes"]:
             raise SaveFormatError(f"{file}: truncated or altered ({size} bytes, manifest says {info['bytes']})")
-        if _sha256(file) != info["sha256"]:
-            raise SaveFormatError(f"{file}: checksum mismatch; the file was modified or corrupted")
+        if file_sha256(file) != info["sha256"]:
+            raise SaveFormatError(f"{file}: checksum mismatch; the file was modified, corrupted or taken from "
+                                  "another save")
     return manifest
 
 

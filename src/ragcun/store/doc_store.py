@@ -39,7 +39,7 @@ from ragcun.store.hits import Hit, Record
 from ragcun.store.metadata import check_metadata
 from ragcun.store.mmr import check_mmr_args, mmr_select
 from ragcun.store.modes import RetrievalMode
-from ragcun.store.persistence import load_store, save_store
+from ragcun.store.persistence import RecordsConverter, load_store, save_store
 
 SCORE_MODES = ("relevance", *MODES)
 """``score_mode`` values: ``"relevance"`` (a calibrator's ``P(relevant)``) or a distance-law mode of :mod:`ragcun.scoring.distance_law`."""
@@ -375,7 +375,8 @@ class DocStore:
         return save_store(self, path, extra)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, index: VectorIndex | None = None) -> tuple[DocStore, dict[str, Any]]:
-        """Load a :meth:`save` directory, verified (:func:`ragcun.store.persistence.load_store`); returns the
-        store and the ``extra`` dict saved with it."""
-        return load_store(cls, path, index)
+    def load(cls, path: str | os.PathLike, index: VectorIndex | None = None,
+             convert: RecordsConverter | None = None) -> tuple[DocStore, dict[str, Any]]:
+        """Load a :meth:`save` directory, verified (:func:`ragcun.store.persistence.load_store`; ``convert`` maps
+        the saved records onto those the store holds); returns the store and the ``extra`` dict saved with it."""
+        return load_store(cls, path, index, convert)

@@ -2,12 +2,17 @@
 
 A save holds the records (``records.json``), the scorer state and calibrator (in the manifest), the
 lexical index (``lexical/``) and, where the vector index can save itself, the vectors (``index/``).
+The manifest checksums every file, nested ones included, and the files that only make sense together
+carry each other's checksum (``postings.safetensors`` that of ``lexical.json``, ``ids.json`` that of
+``index.faiss``), so no file of another save can be swapped in unnoticed. The framework adapters record
+their name in the ``extra`` dict (:data:`FRAMEWORK_KEY`) and map the other framework's records on load.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -27,6 +32,11 @@ VERSION = 1
 LEXICAL_DIR = "lexical"
 MANIFEST_FIELDS = {"dim": (int, type(None)), "count": (int,), "index_saved": (bool,), "scorer": (dict,),
                    "extra": (dict,)}
+FRAMEWORK_KEY = "framework"
+"""The key of a save's ``extra`` dict under which a framework adapter records its name (``"langchain"``, ``"llama_index"``)."""
+RecordsConverter = Callable[[list[Record], dict[str, Any]], list[Record]]
+"""Maps a save's records (given its ``extra`` dict) onto those a store holds, same ids and texts in the same order:
+how a framework adapter loads another framework's save."""
 
 
 def save_store(store: DocStore, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
@@ -46,15 +56,16 @@ def save_store(store: DocStore, path: str | os.PathLike, extra: dict[str, Any] |
         return atomic_save(path, FORMAT, VERSION, write)
 
 
-def load_store(cls: type[DocStore], path: str | os.PathLike,
-               index: VectorIndex | None = None) -> tuple[DocStore, dict[str, Any]]:
+def load_store(cls: type[DocStore], path: str | os.PathLike, index: VectorIndex | None = None,
+               convert: RecordsConverter | None = None) -> tuple[DocStore, dict[str, Any]]:
     """Load a :func:`save_store` directory (verified) as a ``cls``; returns the store and its ``extra`` dict.
 
     ``index`` supplies the vectors for saves of indexes that persist themselves (e.g. Milvus); it
     must have the saved dimension and hold every saved id (else ``SaveFormatError``). On an index with
     ``capabilities.metadata_filter``, any metadata it holds that differ from the saved records' (e.g.
     written before metadata were pushed down) are re-stored from them. The lexical index is read back
-    and checked against the records (a save without one is re-indexed from the records' texts).
+    and checked against the records (a save without one is re-indexed from the records' texts). ``convert``
+    maps the saved records onto those the store holds (:data:`RecordsConverter`), before any of these checks.
     """
     path, man = read_save(path, FORMAT, VERSION, MANIFEST_FIELDS)
     given = index is not None
@@ -76,7 +87,10 @@ def load_store(cls: type[DocStore], path: str | os.PathLike,
             raise SaveFormatError(f"{path / LEXICAL_DIR}: unreadable lexical index ({exc})") from exc
     store = cls(index, scorer, lexical, calibrator)
     rows = read_json(path / "records.json")
-    store._records = {i: Record(i, t, m) for i, t, m in rows}
+    records = [Record(i, t, m) for i, t, m in rows]
+    if convert is not None:
+        records = _converted(records, convert, man["extra"])
+    store._records = {r.id: r for r in records}
     if store.lexical is not None:
         if lexical is None:
             store.lexical.add(list(store._records), [r.text for r in store._records.values()])
@@ -92,6 +106,14 @@ def load_store(cls: type[DocStore], path: str | os.PathLike,
     elif given:
         _check_index_holds(store, path)
     return store, man["extra"]
+
+
+def _converted(records: list[Record], convert: RecordsConverter, extra: dict[str, Any]) -> list[Record]:
+    """``convert(records, extra)``, checked to keep every record's id and text in order (``ValueError`` if not)."""
+    out = convert(records, extra)
+    if [(r.id, r.text) for r in out] != [(r.id, r.text) for r in records]:
+        raise ValueError("a records converter must keep every record's id and text, in order")
+    return out
 
 
 def _check_index_holds(store: DocStore, path: Path, batch: int = 10_000) -> None:

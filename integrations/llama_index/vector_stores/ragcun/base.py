@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from llama_index.core.bridge.pydantic import PrivateAttr, field_validator
-from llama_index.core.schema import BaseNode, MetadataMode
+from llama_index.core.schema import BaseNode, MetadataMode, TextNode
 from llama_index.core.vector_stores.types import (
     BasePydanticVectorStore,
     FilterCondition,
@@ -42,6 +42,7 @@ from ragcun.store.calibrated import CalibratorSource
 from ragcun.store.doc_store import DocStore, Hit, Record, metadata_filter, scored_store
 from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha
 from ragcun.store.modes import RetrievalMode
+from ragcun.store.persistence import FRAMEWORK_KEY
 
 DISTANCE_KEY = "l2_distance"
 LEXICAL_KEY = "bm25_score"
@@ -54,6 +55,9 @@ _CORE_MODES = {VectorStoreQueryMode.HYBRID: RetrievalMode.HYBRID, VectorStoreQue
 DEFAULT_NAMESPACE = "default"
 _QUERY_KWARGS = ("mmr_threshold", "mmr_prefetch_k", "mmr_prefetch_factor")
 """The keyword arguments :meth:`GaussianVectorStore.query` takes (a retriever's ``vector_store_kwargs``)."""
+FRAMEWORK = "llama_index"
+"""This adapter's name in the saves it writes (``extra["framework"]``)."""
+NODE_CONTENT = "_node_content"
 _OPS = {
     FilterOperator.EQ: "$eq", FilterOperator.NE: "$ne", FilterOperator.GT: "$gt",
     FilterOperator.GTE: "$gte", FilterOperator.LT: "$lt", FilterOperator.LTE: "$lte",
@@ -80,6 +84,17 @@ def to_filter_spec(filters: MetadataFilters) -> dict[str, Any]:
     if condition == FilterCondition.NOT:
         return {"$not": {"$and": parts}}
     return {"$and": parts}
+
+
+def _as_nodes(records: list[Record], extra: dict[str, Any]) -> list[Record]:
+    """A save's records as this store holds them: a record without a node (a LangChain or ``DocStore`` save's)
+    becomes a ``TextNode`` with the record's id, text and metadata, stored as :meth:`GaussianVectorStore.add` does."""
+    if extra.get(FRAMEWORK_KEY) == FRAMEWORK:
+        return records
+    return [r if NODE_CONTENT in r.metadata else
+            Record(r.id, r.text, node_to_metadata_dict(TextNode(id_=r.id, text=r.text, metadata=r.metadata),
+                                                       remove_text=True))
+            for r in records]
 
 
 def _store_dir(persist_path: str | os.PathLike) -> Path:
@@ -299,13 +314,15 @@ class GaussianVectorStore(BasePydanticVectorStore):
         the store writes the directory ``<dir>/default__vector_store``). Local filesystem only."""
         if fs is not None and "file" not in getattr(fs, "protocol", ("file",)):
             raise ValueError("GaussianVectorStore persists to the local filesystem only")
-        self._store.save(_store_dir(persist_path))
+        self._store.save(_store_dir(persist_path), extra={FRAMEWORK_KEY: FRAMEWORK})
 
     @classmethod
     def from_persist_path(cls, persist_path: str, index: VectorIndex | None = None,
                           **kwargs: Any) -> GaussianVectorStore:
-        """Load what :meth:`persist` wrote at ``persist_path`` (verified; no pickle); ``kwargs`` as for the constructor."""
-        store, _ = DocStore.load(_store_dir(persist_path), index=index)
+        """Load what :meth:`persist` wrote at ``persist_path`` (verified; no pickle), or a LangChain
+        ``GaussianVectorStore``'s or a ``DocStore``'s save, whose records become ``TextNode``s (same ids, texts,
+        vectors and metadata); ``kwargs`` as for the constructor."""
+        store, _ = DocStore.load(_store_dir(persist_path), index=index, convert=_as_nodes)
         return cls(store=store, **kwargs)
 
     @classmethod

@@ -17,11 +17,13 @@ upsert and delete is visible to the next query with no re-indexing.
 Tokens come from an :class:`Analyzer` (lower-case, ``\\w\\w+`` words, a language's stop words,
 Snowball stemming via PyStemmer; English by default), the same pipeline as ``bm25s.tokenize``.
 A document whose text has no tokens (an embedding-only node) has no lexical entry and never
-matches. Saved as JSON plus safetensors arrays, never pickle.
+matches. Saved as JSON plus safetensors arrays, never pickle; the arrays' header records the SHA-256 of
+the JSON beside them, so a load refuses a ``postings.safetensors`` written with another ``lexical.json``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Callable, Sequence
@@ -30,6 +32,7 @@ from itertools import chain
 from pathlib import Path
 
 import numpy as np
+from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
 from ragcun.index.lexical.analyzer import Analyzer
@@ -90,6 +93,9 @@ class BM25Index:
 
     META = "lexical.json"
     """The JSON file :meth:`save` writes beside ``postings.safetensors``."""
+    POSTINGS = "postings.safetensors"
+    """The arrays file :meth:`save` writes; its header holds the SHA-256 of ``lexical.json`` (:data:`BOUND_TO`)."""
+    BOUND_TO = "lexical_json_sha256"
 
     def __init__(self, analyzer: Analyzer | None = None, *, k1: float = 1.5, b: float = 0.75) -> None:
         if not k1 > 0 or not 0 <= b <= 1:
@@ -300,7 +306,8 @@ class BM25Index:
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
-        """Write ``lexical.json`` and ``postings.safetensors`` into ``folder`` (inside a caller's atomic save)."""
+        """Write ``lexical.json`` and ``postings.safetensors`` (bound to it by its SHA-256) into ``folder``
+        (inside a caller's atomic save)."""
         with self._lock:
             self._flush()
             merged = _merge(self._segments, self._live) if self._segments else None
@@ -308,20 +315,29 @@ class BM25Index:
             remap = np.full(len(self._ids), -1, dtype=np.int64)
             remap[keys] = np.arange(len(keys))
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / self.META).write_text(json.dumps({
-                "analyzer": self.analyzer.to_dict(), "k1": self.k1, "b": self.b,
-                "vocab": list(self._vocab), "ids": [self._ids[k] for k in keys]}), encoding="utf-8")
+            meta = json.dumps({"analyzer": self.analyzer.to_dict(), "k1": self.k1, "b": self.b,
+                               "vocab": list(self._vocab), "ids": [self._ids[k] for k in keys]}).encode("utf-8")
+            (folder / self.META).write_bytes(meta)
             save_file({"terms": merged.terms if merged else np.zeros(0, np.int64),
                        "starts": merged.starts if merged else np.zeros(1, np.int64),
                        "docs": remap[merged.docs] if merged else np.zeros(0, np.int64),
                        "tfs": merged.tfs if merged else np.zeros(0, np.float32),
-                       "lengths": self._lengths[keys]}, str(folder / "postings.safetensors"))
+                       "lengths": self._lengths[keys]}, str(folder / self.POSTINGS),
+                      metadata={self.BOUND_TO: hashlib.sha256(meta).hexdigest()})
 
     @classmethod
     def load(cls, folder: Path) -> BM25Index:
-        """Read what :meth:`save` wrote (the caller has verified the files' checksums)."""
-        meta = json.loads((folder / cls.META).read_text(encoding="utf-8"))
-        arrays = load_file(str(folder / "postings.safetensors"))
+        """Read what :meth:`save` wrote (the caller has verified the files' checksums); ``ValueError`` if
+        ``postings.safetensors`` was written with another ``lexical.json`` (files of two saves mixed)."""
+        raw = (folder / cls.META).read_bytes()
+        postings = folder / cls.POSTINGS
+        with safe_open(str(postings), framework="numpy") as fh:
+            bound = (fh.metadata() or {}).get(cls.BOUND_TO)
+        if bound is not None and bound != hashlib.sha256(raw).hexdigest():  # None: saved before the binding
+            raise ValueError(f"{postings}: written with another {cls.META} than the one beside it "
+                             "(files of two saves mixed)")
+        meta = json.loads(raw.decode("utf-8"))
+        arrays = load_file(str(postings))
         index = cls(Analyzer(**meta["analyzer"]), k1=meta["k1"], b=meta["b"])
         ids, lengths = meta["ids"], arrays["lengths"]
         if len(ids) != len(lengths) or len(arrays["starts"]) != len(arrays["terms"]) + 1:
