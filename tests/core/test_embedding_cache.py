@@ -13,6 +13,7 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Transformer
 
 from ragcun import GaussianEncoder
+from ragcun.model.backends.onnx_runtime import OnnxTransformer
 from ragcun.model.cache import (
     CorruptCacheError,
     EmbeddingCache,
@@ -32,9 +33,10 @@ def tiny(tiny_model_dir) -> SentenceTransformer:
 
 @pytest.fixture()
 def no_transformer(monkeypatch):
-    """Make any call of the transformer fail (what "served from the cache" means)."""
+    """Make any call of the transformer fail, in PyTorch or ONNX Runtime (what "served from the cache" means)."""
     def forbid():
         monkeypatch.setattr(Transformer, "forward", lambda *a, **k: pytest.fail("the transformer ran on cached texts"))
+        monkeypatch.setattr(OnnxTransformer, "__call__", lambda *a, **k: pytest.fail("ONNX Runtime ran on cached texts"))
     return forbid
 
 

@@ -12,6 +12,7 @@ import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.base.modules import Dense, Normalize
 
+from ragcun.model.backends.model import BackendSentenceTransformer
 from ragcun.model.choices import HEADS, INITS
 from ragcun.model.head import build_head, identity_map, set_affine, whitening_map
 from ragcun.scoring.calibrator import RelevanceCalibrator
@@ -82,7 +83,7 @@ def resolve_model_path(model_name_or_path: str | Path | None, cache_folder: str 
     return name
 
 
-class GaussianEncoder(SentenceTransformer):
+class GaussianEncoder(BackendSentenceTransformer):
     """A sentence-transformers model with its ``Normalize`` removed and a Gaussian head appended.
 
     ``GaussianEncoder()`` builds on the bundled all-MiniLM-L6-v2; ``GaussianEncoder(name_or_path,
@@ -111,6 +112,9 @@ class GaussianEncoder(SentenceTransformer):
             :meth:`fit_whitening`) or ``"random"`` (mlp only, its default). For a residual head
             both set its first linear layer.
         dropout: the mlp head's dropout.
+        backend: the inference backend: ``"torch"``, ``"onnx"`` (ONNX Runtime on the CPU, same vectors),
+            ``"onnx-int8"`` (quantised: faster, not lossless) or ``None`` (default): ``"onnx"`` on a CPU
+            when the ``onnx`` extra is installed, else ``"torch"`` (see :mod:`ragcun.model.backends`).
         **kwargs: passed to ``SentenceTransformer`` (``device``, ``prompts``, ...).
     """
 
@@ -122,13 +126,14 @@ class GaussianEncoder(SentenceTransformer):
         head: str | None = None,
         init: str | None = None,
         dropout: float = 0.1,
+        backend: str | None = None,
         **kwargs: Any,
     ) -> None:
         self.ragcun_config: dict[str, Any] = {}  # filled by _parse_model_config on a saved model, else by _attach_head
         self.relevance_calibrator: RelevanceCalibrator | None = None
         self.fusion_settings: FusionSettings | None = None
         path = None if kwargs.get("modules") is not None else resolve_model_path(model_name_or_path, kwargs.get("cache_folder"))
-        super().__init__(path, **kwargs)
+        super().__init__(path, backend=backend, **kwargs)
         if not self.ragcun_config:
             self._attach_head(str(model_name_or_path or BUNDLED_MODEL_NAME), output_dim, head, init, dropout)
             bundled_default = (path == bundled_model_path() and output_dim is None
@@ -237,11 +242,12 @@ class GaussianEncoder(SentenceTransformer):
         return features["sentence_embedding"]
 
     def base_model(self) -> SentenceTransformer:
-        """A ``SentenceTransformer`` view sharing this model's base modules and input normalisation.
+        """A ``SentenceTransformer`` view sharing this model's base modules, input normalisation and backend.
 
         Its outputs are the unit-length base embeddings the head takes in.
         """
-        view = SentenceTransformer(modules=[self[i] for i in range(self.head_start + 1)], device=str(self.device))
+        view = BackendSentenceTransformer(modules=[self[i] for i in range(self.head_start + 1)], device=str(self.device),
+                                          backend=self.backend_asked, export_root=self.__dict__.get("_export_root"))
         view.prompts, view.default_prompt_name = dict(self.prompts), self.default_prompt_name
         view.similarity_fn_name = "cosine"
         return view

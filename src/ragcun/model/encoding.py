@@ -11,7 +11,7 @@ import numpy as np
 from ragcun.index.protocol import as_list
 from ragcun.model.encoder import GaussianEncoder, resolve_model_path
 
-_CACHE: dict[tuple[str, str | None], GaussianEncoder] = {}
+_CACHE: dict[tuple[str, str | None, str | None], GaussianEncoder] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -36,15 +36,16 @@ def check_texts(texts: Sequence[str], what: str = "texts") -> list[str]:
     return texts
 
 
-def load_encoder(model_name: str | None = None, device: str | None = None) -> GaussianEncoder:
-    """A ``GaussianEncoder`` for ``model_name`` (None = bundled model), loaded once per process per device.
+def load_encoder(model_name: str | None = None, device: str | None = None, backend: str | None = None) -> GaussianEncoder:
+    """A ``GaussianEncoder`` for ``model_name`` (None = bundled model), loaded once per process per device and
+    inference ``backend`` (``GaussianEncoder(backend=...)``; ``None``: the default for the device).
 
     Cached by the resolved model (:func:`ragcun.model.encoder.resolve_model_path`), so every name of the
     bundled model (``None``, ``BUNDLED_MODEL_NAME``, ``"bundled"``, ...) shares one encoder."""
-    key = (resolve_model_path(model_name), device)
+    key = (resolve_model_path(model_name), device, backend)
     with _CACHE_LOCK:
         if key not in _CACHE:
-            _CACHE[key] = GaussianEncoder(model_name, device=device)
+            _CACHE[key] = GaussianEncoder(model_name, device=device, backend=backend)
         return _CACHE[key]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -12,6 +13,8 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
+from ragcun.model.backends import LOSSLESS_BACKENDS, resolve_backend
+from ragcun.model.backends.model import BackendSentenceTransformer
 from ragcun.model.cache.keys import base_fingerprint, base_modules, routes_tasks, text_keys, unique_first_seen
 from ragcun.model.cache.store import EmbeddingStore
 from ragcun.model.encoding import ROLES
@@ -39,17 +42,25 @@ class EmbeddingCache:
         batch_size: encoding batch size.
         show_progress: a progress bar while encoding; ``None``: for at least 256 texts.
         recompute_corrupt: see :class:`~ragcun.model.cache.store.EmbeddingStore`.
+        backend: the inference backend that encodes (:mod:`ragcun.model.backends`); default: the model's own
+            ``backend=`` for a ragcun model, else the default for its device. Lossless backends (``"torch"``,
+            ``"onnx"``) share entries; a lossy one (``"onnx-int8"``) keeps its own (its fingerprint differs).
 
     ``hits`` / ``misses`` count looked-up texts found / encoded since creation.
     """
 
     def __init__(self, model: SentenceTransformer, root: str | Path | None = None, *, batch_size: int = 64,
-                 show_progress: bool | None = None, recompute_corrupt: bool = True) -> None:
+                 show_progress: bool | None = None, recompute_corrupt: bool = True,
+                 backend: str | None = None) -> None:
         self.model = model
         self.root = Path(root).expanduser() if root is not None else default_cache_dir()
         self.batch_size, self.show_progress = batch_size, show_progress
         self.modules = base_modules(model)
+        self.backend_asked = backend if backend is not None else getattr(model, "backend_asked", None)
+        backend_now = resolve_backend(self.backend_asked, model.device)
         self.fingerprint = base_fingerprint(model)
+        if backend_now not in LOSSLESS_BACKENDS:
+            self.fingerprint = hashlib.sha256(f"{self.fingerprint}:{backend_now}".encode()).hexdigest()
         self.store = EmbeddingStore(self.root / self.fingerprint[:32], recompute_corrupt=recompute_corrupt)
         self.dir = self.store.dir
         self._base: SentenceTransformer | None = None
@@ -104,7 +115,8 @@ class EmbeddingCache:
     def encode(self, texts: Sequence[str], role: str | None = None) -> np.ndarray:
         """Encode ``texts`` as ``role`` with the base (never reads or writes the cache)."""
         if self._base is None:
-            base = SentenceTransformer(modules=self.modules, device=str(self.model.device))
+            base = BackendSentenceTransformer(modules=self.modules, device=str(self.model.device),
+                                              backend=self.backend_asked, export_root=self.root)
             base.prompts, base.default_prompt_name = dict(self.model.prompts), self.model.default_prompt_name
             self._base = base
         kwargs: dict[str, Any] = {"task": role} if role is not None and routes_tasks(self.modules) else {}
