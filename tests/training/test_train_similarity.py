@@ -46,6 +46,7 @@ def test_default_corpus_run_keeps_every_ranking_and_improves_isotropy(bundled_en
     result = train(str(corpus_file), output=str(tmp_path / "out"), cache_dir=str(tmp_path / "cache"), show_progress=False)
     report = result.report
     assert report["config"]["objective"] == "similarity" and report["steps"] == []
+    assert (report["data"]["rows"], report["data"]["corpus"]) == (0, len(_docs()))  # whole documents, no rows
     assert report["transform"]["ranking"] == "unchanged" and report["transform"]["calibrator"] == "rescaled"
     loaded = GaussianEncoder(str(tmp_path / "out"))
     docs = _docs()

@@ -43,16 +43,16 @@ from ragcun_train.report import (
     plot_losses,
     summary_lines,
 )
-from ragcun_train.rows import TrainingData, load_labelled
+from ragcun_train.rows import TrainingData, load_labelled, load_whole_documents
 from ragcun_train.similarity import run_similarity
 from ragcun_train.state import Cached, Outcome, Run, Start
 
 log = logging.getLogger(__name__)
 
 FIT_SAMPLE = 20_000
-DATA_LOADERS: dict[str, Callable[[Path, TrainConfig], TrainingData]] = {"distil": load_distil}
-"""Objectives that build their own rows, with the loader of their data; every other objective trains on labelled
-data as loaded (:func:`ragcun_train.rows.load_labelled`)."""
+DATA_LOADERS: dict[str, Callable[[Path, TrainConfig], TrainingData]] = {"distil": load_distil, "similarity": load_whole_documents}
+"""Objectives that build their own rows (or, closed-form, fit whole documents), with the loader of their data; every
+other objective trains on labelled data as loaded (:func:`ragcun_train.rows.load_labelled`)."""
 
 
 @dataclass
@@ -213,8 +213,7 @@ def _cache(run: Run) -> Cached:
     cache = EmbeddingCache(run.model, cfg.cache_dir, show_progress=cfg.show_progress)
     iso_texts = _sample(ev.doc_texts if ev is not None else train_set.corpus, cfg.isotropy_sample, cfg.seed)
     held = run.data.held.queries if run.data.held is not None else []
-    anchors = [] if cfg.objective in CLOSED_FORM_OBJECTIVES else train_set.anchors  # a closed-form fit uses documents only
-    wanted = {"query": [*anchors, *held, *(ev.queries.values() if ev is not None else [])],
+    wanted = {"query": [*train_set.anchors, *held, *(ev.queries.values() if ev is not None else [])],
               "document": [*train_set.corpus, *(train_set.negatives or []), *iso_texts,
                            *(ev.doc_texts if ev is not None else [])]}
     if run.rank == 0:
