@@ -56,5 +56,7 @@ def test_default_objective_follows_the_data(tmp_path) -> None:
     assert TrainConfig(data=str(corpus), objective="isotropy-only").weights()["isotropy"] == 1.0  # the opt-in training
     with pytest.raises(ValueError, match="'similarity' trains nothing.*isotropy"):
         TrainConfig(data=str(corpus), lambda_isotropy=0.5).check()
+    with pytest.raises(ValueError, match="keeps the model's head and its ranking as they are; --init"):
+        TrainConfig(data=str(corpus), init="whitening").check()
     with pytest.raises(ValueError, match="--objective similarity fits unlabelled documents: give a corpus"):
         TrainConfig(data=str(pairs), objective="similarity").check()

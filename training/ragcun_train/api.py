@@ -228,14 +228,13 @@ def _cache(run: Run) -> Cached:
 def _init(run: Run, cached: Cached) -> Start:
     """Fit the head's initialisation (identity or whitening) on up to ``FIT_SAMPLE`` corpus documents; measure the start.
 
-    A closed-form objective keeps the model's head as loaded unless ``--init`` is given (its transform must not change
-    the ranking the user had). On rank 0, measures the base model's cosine retrieval (with an eval set) and the
+    A closed-form objective keeps the model's head as loaded (its transform must not change the ranking the user had). On rank 0, measures the base model's cosine retrieval (with an eval set) and the
     initialised model.
     """
     model, ev = run.model, run.ev
     fit_ids = torch.randperm(len(cached.corpus), generator=torch.Generator().manual_seed(run.cfg.seed))[:FIT_SAMPLE]
     fit_on = cached.corpus[fit_ids].cpu().numpy()
-    refit = run.cfg.objective not in CLOSED_FORM_OBJECTIVES or run.cfg.init is not None
+    refit = run.cfg.objective not in CLOSED_FORM_OBJECTIVES
     if refit and model.ragcun_config["init"] == "identity":
         model.fit_identity(fit_on)
     elif refit and model.ragcun_config["init"] == "whitening":

@@ -119,6 +119,9 @@ class TrainConfig:
             self.weights()
         except ValueError as exc:
             raise ValueError(f"--objective/--lambda-*: {exc}") from None
+        if self.resolved_objective() in CLOSED_FORM_OBJECTIVES and self.init is not None:
+            raise ValueError(f"--objective {self.resolved_objective()} keeps the model's head and its ranking as they are; "
+                             "--init (a refit that changes them) does not apply")
         if self.objective in (*ENCODER_OBJECTIVES, *CLOSED_FORM_OBJECTIVES):
             if self.freeze_base and self.objective in ENCODER_OBJECTIVES:
                 raise ValueError(f"--objective {self.objective} trains the encoder: it cannot run with --freeze-base "
