@@ -8,8 +8,10 @@ base (bundled cosine, bundled hybrid). Corpora: BEIR SciFact (its 5,183 document
 questions) and the held-out NQ set of ``benchmarks.research.heads`` (2,500 passages, 800 questions).
 
 Variants:
-- ``default``: what ``ragcun-train CORPUS --format corpus`` does today (title/half -> body views,
-  InfoNCE + SIGReg, frozen linear head), through ``ragcun_train.train``.
+- ``default``: what ``ragcun-train CORPUS --format corpus`` does today (``--objective similarity``: no
+  training, a similarity transform fitted to the corpus), through ``ragcun_train.train``; ``views``: the
+  earlier default (title/half -> body views, InfoNCE + SIGReg, frozen linear head); ``default-iso``: the
+  same head with SIGReg alone (``--objective isotropy-only``, the default before ``similarity``).
 - ``product``: ``ragcun-train CORPUS --format corpus --objective distil`` (its defaults), through
   ``ragcun_train.train``; the trained model encodes the test set.
 - the others train the top N transformer layers on token states of layer L-N cached once (fp16,
@@ -56,7 +58,9 @@ from ragcun_train.distil import HybridTeacher, fit_margin_scale, mine_triplets, 
 # name -> settings (defaults in Variant)
 VARIANTS: dict[str, dict] = {
     "default": {"kind": "default"},
-    # the same frozen head with SIGReg alone (a candidate safe default: no ranking term to drift)
+    # the first default: title/half -> body views, InfoNCE + SIGReg 0.5 on a frozen head
+    "views": {"kind": "default", "objective": "gaussian-rag"},
+    # the same frozen head with SIGReg alone (the default before similarity; opt-in now)
     "default-iso": {"kind": "default", "objective": "isotropy-only"},
     # the productised objective: ragcun-train CORPUS --format corpus --objective distil (SentenceTransformerTrainer)
     "product": {"kind": "product"},

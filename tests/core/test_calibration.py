@@ -132,3 +132,14 @@ def test_bundled_gaussian_model_carries_its_calibrator_until_the_head_changes(bu
     model = GaussianEncoder()
     model.fit_identity(["A first text about tides.", "A second text about plays."])
     assert model.relevance_calibrator is None
+
+
+def test_rescaled_keeps_every_probability_for_scaled_distances() -> None:
+    cal = RelevanceCalibrator(3.0, -0.02, 100, 10, "toy")
+    d = np.array([0.0, 5.0, 12.5, 30.0])
+    moved = cal.rescaled(1.7)
+    np.testing.assert_allclose(moved(1.7 * d), cal(d), rtol=1e-12)
+    assert (moved.n_pairs, moved.n_relevant) == (100, 10) and moved.fitted_on == "toy (distances rescaled by 1.7)"
+    for bad in (0.0, -1.0, float("inf"), True):
+        with pytest.raises(ValueError, match="distance_scale must be a finite number > 0"):
+            cal.rescaled(bad)

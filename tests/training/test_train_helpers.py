@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+import pytest
+
 from ragcun.stats import distributed
 from ragcun_train.checkpoint import STATE_JSON, latest_checkpoint, list_checkpoints
 from ragcun_train.cli import build_parser
@@ -37,17 +39,24 @@ def test_distributed_lookups_outside_a_process_group(monkeypatch):
 
 
 def test_default_objective_follows_the_data(tmp_path) -> None:
-    """Label-free corpora default to isotropy-only (the one label-free preset within 0.5% of the base); labelled data to gaussian-rag."""
+    """Label-free corpora default to similarity (a closed-form fit that keeps every ranking); labelled data to gaussian-rag."""
     from ragcun_train.config import CORPUS_OBJECTIVE, LABELLED_OBJECTIVE, TrainConfig
 
     corpus = tmp_path / "docs.jsonl"
     corpus.write_text('{"text": "A first document about tides and the Moon."}\n')
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text('{"query": "tides?", "positive": "The Moon causes tides."}\n')
-    assert (CORPUS_OBJECTIVE, LABELLED_OBJECTIVE) == ("isotropy-only", "gaussian-rag")
+    assert (CORPUS_OBJECTIVE, LABELLED_OBJECTIVE) == ("similarity", "gaussian-rag")
     assert TrainConfig(data=str(corpus)).resolved_objective() == CORPUS_OBJECTIVE
     assert TrainConfig(data=str(pairs)).resolved_objective() == LABELLED_OBJECTIVE
     assert TrainConfig().resolved_objective() == LABELLED_OBJECTIVE  # the bundled demo is labelled
     assert TrainConfig(data=str(corpus), objective="distil").resolved_objective() == "distil"
-    assert TrainConfig(data=str(corpus)).weights() == {"contrastive": 0.0, "isotropy": 1.0, "predictive": 0.0,
-                                                       "covariance": 0.0, "margin": 0.0, "distil": 0.0}
+    assert TrainConfig(data=str(corpus)).weights() == dict.fromkeys(("contrastive", "isotropy", "predictive", "covariance",
+                                                                      "margin", "distil"), 0.0)  # trains nothing
+    assert TrainConfig(data=str(corpus), objective="isotropy-only").weights()["isotropy"] == 1.0  # the opt-in training
+    with pytest.raises(ValueError, match="'similarity' trains nothing.*isotropy"):
+        TrainConfig(data=str(corpus), lambda_isotropy=0.5).check()
+    with pytest.raises(ValueError, match="keeps the model's head and its ranking as they are; --init"):
+        TrainConfig(data=str(corpus), init="whitening").check()
+    with pytest.raises(ValueError, match="--objective similarity fits unlabelled documents: give a corpus"):
+        TrainConfig(data=str(pairs), objective="similarity").check()

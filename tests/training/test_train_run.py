@@ -17,7 +17,7 @@ from ragcun.losses import GaussianRAGLoss
 from ragcun_train import train
 from ragcun_train.cli import main
 from ragcun_train.frozen import NonFiniteLossError
-from ragcun_train.objectives import ENCODER_OBJECTIVES, PRESETS
+from ragcun_train.objectives import CLOSED_FORM_OBJECTIVES, ENCODER_OBJECTIVES, PRESETS
 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau upsilon".split()
 
@@ -47,7 +47,8 @@ def _head_state(model: GaussianEncoder) -> list[torch.Tensor]:
     return [p.detach().clone() for p in model.head_parameters()]
 
 
-@pytest.mark.parametrize("objective", [o for o in PRESETS if o not in ENCODER_OBJECTIVES])  # distil: tests/training/test_distil.py
+@pytest.mark.parametrize("objective", [o for o in PRESETS if o not in (*ENCODER_OBJECTIVES, *CLOSED_FORM_OBJECTIVES)])
+# distil: tests/training/test_distil.py; similarity: tests/training/test_train_similarity.py
 def test_each_objective_trains_and_reports(tiny_model_dir, beir_dir, tmp_path, objective):
     result = _run(tiny_model_dir, beir_dir, tmp_path, objective=objective)
     report = json.loads((result.output / "training_report.json").read_text())

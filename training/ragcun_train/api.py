@@ -23,6 +23,7 @@ from ragcun.losses.jepa_predictive import PREDICTOR_DIR
 from ragcun.model.cache import EmbeddingCache
 from ragcun.model.encoder import resolve_model_path
 from ragcun.scoring.calibrator import FILE as CALIBRATOR_FILE
+from ragcun.scoring.fusion_settings import FILE as FUSION_FILE
 from ragcun_eval.beir import BeirDataset, load_beir
 from ragcun_train.calibration import held_out_calibrator
 from ragcun_train.checkpoint import latest_checkpoint
@@ -30,8 +31,9 @@ from ragcun_train.config import CHECKPOINT_DIR, DEMO_DIR, TrainConfig
 from ragcun_train.distil import load_distil
 from ragcun_train.evaluation import retrieval_metrics
 from ragcun_train.frozen import run_frozen
+from ragcun_train.fusion_fit import held_out_fusion
 from ragcun_train.model_card import write_model_card
-from ragcun_train.objectives import ENCODER_OBJECTIVES, TRAINED_LAYERS_ON_CPU, build_loss
+from ragcun_train.objectives import CLOSED_FORM_OBJECTIVES, ENCODER_OBJECTIVES, TRAINED_LAYERS_ON_CPU, build_loss
 from ragcun_train.report import (
     ISOTROPY_PLOT,
     LOSS_PLOT,
@@ -41,15 +43,16 @@ from ragcun_train.report import (
     plot_losses,
     summary_lines,
 )
-from ragcun_train.rows import TrainingData, load_labelled
+from ragcun_train.rows import TrainingData, load_labelled, load_whole_documents
+from ragcun_train.similarity import run_similarity
 from ragcun_train.state import Cached, Outcome, Run, Start
 
 log = logging.getLogger(__name__)
 
 FIT_SAMPLE = 20_000
-DATA_LOADERS: dict[str, Callable[[Path, TrainConfig], TrainingData]] = {"distil": load_distil}
-"""Objectives that build their own rows, with the loader of their data; every other objective trains on labelled
-data as loaded (:func:`ragcun_train.rows.load_labelled`)."""
+DATA_LOADERS: dict[str, Callable[[Path, TrainConfig], TrainingData]] = {"distil": load_distil, "similarity": load_whole_documents}
+"""Objectives that build their own rows (or, closed-form, fit whole documents), with the loader of their data; every
+other objective trains on labelled data as loaded (:func:`ragcun_train.rows.load_labelled`)."""
 
 
 @dataclass
@@ -115,19 +118,19 @@ def _sample(texts: list[str], k: int, seed: int) -> list[str]:
 
 def _model_entries(folder: Path) -> set[str]:
     """The module folders a saved model in ``folder`` lists in its ``modules.json`` (plain names only), its JEPA
-    predictor and its relevance calibrator file."""
+    predictor, its relevance calibrator and its fusion settings files."""
     try:
         listed = {m.get("path") for m in json.loads((folder / "modules.json").read_text())}
     except (OSError, ValueError, TypeError, AttributeError):  # no model there, or not one this can read: remove nothing
         listed = set()
     return {n for n in listed if isinstance(n, str) and n not in ("", ".", "..") and Path(n).name == n} | {PREDICTOR_DIR,
-                                                                                                        CALIBRATOR_FILE}
+                                                                                                        CALIBRATOR_FILE, FUSION_FILE}
 
 
 def _save_model(model: GaussianEncoder, output: Path, report: dict[str, Any]) -> None:
     """Write the model and its card into ``output`` via a temporary sibling folder, entry by entry with ``os.replace``.
 
-    Module folders (and a calibrator file) of a model saved there before that this one does not have are removed.
+    Module folders (and calibrator and fusion files) of a model saved there before that this one does not have are removed.
     """
     output.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=output, prefix=".model-"))
@@ -225,14 +228,16 @@ def _cache(run: Run) -> Cached:
 def _init(run: Run, cached: Cached) -> Start:
     """Fit the head's initialisation (identity or whitening) on up to ``FIT_SAMPLE`` corpus documents; measure the start.
 
-    On rank 0, measures the base model's cosine retrieval (with an eval set) and the initialised model.
+    A closed-form objective keeps the model's head as loaded (its transform must not change the ranking the user had). On rank 0, measures the base model's cosine retrieval (with an eval set) and the
+    initialised model.
     """
     model, ev = run.model, run.ev
     fit_ids = torch.randperm(len(cached.corpus), generator=torch.Generator().manual_seed(run.cfg.seed))[:FIT_SAMPLE]
     fit_on = cached.corpus[fit_ids].cpu().numpy()
-    if model.ragcun_config["init"] == "identity":
+    refit = run.cfg.objective not in CLOSED_FORM_OBJECTIVES
+    if refit and model.ragcun_config["init"] == "identity":
         model.fit_identity(fit_on)
-    elif model.ragcun_config["init"] == "whitening":
+    elif refit and model.ragcun_config["init"] == "whitening":
         model.fit_whitening(fit_on)
     base_metrics = None
     if ev is not None and run.rank == 0:
@@ -245,7 +250,9 @@ def _init(run: Run, cached: Cached) -> Start:
 def _run_training(run: Run, cached: Cached, start: Start) -> Outcome:
     """Build the objective's rows (from the model's outputs before training) and loss, and train: the head alone on
     cached embeddings (frozen base, :func:`ragcun_train.frozen.run_frozen`), or the whole model
-    (:func:`ragcun_train.full.run_full`)."""
+    (:func:`ragcun_train.full.run_full`); a closed-form objective fits instead (:func:`ragcun_train.similarity.run_similarity`)."""
+    if run.cfg.objective in CLOSED_FORM_OBJECTIVES:
+        return run_similarity(run, cached, start)
     train_set = run.data.rows(lambda texts, role: cached.outputs(run.model, texts, role))
     loss = build_loss(run.model, run.weights, run.cfg.temperature, run.cfg.num_slices)
     if run.cfg.freeze_base:
@@ -260,16 +267,22 @@ def _report(run: Run, cached: Cached, start: Start, outcome: Outcome) -> dict[st
     cfg, train_set, held, ev = run.cfg, outcome.train_set, run.data.held, run.ev
     before, after = start.before, outcome.after
     spectra = {"before": covariance_spectrum(before.pop("_emb")), "after": covariance_spectrum(after.pop("_emb"))}
-    calibrator = None
+    # A closed-form transform keeps (rescaled) what the model carried; training replaces it by what the held-back
+    # queries fit, or drops it.
+    kept = outcome.transform is not None
+    calibrator = run.model.relevance_calibrator if kept else None
+    fusion = run.model.fusion_settings if kept else None
     if held is not None and outcome.held_outputs is not None:
         calibrator = held_out_calibrator(*outcome.held_outputs, held, train_set.source)
-    run.model.relevance_calibrator = calibrator
+        fusion = held_out_fusion(*outcome.held_outputs, train_set.corpus, held, train_set.source)
+    run.model.relevance_calibrator, run.model.fusion_settings = calibrator, fusion
     report = {
         "config": asdict(cfg) | {"lr": run.lr, "epochs": run.epochs, "weights": run.weights},
         "data": {"source": train_set.source, "kind": train_set.kind, "rows": len(train_set), "corpus": len(train_set.corpus),
                  "held_back_queries": len(held.queries) if held is not None else 0,
                  "skipped": dict(train_set.skipped)},
         "calibrator": calibrator.to_dict() if calibrator is not None else None,
+        "fusion": asdict(fusion) if fusion is not None else None,
         "eval": {"source": run.ev_name, "split": str(run.ev_name).rsplit(":", 1)[1], "queries": len(ev.queries),
                  "docs": len(ev.doc_ids)} if ev else None,
         "cache": {"dir": str(cached.cache.dir), "hits": cached.cache.hits, "misses": cached.cache.misses},
@@ -277,6 +290,7 @@ def _report(run: Run, cached: Cached, start: Start, outcome: Outcome) -> dict[st
         "before": before,
         "after": after,
         "recentred": outcome.recentred,
+        "transform": outcome.transform,
         "steps": outcome.history,
         "evaluations": outcome.evaluations,
         "seconds": round(time.time() - run.started, 1),

@@ -13,6 +13,9 @@ from ragcun_train.config import HEADS, INITS, TrainConfig
 from ragcun_train.data import FORMATS
 from ragcun_train.objectives import COMPONENTS, PRESETS
 
+CLOSED_FORM_HELP = ("no training: a similarity transform (centre, rotation, one scale) fitted to the corpus; "
+                    "every ranking stays exactly as it was")
+
 DESCRIPTION = """\
 Train a ragcun model: a sentence-transformers encoder with a Gaussian head whose embeddings follow
 N(0, I) and are ranked by Euclidean distance.
@@ -22,13 +25,14 @@ DATA is a file or folder; its kind is detected (or forced with --format):
           (a headerless TSV is read as query, positive[, negative], like MS MARCO triples)
   beir    a BEIR folder (corpus.jsonl, queries.jsonl, qrels/train.tsv): pairs from the qrels
   corpus  unlabelled documents: a .txt (one per line), a .jsonl with "text" (and "title"), a BEIR
-          folder without train qrels, or a folder of .txt/.md files; trained on two disjoint
-          views of each document (title and body, or two halves)
+          folder without train qrels, or a folder of .txt/.md files; by default not trained on but
+          fitted in closed form (--objective similarity: the ranking stays exactly as it was); an opt-in
+          training objective trains on two disjoint views of each document (title and body, or two halves)
 With no DATA, trains on the bundled demo (BEIR SciFact training pairs) and prints nDCG@10 and
 isotropy before and after on its held-out test queries.
 
 Objectives (λ of each loss component; override any with --lambda-*):
-""" + "\n".join(f"  {name:<14}{', '.join(f'{k} {v}' for k, v in w.items())}" for name, w in PRESETS.items())
+""" + "\n".join(f"  {name:<14}{', '.join(f'{k} {v}' for k, v in w.items()) or CLOSED_FORM_HELP}" for name, w in PRESETS.items())
 
 EPILOG = """\
 Outputs in --output: the model (loads with ragcun.GaussianEncoder(DIR), SentenceTransformer(DIR) and
@@ -63,8 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="DIR", help="output model folder (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace the model and checkpoints a previous run left in --output")
     p.add_argument("--objective", choices=tuple(PRESETS),
-                   help="loss preset (default: gaussian-rag for labelled data, isotropy-only for a --format corpus, the label-free preset that "
-                        "moved the ranking least (README)); distil: label-free distillation of the hybrid "
+                   help="loss preset (default: gaussian-rag for labelled data; similarity for a --format corpus: no training, "
+                        "a closed-form similarity transform that adapts the isotropy statistics and leaves every ranking "
+                        "unchanged); isotropy-only: SIGReg training of the head on a corpus (reorders the ranking; opt-in, "
+                        "measured in the README); distil: label-free distillation of the hybrid "
                         "L2 + BM25 ranking into the encoder (a corpus only; trains the top layers on CPU; opt-in)")
     p.add_argument("--init", choices=INITS,
                    help="head initialisation (default: identity for a linear or residual head — L2 ranks as the base's cosine; random for mlp)")

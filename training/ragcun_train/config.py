@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ragcun.model.choices import HEADS, INITS
 from ragcun_train.data import FORMATS, check_format
-from ragcun_train.objectives import ENCODER_OBJECTIVES, PRESETS, objective_weights
+from ragcun_train.objectives import CLOSED_FORM_OBJECTIVES, ENCODER_OBJECTIVES, PRESETS, objective_weights
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 CHECKPOINT_DIR = "checkpoints"
@@ -25,9 +25,11 @@ _AT_LEAST_ZERO = ("freeze_layers", "corpus_negatives")
 _POSITIVE_REALS = ("lr", "temperature")
 LABELLED_OBJECTIVE = "gaussian-rag"
 """The default objective for labelled data (pairs, BEIR folders)."""
-CORPUS_OBJECTIVE = "isotropy-only"
-"""The default objective for a label-free corpus (``--format corpus``): SIGReg alone on a frozen head. Why this
-preset and not the title/half -> body InfoNCE views or ``distil`` (opt-in): the label-free adaptation section of
+CORPUS_OBJECTIVE = "similarity"
+"""The default objective for a label-free corpus (``--format corpus``): no training, a similarity transform of the
+outputs fitted to the corpus (:mod:`ragcun_train.similarity`), which adapts their mean, axes and scale and leaves
+every L2 ranking exactly as it was. Every objective that trains on a corpus (``isotropy-only``, the title/half ->
+body views, ``distil``) reorders the ranking and is opt-in; measured in the README's training section and
 docs/benchmarks.md."""
 _CHOICES = {"format": FORMATS, "objective": tuple(PRESETS), "head": HEADS, "init": INITS}
 
@@ -117,12 +119,15 @@ class TrainConfig:
             self.weights()
         except ValueError as exc:
             raise ValueError(f"--objective/--lambda-*: {exc}") from None
-        if self.objective in ENCODER_OBJECTIVES:
-            if self.freeze_base:
+        if self.resolved_objective() in CLOSED_FORM_OBJECTIVES and self.init is not None:
+            raise ValueError(f"--objective {self.resolved_objective()} keeps the model's head and its ranking as they are; "
+                             "--init (a refit that changes them) does not apply")
+        if self.objective in (*ENCODER_OBJECTIVES, *CLOSED_FORM_OBJECTIVES):
+            if self.freeze_base and self.objective in ENCODER_OBJECTIVES:
                 raise ValueError(f"--objective {self.objective} trains the encoder: it cannot run with --freeze-base "
                                  "(a frozen linear head measured worse than the base; see docs/benchmarks.md)")
             if self.data is not None and check_format(self.data, self.format) != "corpus":
-                raise ValueError(f"--objective {self.objective} learns from unlabelled documents: give a corpus "
+                raise ValueError(f"--objective {self.objective} fits unlabelled documents: give a corpus "
                                  f"(--format corpus), not {check_format(self.data, self.format)} data")
         if self.data is not None:
             check_format(self.data, self.format)

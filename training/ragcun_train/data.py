@@ -313,6 +313,11 @@ def load_documents(path: str | Path) -> tuple[list[str], list[str], Counter]:
     return titles, bodies, skip.counts
 
 
+def document_texts(titles: list[str], bodies: list[str]) -> list[str]:
+    """Each document as one text, its title and body joined as a BEIR corpus joins them (what a store indexes)."""
+    return [f"{t} {b}".strip() for t, b in zip(titles, bodies)]
+
+
 def _load_corpus(path: Path) -> TrainingSet:
     """Self-supervised (context, target) views of each document; the targets serve as negatives."""
     skip = _Skips()

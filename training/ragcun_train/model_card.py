@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ragcun_train.report import comparison_rows
+from ragcun_train.report import comparison_rows, fusion_line
 
 CARD_FILE = "README.md"
 
@@ -23,6 +23,20 @@ def _table(report: dict[str, Any]) -> list[str]:
         erank = f"{iso['effective_rank']:.0f} / {iso['dim']}" if iso else "–"
         lines.append(f"| {name} | {ndcg} | {sig} | {iso.get('is_isotropic', '–')} | {erank} |")
     return lines
+
+
+def _transform_lines(report: dict[str, Any]) -> list[str]:
+    """The card's lines on a closed-form similarity transform (``--objective similarity``), if the run made one."""
+    t = report.get("transform")
+    if not t:
+        return []
+    return [f"- objective: {report['config']['objective']} (closed form: no loss, no training step)",
+            f"- no training: a similarity transform fitted to the corpus ({t['fitted_on_documents']} documents): centred "
+            f"on their mean, rotated onto their principal axes, every distance scaled by {t['distance_scale']:.4f}; "
+            f"relevance calibrator {t['calibrator']}",
+            "- **ranking unchanged**: L2 ranking is invariant under a shift, a rotation and one scale, so every dense "
+            "ranking (and hybrid min-max fusion) is exactly what it was before the transform; only the isotropy statistics "
+            "and the distance scale changed (the table below)"]
 
 
 def model_card(report: dict[str, Any], ragcun_config: dict[str, Any]) -> str:
@@ -54,12 +68,15 @@ def model_card(report: dict[str, Any], ragcun_config: dict[str, Any]) -> str:
         f"- base model: {base}",
         f"- head: {ragcun_config['head']} ({ragcun_config['input_dim']} → {ragcun_config['output_dim']} dimensions), "
         f"initialised as {ragcun_config['init']}",
-        f"- objective: {cfg['objective']} ({weights}); temperature {cfg['temperature'] or '0.1 × dimension'}",
-        f"- training: {mode}; {steps} steps, batch size {cfg['batch_size']}, learning rate {cfg['lr']:g}, seed {cfg['seed']}",
-        f"- re-centred on the training corpus: {'yes' if report.get('recentred') else 'no'}",
+        *(_transform_lines(report) or [
+            f"- objective: {cfg['objective']} ({weights}); temperature {cfg['temperature'] or '0.1 × dimension'}",
+            f"- training: {mode}; {steps} steps, batch size {cfg['batch_size']}, learning rate {cfg['lr']:g}, seed {cfg['seed']}",
+            f"- re-centred on the training corpus: {'yes' if report.get('recentred') else 'no'}"]),
         "- relevance calibrator (`relevance_calibrator.json`, the stores' P(relevant) score): "
         + (f"fitted on {report['calibrator']['fitted_on']}" if report.get("calibrator") else
            "none (the stores score by the distance law)"),
+        "- hybrid fusion (`ragcun_fusion.json`, the stores' dense weight unless `alpha=` is set): "
+        + (f"fitted, {fusion_line(report['fusion'])}" if report.get("fusion") else "none (the stores' default weight)"),
         "",
         "## Data",
         "",

@@ -18,25 +18,37 @@ PRESETS: dict[str, dict[str, float]] = {
     "gaussian-rag": {"contrastive": 1.0, "isotropy": 0.5},
     # JEPA: SIGReg 1.5 + the predictive term 1.2, no contrastive term.
     "jepa": {"isotropy": 1.5, "predictive": 1.2},
-    # Comparisons: SIGReg alone, and covariance matching in place of SIGReg.
+    # Comparisons: SIGReg alone, and covariance matching in place of SIGReg (isotropy-only reorders the
+    # ranking: opt-in on a corpus, measured in the README's training section).
     "isotropy-only": {"isotropy": 1.0},
     "covariance": {"contrastive": 1.0, "covariance": 1.0},
     # Label-free: MarginMSE on the hybrid (L2 + BM25) teacher's margins over pseudo-queries cut from
     # the corpus (ragcun_train.distil); SIGReg off by default (--lambda-isotropy adds it; see docs/benchmarks.md).
     # Needs --format corpus.
     "distil": {"distil": 1.0},
+    # Label-free, no training: a similarity transform (centre, PCA rotation, one scale) fitted to the corpus in
+    # closed form (ragcun_train.similarity); every L2 ranking stays exactly as it was. The default for a corpus.
+    "similarity": {},
 }
 #: Objectives that train the encoder itself (never a frozen base) on an unlabelled corpus.
 ENCODER_OBJECTIVES = ("distil",)
+#: Objectives fitted in closed form, with no loss and no gradient step: their λ are all 0 and cannot be set.
+CLOSED_FORM_OBJECTIVES = ("similarity",)
 #: Transformer layers an encoder objective trains on CPU (the top ones; the rest stay frozen: minutes, not hours).
 TRAINED_LAYERS_ON_CPU = 2
 
 
 def objective_weights(name: str, overrides: Mapping[str, float | None] | None = None) -> dict[str, float]:
-    """The preset's λ of every component, with ``overrides`` (``None`` = keep the preset's) applied."""
+    """The preset's λ of every component, with ``overrides`` (``None`` = keep the preset's) applied; all 0 for a
+    closed-form objective (:data:`CLOSED_FORM_OBJECTIVES`), which takes no overrides."""
     if name not in PRESETS:
         raise ValueError(f"unknown objective {name!r}; choose one of {tuple(PRESETS)}")
     weights = {c: PRESETS[name].get(c, 0.0) for c in COMPONENTS}
+    if name in CLOSED_FORM_OBJECTIVES:
+        given = sorted(c for c, v in (overrides or {}).items() if v is not None)
+        if given:
+            raise ValueError(f"objective {name!r} trains nothing (a closed-form fit); λ of {', '.join(given)} does not apply")
+        return weights
     for component, value in (overrides or {}).items():
         if component not in weights:
             raise ValueError(f"unknown loss component {component!r}; choose from {COMPONENTS}")

@@ -125,8 +125,30 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         if iso:
             parts.append(f"SIGReg {iso['sigreg']:.2f}  isotropic {iso['is_isotropic']}  eff.rank {iso['effective_rank']:.0f}/{iso['dim']}")
         lines.append("  ".join(parts))
+    transform = report.get("transform")
+    if transform:
+        lines.append(f"     transform:  centre (shift {transform['shift_norm']:.3f}), rotate onto the corpus's principal axes, "
+                     f"scale every distance by {transform['distance_scale']:.4f}; fitted on {transform['fitted_on_documents']} documents")
+        lines.append("       ranking:  UNCHANGED - a similarity transform keeps every L2 ranking (and hybrid min-max fusion) "
+                     "exactly; only the isotropy statistics and the distance scale move")
     cal = report.get("calibrator")
     if cal:
         lines.append(f"    calibrator:  P(relevant) = sigmoid({cal['intercept']:.3f} {cal['slope']:+.5f} * d^2), "
                      f"{cal['fitted_on']}")
+    fusion = report.get("fusion")
+    if fusion:
+        lines.append(f"        fusion:  {fusion_line(fusion)}")
     return lines
+
+
+def fusion_line(fusion: dict[str, Any]) -> str:
+    """One line on fitted fusion settings (``asdict`` of a :class:`ragcun.scoring.fusion_settings.FusionSettings`)."""
+    fitted = fusion["fitted_on"]
+    curve = fitted.get("ndcg@10_by_alpha") or {}
+    best = curve.get(f"{fusion['alpha']:.2f}")
+    default = fitted.get("default_alpha")
+    at_default = curve.get(f"{default:.2f}") if isinstance(default, (int, float)) else None
+    scored = f": hybrid nDCG@10 {best:.4f}" if best is not None else ""
+    versus = f" (store default {default:.2f}: {at_default:.4f})" if at_default is not None else ""
+    where = f" on {fitted['held_out_queries']} held-back queries of {fitted.get('source', '?')}" if "held_out_queries" in fitted else ""
+    return f"hybrid dense weight alpha {fusion['alpha']:.2f} ({fusion['normalization']}){scored}{where}{versus}"

@@ -82,12 +82,14 @@ class Start:
 
 @dataclass
 class Outcome:
-    """What training leaves: the rows it trained on, the step history, the evaluator results, the re-centring, the final
-    metrics and the trained model's outputs for the held-back queries and the corpus (to fit its calibrator)."""
+    """What training leaves: the rows it trained on, the step history, the evaluator results, the re-centring (or the
+    closed-form similarity ``transform`` that replaced training), the final metrics and the trained model's outputs
+    for the held-back queries and the corpus (to fit its calibrator and hybrid weight)."""
 
     train_set: TrainingSet
     history: list[dict[str, Any]]
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     recentred: dict[str, Any] | None = None
+    transform: dict[str, Any] | None = None
     after: dict[str, Any] = field(default_factory=dict)
     held_outputs: tuple[np.ndarray, np.ndarray] | None = None

@@ -115,6 +115,15 @@ class RelevanceCalibrator:
             raise ValueError("in these pairs relevance does not fall with distance; cannot calibrate")
         return cls(float(w[0] - slope * mu), float(slope), len(x), int(y.sum()), fitted_on)
 
+    def rescaled(self, distance_scale: float) -> RelevanceCalibrator:
+        """The same calibrator for distances multiplied by ``distance_scale`` (> 0), as after the model's outputs are
+        mapped by ``y ↦ s · R (y − μ)`` with R orthogonal: every probability stays exactly as it was."""
+        if isinstance(distance_scale, bool) or not isinstance(distance_scale, (int, float)) \
+                or not math.isfinite(distance_scale) or distance_scale <= 0:
+            raise ValueError(f"distance_scale must be a finite number > 0; got {distance_scale!r}")
+        return RelevanceCalibrator(self.intercept, self.slope / distance_scale ** 2, self.n_pairs, self.n_relevant,
+                                   f"{self.fitted_on} (distances rescaled by {distance_scale:.6g})".lstrip())
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, with format and version."""
         return {"format": FORMAT, "version": VERSION, **asdict(self)}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ragcun_train.calibration import HeldOut
 from ragcun_train.config import TrainConfig
-from ragcun_train.data import TrainingSet, load_documents
+from ragcun_train.data import TrainingSet, document_texts, load_documents
 from ragcun_train.distil.pseudo_queries import PseudoQuery, pseudo_queries, split_sentences
 from ragcun_train.distil.teacher import HybridTeacher, TeacherRanking
 from ragcun_train.distil.triplets import POSITIVES, Triplet, distil_set, fit_margin_scale, mine_triplets
@@ -54,5 +54,5 @@ def load_distil(data_path: Path, cfg: TrainConfig) -> DistilData:
     titles, bodies, skipped = load_documents(data_path)
     if not titles:
         raise ValueError(f"{data_path}: no documents to distil on (skipped: {dict(skipped) or 'none'})")
-    texts = [f"{t} {b}".strip() for t, b in zip(titles, bodies)]
+    texts = document_texts(titles, bodies)
     return DistilData(titles, bodies, TrainingSet("corpus", str(data_path), [], [], None, texts, [], skipped), cfg.seed)

@@ -1,0 +1,52 @@
+"""ragcun-train on labels fits the hybrid dense weight on the held-back queries and saves it with the model."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from ragcun import GaussianEncoder
+from ragcun.scoring.fusion_settings import FILE, FusionSettings
+from ragcun_train import train
+from ragcun_train.fusion_fit import ALPHAS, NORMALIZATION
+
+WORDS = ("river forest granite copper violin harbour lantern meadow orchid pepper quartz saddle tundra walnut yarrow "
+         "zephyr anchor bramble cinder dune").split()
+
+
+@pytest.fixture(scope="module")
+def labelled_dir(tmp_path_factory) -> Path:
+    """120 labelled queries (3 words of their document) over 150 documents: 20 are held back."""
+    rng = random.Random(1)
+    root = tmp_path_factory.mktemp("labelled")
+    (root / "qrels").mkdir()
+    docs = [" ".join(rng.choices(WORDS, k=8)) + f" item{i}" for i in range(150)]
+    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(docs)))
+    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": " ".join(docs[i].split()[:3])}) + "\n"
+                                                for i in range(120)))
+    (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(120)))
+    return root
+
+
+def test_labelled_run_fits_and_saves_the_fusion_weight(tiny_model_dir, labelled_dir, tmp_path):
+    opts = dict(model=tiny_model_dir, output=str(tmp_path / "out"), cache_dir=str(tmp_path / "cache"), batch_size=8,
+                max_steps=2, isotropy_sample=32, num_slices=16, show_progress=False)
+    result = train(labelled_dir, **opts)
+    saved = json.loads((tmp_path / "out" / FILE).read_text())
+    assert 0.0 <= saved["alpha"] <= 1.0 and saved["alpha"] in ALPHAS and saved["normalization"] == NORMALIZATION
+    fitted = saved["fitted_on"]
+    assert fitted["held_out_queries"] == 20 and fitted["corpus_documents"] == 150
+    curve = fitted["ndcg@10_by_alpha"]
+    assert len(curve) == len(ALPHAS) and curve[f"{saved['alpha']:.2f}"] == max(curve.values())
+    loaded = GaussianEncoder(str(tmp_path / "out")).fusion_settings
+    assert loaded == FusionSettings(saved["alpha"], NORMALIZATION, fitted) == result.model.fusion_settings
+    assert result.report["fusion"]["alpha"] == saved["alpha"]
+    assert "hybrid fusion (`ragcun_fusion.json`" in (tmp_path / "out" / "README.md").read_text()
+    assert f"hybrid dense weight alpha {saved['alpha']:.2f} (minmax)" in (tmp_path / "out" / "README.md").read_text()
+
+    again = train(labelled_dir, **opts | {"overwrite": True, "calibrate": False})
+    assert again.report["fusion"] is None and not (tmp_path / "out" / FILE).exists()  # nothing held back: nothing fitted
+    assert GaussianEncoder(str(tmp_path / "out")).fusion_settings is None
