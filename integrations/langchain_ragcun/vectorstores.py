@@ -3,8 +3,9 @@
 Text queries are hybrid by default: L2 and BM25 fused over both sides' candidates
 (:mod:`ragcun.store.fusion`), like ``langchain-qdrant``'s ``retrieval_mode``: set it on the store
 (a :class:`ragcun.RetrievalMode` or its string ``"hybrid" | "dense" | "sparse"``; ``"lexical"`` is an
-alias of ``"sparse"``; ``alpha`` = dense weight) or per call / per retriever
-(``as_retriever(search_kwargs={"retrieval_mode": "dense"})``). Searches by vector are dense. ``similarity_search_with_score`` returns Euclidean distances in the mode's order (lower is
+alias of ``"sparse"``; ``alpha`` = dense weight; ``fusion``, ``normalization``, ``rrf_k``: see
+:class:`ragcun.store.fusion.HybridFusion`) or per call / per retriever
+(``as_retriever(search_kwargs={"retrieval_mode": "dense", "fusion": "rrf"})``). Searches by vector are dense. ``similarity_search_with_score`` returns Euclidean distances in the mode's order (lower is
 closer, like LangChain's FAISS store); ``similarity_search_with_relevance_scores`` and the
 ``similarity_score_threshold`` retriever use scores in [0, 1]: ``P(relevant)`` from the model's
 relevance calibrator (:mod:`ragcun.scoring.calibrator`; ``score_mode="relevance"``, the default when the
@@ -31,7 +32,15 @@ from ragcun.index.lexical.bm25 import BM25Index
 from ragcun.index.protocol import VectorIndex, as_list, check_k
 from ragcun.store.calibrated import CalibratorSource
 from ragcun.store.doc_store import DocStore, Hit, Record, scored_store
-from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha
+from ragcun.store.fusion import (
+    DEFAULT_CANDIDATES,
+    DEFAULT_RRF_K,
+    FusionMethod,
+    check_fusion,
+    check_rrf_k,
+    fitted_fusion,
+    resolve_weights,
+)
 from ragcun.store.modes import RetrievalMode
 
 Filter = dict[str, Any] | Callable[[Document], bool] | None
@@ -57,9 +66,15 @@ class GaussianVectorStore(VectorStore):
     """LangChain vector store on a ragcun ``VectorIndex`` (default ``L2Index``): hybrid L2 + BM25 by default.
 
     ``retrieval_mode``: ``"hybrid"`` (default), ``"dense"`` or ``"sparse"`` (alias ``"lexical"``), as a
-    :class:`ragcun.RetrievalMode` or its string; ``alpha``: the dense weight of hybrid search;
-    ``candidates``: how many candidates each side contributes; ``lexical``: a ``ragcun.index.lexical.bm25.BM25Index`` with another language's analyzer.
-    Search methods taking a query string accept ``retrieval_mode=`` and ``alpha=`` per call.
+    :class:`ragcun.RetrievalMode` or its string; ``fusion``: ``"convex"`` (default), ``"rrf"`` or a callable
+    ``fn(dense_scores, sparse_scores)`` (:class:`ragcun.store.fusion.HybridFusion`); ``normalization``
+    (convex fusion): ``"fixed-floor"``, ``"minmax"`` or ``"zscore"``; ``alpha``: the dense weight;
+    ``alpha=None`` / ``normalization=None`` (defaults): the embedding model's fitted weight
+    (``fusion_settings``) if it has one, else 0.7 with fixed floors (:func:`ragcun.store.fusion.resolve_weights`);
+    ``rrf_k``: RRF's constant (60); ``candidates``: how many candidates each side contributes; ``lexical``: a
+    ``ragcun.index.lexical.bm25.BM25Index`` with another language's analyzer.
+    Search methods taking a query string accept ``retrieval_mode=``, ``alpha=``, ``fusion=``,
+    ``normalization=`` and ``rrf_k=`` per call.
     ``score_mode``: ``"relevance"`` (``P(relevant)``; the default when ``calibrator`` or the
     embedding model carries a relevance calibrator) or a distance-law mode of ``ragcun.scoring.distance_law``
     (``"auto"``, the default otherwise, ``"isotropic"``, ``"empirical"``); ``calibrator``: a
@@ -68,11 +83,14 @@ class GaussianVectorStore(VectorStore):
     """
 
     def __init__(self, embedding: Embeddings, index: VectorIndex | None = None, score_mode: str | None = None,
-                 *, retrieval_mode: RetrievalMode | str = RetrievalMode.HYBRID, alpha: float = DEFAULT_ALPHA,
+                 *, retrieval_mode: RetrievalMode | str = RetrievalMode.HYBRID, alpha: float | None = None,
                  candidates: int = DEFAULT_CANDIDATES, lexical: BM25Index | None = None,
-                 calibrator: CalibratorSource = None, store: DocStore | None = None) -> None:
+                 calibrator: CalibratorSource = None, store: DocStore | None = None, fusion: FusionMethod = "convex",
+                 normalization: str | None = None, rrf_k: int = DEFAULT_RRF_K) -> None:
         self.embedding = embedding
-        self.retrieval_mode, self.alpha = RetrievalMode.parse(retrieval_mode), check_alpha(alpha)
+        self.retrieval_mode, self.alpha, self.normalization = RetrievalMode.parse(retrieval_mode), alpha, normalization
+        self.fusion, self.rrf_k, self._fitted = check_fusion(fusion), check_rrf_k(rrf_k), fitted_fusion(embedding)
+        resolve_weights(alpha, normalization, self._fitted)  # checks them now
         self.candidates = check_k(candidates, "candidates")
         self.store = scored_store(store, index, lexical, score_mode,
                                   calibrator if calibrator is not None else getattr(embedding, "relevance_calibrator", None))
@@ -136,35 +154,50 @@ class GaussianVectorStore(VectorStore):
         return self.store.search(np.asarray(embedding, dtype=np.float32), k, **_criteria(filter))
 
     def _text_hits(self, query: str, k: int, filter: Filter, retrieval_mode: RetrievalMode | str | None = None,
-                   alpha: float | None = None) -> list[Hit]:
-        """Hits for a query string in ``retrieval_mode`` (default: the store's); sparse needs no embedding."""
+                   alpha: float | None = None, fusion: FusionMethod | None = None, normalization: str | None = None,
+                   rrf_k: int | None = None) -> list[Hit]:
+        """Hits for a query string in ``retrieval_mode`` (default: the store's); sparse needs no embedding.
+        Each fusion argument left ``None`` is the store's."""
         mode = RetrievalMode.parse(retrieval_mode or self.retrieval_mode)
+        alpha, normalization = resolve_weights(self.alpha if alpha is None else alpha,
+                                               normalization or self.normalization, self._fitted)
         vector = None if mode is RetrievalMode.SPARSE else np.asarray(self.embedding.embed_query(query), dtype=np.float32)
-        return self.store.search(vector, k, text=query, mode=mode, alpha=self.alpha if alpha is None else alpha,
-                                 candidates=self.candidates, **_criteria(filter))
+        return self.store.search(vector, k, text=query, mode=mode, alpha=alpha, candidates=self.candidates,
+                                 fusion=self.fusion if fusion is None else fusion, normalization=normalization,
+                                 rrf_k=self.rrf_k if rrf_k is None else rrf_k, **_criteria(filter))
 
     def similarity_search_with_score_by_vector(self, embedding: list[float], k: int = 4, filter: Filter = None,
                                                **kwargs: Any) -> list[tuple[Document, float]]:
         """``(document, euclidean_distance)`` pairs nearest to ``embedding``, nearest first."""
         return [(_doc(h.record), h.distance) for h in self._hits(embedding, k, filter)]
 
-    def similarity_search_with_score(self, query: str, k: int = 4, filter: Filter = None,
-                                     **kwargs: Any) -> list[tuple[Document, float]]:
+    def similarity_search_with_score(self, query: str, k: int = 4, filter: Filter = None, *,
+                                     fusion: FusionMethod | None = None, normalization: str | None = None,
+                                     rrf_k: int | None = None, **kwargs: Any) -> list[tuple[Document, float]]:
         """``(document, euclidean_distance)`` pairs for ``query``, best first in the retrieval mode's ranking."""
-        return [(_doc(h.record), h.distance) for h in self._text_hits(query, k, filter, **_mode_args(kwargs))]
+        hits = self._text_hits(query, k, filter, fusion=fusion, normalization=normalization, rrf_k=rrf_k,
+                               **_mode_args(kwargs))
+        return [(_doc(h.record), h.distance) for h in hits]
 
     def similarity_search_by_vector(self, embedding: list[float], k: int = 4, filter: Filter = None,
                                     **kwargs: Any) -> list[Document]:
         """Documents nearest to ``embedding``."""
         return [_doc(h.record) for h in self._hits(embedding, k, filter)]
 
-    def similarity_search(self, query: str, k: int = 4, filter: Filter = None, **kwargs: Any) -> list[Document]:
-        """Documents for ``query``, best first (``retrieval_mode=`` / ``alpha=`` override the store's)."""
-        return [_doc(h.record) for h in self._text_hits(query, k, filter, **_mode_args(kwargs))]
+    def similarity_search(self, query: str, k: int = 4, filter: Filter = None, *, fusion: FusionMethod | None = None,
+                          normalization: str | None = None, rrf_k: int | None = None, **kwargs: Any) -> list[Document]:
+        """Documents for ``query``, best first (``retrieval_mode=``, ``alpha=``, ``fusion=``, ``normalization=``,
+        ``rrf_k=`` override the store's)."""
+        hits = self._text_hits(query, k, filter, fusion=fusion, normalization=normalization, rrf_k=rrf_k,
+                               **_mode_args(kwargs))
+        return [_doc(h.record) for h in hits]
 
-    def _similarity_search_with_relevance_scores(self, query: str, k: int = 4, filter: Filter = None,
-                                                 **kwargs: Any) -> list[tuple[Document, float]]:
-        return [(_doc(h.record), h.score) for h in self._text_hits(query, k, filter, **_mode_args(kwargs))]
+    def _similarity_search_with_relevance_scores(self, query: str, k: int = 4, filter: Filter = None, *,
+                                                 fusion: FusionMethod | None = None, normalization: str | None = None,
+                                                 rrf_k: int | None = None, **kwargs: Any) -> list[tuple[Document, float]]:
+        hits = self._text_hits(query, k, filter, fusion=fusion, normalization=normalization, rrf_k=rrf_k,
+                               **_mode_args(kwargs))
+        return [(_doc(h.record), h.score) for h in hits]
 
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
         score = self.store.distance_score()
