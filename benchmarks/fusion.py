@@ -6,10 +6,12 @@ Tuning sets (the defaults are chosen on these, never on a test split): SciFact *
 (``qrels/train.tsv``, 809 queries, 5,183 documents) and NQ questions from ``qed_nq_xquad_en`` (its
 ``qed_nq_*`` rows; the XQuAD rows are SQuAD dev and stay out): ``--nq-queries`` questions, their
 positive passages plus random other passages of the set, ``--nq-docs`` in all. ``--test`` adds SciFact
-test, reported only. Every figure is a real ``DocStore.search`` (hybrid, 100 candidates a side) over an
-exact ``L2Index`` of the bundled all-MiniLM-L6-v2's unit vectors (its cosine ranking; the bundled
-Gaussian model's vectors are these times sqrt(384), which no normalisation here sees), vectors through
-the shared embedding cache.
+test, reported only. One real hybrid ``DocStore.search`` per query (exact ``L2Index`` of the bundled
+all-MiniLM-L6-v2's unit vectors: its cosine ranking; the bundled Gaussian model's vectors are these times
+sqrt(384), which no normalisation here sees) and BM25 query per query gather the candidates as
+``DocStore`` does (each side's top 100, with both scores); each row then ranks them with
+``HybridFusion.scores``, the function ``DocStore`` calls, in ``DocStore``'s order (a check row runs
+``DocStore.search`` itself with the defaults). Vectors come through the shared embedding cache.
 
 Run from the repository root: HF_HUB_OFFLINE=1 python -m benchmarks.fusion [--quick] [--test]
 """
@@ -26,7 +28,7 @@ import numpy as np
 from benchmarks.common import NQ_PAIRS, SCIFACT, print_table, require
 from ragcun.index.faiss_l2 import L2Index
 from ragcun.store.doc_store import DocStore, Record
-from ragcun.store.fusion import DEFAULT_ALPHA, NORMALIZATIONS
+from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, DEFAULT_RRF_K, NORMALIZATIONS, HybridFusion
 from ragcun_eval.beir import BeirDataset, load_beir
 from ragcun_eval.metrics import evaluate
 from ragcun_eval.models import Embedder, parse_model_spec
@@ -50,35 +52,60 @@ def nq_set(n_queries: int, n_docs: int, seed: int = 0) -> BeirDataset:
 
 
 class Bench:
-    """One dataset in a ``DocStore`` with its query vectors: nDCG@10 of any search settings."""
+    """One dataset in a ``DocStore`` with its query vectors, and each query's hybrid candidates with both scores."""
 
     def __init__(self, data: BeirDataset, embedder: Embedder) -> None:
         spec = parse_model_spec("bundled")
         unit = lambda x: (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)  # noqa: E731
         docs = unit(embedder.embed(spec, data.doc_texts, "document"))
-        self.texts = [data.queries[q] for q in data.queries]
-        self.vectors = unit(embedder.embed(spec, self.texts, "query"))
+        texts = [data.queries[q] for q in data.queries]
+        vectors = unit(embedder.embed(spec, texts, "query"))
         self.data = data
         self.store = DocStore(L2Index(docs.shape[1]))
         self.store.add([Record(d, t) for d, t in zip(data.doc_ids, data.doc_texts)], docs)
+        self.dense = self._run([[h.record.id for h in self.store.search(v, 11)] for v in vectors])
+        self.candidates = [self._candidates(v, t) for v, t in zip(vectors, texts)]
+        self.searched = self._run([[h.record.id for h in self.store.search(v, 11, text=t, mode="hybrid")]
+                                   for v, t in zip(vectors, texts)])
 
-    def ndcg(self, **search: object) -> float:
-        """nDCG@10 of ``DocStore.search(..., **search)`` over every query (a document never answers its own id)."""
-        run = {}
-        for q, vector, text in zip(self.data.queries, self.vectors, self.texts):
-            hits = self.store.search(vector, 11, text=text, **search)  # type: ignore[arg-type]
-            run[q] = [h.record.id for h in hits if h.record.id != q][:10]
+    def _candidates(self, vector: np.ndarray, text: str) -> tuple[list[str], np.ndarray, np.ndarray, float]:
+        """A hybrid search's candidates as ``DocStore`` gathers them: each side's top 100 (the lexical side only
+        documents matching a query term), every one with its distance and BM25 score (0: no query term)."""
+        dense = self.store.search(vector, DEFAULT_CANDIDATES)
+        known = {h.record.id: h.distance for h in dense}
+        assert self.store.lexical is not None
+        found = self.store.lexical.query(text, DEFAULT_CANDIDATES, None, list(known))
+        bm25 = dict(zip(known, found.extra_scores.tolist())) | dict(zip(found.ids, found.scores.tolist()))
+        missing = [i for i in found.ids if i not in known]
+        if missing:
+            known |= dict(zip(missing, self.store.index.distances(vector[None, :], missing).tolist()))
+        ids = list(known)
+        return ids, np.array([known[i] for i in ids]), np.array([bm25[i] for i in ids]), float(vector @ vector)
+
+    def _run(self, ranked: list[list[str]]) -> float:
+        """nDCG@10 of one ranking per query (a document never answers its own id, as in BEIR)."""
+        run = {q: [d for d in ids if d != q][:10] for q, ids in zip(self.data.queries, ranked)}
         return float(evaluate(run, self.data.qrels)["ndcg@10"])
+
+    def ndcg(self, how: HybridFusion) -> float:
+        """nDCG@10 of the candidates ranked by ``how``, ordered as ``DocStore`` orders them (fused score, then distance)."""
+        ranked = []
+        for ids, dist, bm25, q_sq in self.candidates:
+            order = np.lexsort((dist, -how.scores(dist, bm25, q_sq)))[:11]
+            ranked.append([ids[j] for j in order])
+        return self._run(ranked)
 
 
 def grid(benches: dict[str, Bench], weights: Sequence[float]) -> list[dict[str, object]]:
     """One row per normalisation × weight (and dense, RRF): nDCG@10 on every set."""
-    rows: list[dict[str, object]] = [{"fusion": "dense only", **{n: b.ndcg(mode="dense") for n, b in benches.items()}}]
+    rows: list[dict[str, object]] = [{"fusion": "dense only", **{n: b.dense for n, b in benches.items()}}]
     for norm in NORMALIZATIONS:
         for w in weights:
-            rows.append({"fusion": f"convex, {norm}, alpha {w}",
-                         **{n: b.ndcg(mode="hybrid", normalization=norm, alpha=w) for n, b in benches.items()}})
-    rows.append({"fusion": "rrf, k 60", **{n: b.ndcg(mode="hybrid", fusion="rrf") for n, b in benches.items()}})
+            how = HybridFusion(normalization=norm, alpha=w)
+            rows.append({"fusion": f"convex, {norm}, alpha {w}", **{n: b.ndcg(how) for n, b in benches.items()}})
+    rows.append({"fusion": f"rrf, k {DEFAULT_RRF_K}",
+                 **{n: b.ndcg(HybridFusion("rrf")) for n, b in benches.items()}})
+    rows.append({"fusion": "check: DocStore.search with the defaults", **{n: b.searched for n, b in benches.items()}})
     return rows
 
 

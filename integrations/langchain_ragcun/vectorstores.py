@@ -70,7 +70,7 @@ class GaussianVectorStore(VectorStore):
     ``fn(dense_scores, sparse_scores)`` (:class:`ragcun.store.fusion.HybridFusion`); ``normalization``
     (convex fusion): ``"fixed-floor"``, ``"minmax"`` or ``"zscore"``; ``alpha``: the dense weight;
     ``alpha=None`` / ``normalization=None`` (defaults): the embedding model's fitted weight
-    (``fusion_settings``) if it has one, else 0.7 with fixed floors (:func:`ragcun.store.fusion.resolve_weights`);
+    (``fusion_settings``) if it has one, else 0.8 with fixed floors (:func:`ragcun.store.fusion.resolve_weights`);
     ``rrf_k``: RRF's constant (60); ``candidates``: how many candidates each side contributes; ``lexical``: a
     ``ragcun.index.lexical.bm25.BM25Index`` with another language's analyzer.
     Search methods taking a query string accept ``retrieval_mode=``, ``alpha=``, ``fusion=``,

@@ -25,7 +25,7 @@ class GaussianRetriever:
     callable), ``normalization`` (``"fixed-floor"``, ``"minmax"``, ``"zscore"``), ``alpha`` (dense weight)
     and ``rrf_k``, set here for every query or per ``retrieve`` call. ``alpha=None`` and
     ``normalization=None`` (the defaults) mean the encoder's fitted weight
-    (``encoder.fusion_settings``) when it has one, else 0.7 with fixed floors
+    (``encoder.fusion_settings``) when it has one, else 0.8 with fixed floors
     (:func:`ragcun.store.fusion.resolve_weights`).
 
     ``model_path``: a model name or path (``None`` = the bundled model); or pass a loaded ``encoder``.

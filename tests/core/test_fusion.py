@@ -83,11 +83,12 @@ def test_bad_values_name_the_argument(kwargs, name) -> None:
 
 def test_resolve_weights_prefers_explicit_then_fitted_then_default() -> None:
     fit = FusionSettings(0.4, "minmax", {"corpus": "x"})
-    assert resolve_weights(None, None, None) == (DEFAULT_ALPHA, DEFAULT_NORMALIZATION) == (0.7, "fixed-floor")
+    assert resolve_weights(None, None, None) == (DEFAULT_ALPHA, DEFAULT_NORMALIZATION) == (0.8, "fixed-floor")
+    assert resolve_weights(None, "minmax", None) == (0.7, "minmax")  # each normalisation has its own default
     assert resolve_weights(None, None, fit) == (0.4, "minmax")
     assert resolve_weights(0.9, None, fit) == (0.9, "fixed-floor")
     assert resolve_weights(None, "minmax", fit) == (0.4, "minmax")
-    assert resolve_weights(None, "zscore", fit) == (0.7, "zscore")  # fitted for another normalisation
+    assert resolve_weights(None, "zscore", fit) == (0.7, "zscore")  # fitted for another normalisation: its default
     with pytest.raises(ValueError, match="normalization"):
         resolve_weights(None, None, FusionSettings(0.4, "softmax", {}))
 

@@ -225,5 +225,5 @@ def test_scifact_hybrid_beats_dense_in_both_frameworks(li_embed) -> None:
     scores = {name: _ndcg10(run, data.qrels) for name, run in runs.items()}
     assert scores["li_dense"] == pytest.approx(scores["lc_dense"], abs=1e-6)
     assert scores["li_hybrid"] == pytest.approx(scores["lc_hybrid"], abs=1e-6)
-    assert scores["li_hybrid"] >= 1.135 * scores["li_dense"], scores
+    assert scores["li_hybrid"] >= 1.13 * scores["li_dense"], scores
     assert np.isfinite(list(scores.values())).all()

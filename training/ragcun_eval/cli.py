@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--max-queries", type=_positive_int, help="evaluate a random subset of queries (quick runs)")
         p.add_argument("--max-docs", type=_positive_int, help="cut the corpus to the relevant docs plus random others, this many in all")
         p.add_argument("--alpha", type=float,
-                       help="dense weight of :hybrid rows, in [0, 1] (default: ragcun.store.fusion's, 0.7)")
+                       help="dense weight of :hybrid rows, in [0, 1] (default: ragcun.store.fusion's, 0.8 with fixed floors)")
         _add_common(p)
     p = sub.add_parser("isotropy", help="isotropy metrics side by side (CSV) and plots")
     p.add_argument("--texts", required=True, help="a text file (one text per line) or a BEIR folder (its corpus)")

@@ -34,7 +34,6 @@ from ragcun.scoring.calibrator import RelevanceCalibrator
 from ragcun.scoring.distance_law import MODES, DistanceLaw, DistanceLawScorer
 from ragcun.store.calibrated import CalibratorSource
 from ragcun.store.fusion import (
-    DEFAULT_ALPHA,
     DEFAULT_CANDIDATES,
     DEFAULT_NORMALIZATION,
     DEFAULT_RRF_K,
@@ -201,7 +200,7 @@ class DocStore:
 
     def search(self, query: ArrayLike | None, k: int, where: RecordFilter | None = None,
                filter: Any = None, *, text: str | None = None, mode: RetrievalMode | str = RetrievalMode.DENSE,
-               alpha: float = DEFAULT_ALPHA, candidates: int = DEFAULT_CANDIDATES, fusion: FusionMethod = "convex",
+               alpha: float | None = None, candidates: int = DEFAULT_CANDIDATES, fusion: FusionMethod = "convex",
                normalization: str = DEFAULT_NORMALIZATION, rrf_k: int = DEFAULT_RRF_K) -> list[Hit]:
         """Up to ``k`` records for ``query`` (a (D,) vector) and/or ``text`` that satisfy ``where`` and ``filter``, best first.
 
@@ -210,7 +209,7 @@ class DocStore:
         distances); ``"hybrid"`` fuses both over the union of each side's top ``candidates``
         (:class:`ragcun.store.fusion.HybridFusion`: ``fusion`` ``"convex"``, ``"rrf"`` or a callable;
         ``normalization`` of convex fusion, ``"fixed-floor"`` by default; ``alpha`` = dense weight, 1 = dense
-        only; ``rrf_k`` = RRF's constant; bad values are a ``ValueError`` naming the argument). A sparse or hybrid search
+        only, ``None`` = the normalisation's default (0.8 for fixed floors); ``rrf_k`` = RRF's constant; bad values are a ``ValueError`` naming the argument). A sparse or hybrid search
         whose ``text`` has no lexical terms, or matches nothing, ranks densely instead and says so in
         each hit's ``fallback``: this is the one place that decides it. ``where`` is a record predicate;
         ``filter`` a metadata filter spec (:mod:`ragcun.index.filters`), also passed down to an index with

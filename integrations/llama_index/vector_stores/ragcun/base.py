@@ -9,7 +9,7 @@ onto the core's :class:`ragcun.RetrievalMode`: ``HYBRID`` -> hybrid (``query.alp
 pure vector query). Node similarities are ``ragcun.Hit.score``: ``P(relevant)`` from a relevance
 calibrator when the store has one (``GaussianVectorStore(calibrator=embed_model)``,
 :mod:`ragcun.scoring.calibrator`), else the distance law of :mod:`ragcun.scoring.distance_law` (dense) or the
-fused score of :mod:`ragcun.store.fusion` (hybrid, sparse), all in [0, 1]; each returned node's metadata holds
+fused score of :mod:`ragcun.store.fusion` (hybrid, sparse), in [0, 1] (z-score and callable fusions excepted: ``ragcun.Hit``); each returned node's metadata holds
 ``l2_distance``, ``bm25_score`` and ``retrieval_mode`` (hidden from the LLM and the embedder). Metadata filters and ``doc_ids`` become one
 ragcun filter spec, which the core pushes down to indexes that filter themselves (Milvus).
 """
@@ -108,7 +108,7 @@ class GaussianVectorStore(BasePydanticVectorStore):
     ``"fixed-floor"``, ``"minmax"``, ``"zscore"``), ``alpha`` (dense weight) and ``rrf_k`` (RRF's constant)
     are how hybrid queries that set none fuse (:class:`ragcun.store.fusion.HybridFusion`); ``alpha=None`` /
     ``normalization=None`` (defaults) mean ``embed_model``'s fitted weight (a ``GaussianEmbedding`` whose
-    model carries ``fusion_settings``; it is also the default ``calibrator``) if any, else 0.7 with fixed
+    model carries ``fusion_settings``; it is also the default ``calibrator``) if any, else 0.8 with fixed
     floors (:func:`ragcun.store.fusion.resolve_weights`); ``candidates`` how many candidates each side contributes
     (``hybrid_candidates`` is its deprecated name); ``lexical`` a ``ragcun.index.lexical.bm25.BM25Index``
     with another language's analyzer. These are the LangChain ``GaussianVectorStore``'s parameters, with

@@ -7,8 +7,8 @@ normalised scores (default; fixed floors, dense weight ``alpha``), reciprocal-ra
 callable. Fused scores rank the candidates of one query; they are not comparable across queries the
 way ``ragcun.scoring.distance_law``'s distance law is.
 
-The stores' defaults (convex fusion, fixed-floor normalisation, dense weight 0.7, 100 candidates a
-side) were chosen on measurements across corpora (tuned on SciFact train and NQ questions, never on a
+The stores' defaults (convex fusion, fixed-floor normalisation, dense weight 0.8 — 0.7 for min–max
+and z-scores —, 100 candidates a side) were chosen on measurements across corpora (tuned on SciFact train and NQ questions, never on a
 test split); the figures and how to reproduce them are in ``docs/benchmarks.md`` ("Hybrid fusion")
 and the README ("Hybrid retrieval is the default"). A model may carry its own fitted weight
 (:class:`ragcun.scoring.fusion_settings.FusionSettings`), which :func:`resolve_weights` prefers.
@@ -35,6 +35,7 @@ from ragcun.store.fusion.choice import (
 )
 from ragcun.store.fusion.normalize import (
     DEFAULT_NORMALIZATION,
+    DEFAULT_WEIGHTS,
     NORMALIZATIONS,
     check_normalization,
     fixed_floor,
@@ -47,7 +48,7 @@ from ragcun.store.modes import RetrievalMode
 DEFAULT_CANDIDATES = 100
 
 __all__ = [
-    "CONVEX", "DEFAULT_ALPHA", "DEFAULT_CANDIDATES", "DEFAULT_NORMALIZATION", "DEFAULT_RRF_K", "FUSIONS",
+    "CONVEX", "DEFAULT_ALPHA", "DEFAULT_CANDIDATES", "DEFAULT_NORMALIZATION", "DEFAULT_RRF_K", "DEFAULT_WEIGHTS", "FUSIONS",
     "NORMALIZATIONS", "RRF", "FusionFn", "FusionMethod", "HybridFusion", "check_alpha", "check_fusion",
     "check_normalization", "check_rrf_k", "fitted_fusion", "fixed_floor", "fuse", "minmax", "resolve_weights",
     "rrf", "zscore",
@@ -58,7 +59,7 @@ def fuse(distances: np.ndarray, lexical_scores: np.ndarray, alpha: float) -> np.
     """Min–max convex fusion, in [0, 1], of candidates with Euclidean ``distances`` and BM25 ``lexical_scores``
     (the stores default to fixed floors: :class:`HybridFusion`; this is its ``"minmax"`` choice, which needs
     no query vector)."""
-    return HybridFusion(CONVEX, "minmax", alpha).scores(distances, lexical_scores, 0.0)
+    return HybridFusion(CONVEX, "minmax", check_alpha(alpha)).scores(distances, lexical_scores, 0.0)
 
 
 def fitted_fusion(model: object) -> FusionSettings | None:
@@ -78,14 +79,15 @@ def resolve_weights(alpha: float | None, normalization: str | None,
     """The dense weight and normalisation to use, checked, from the user's (``None``: not set) and a model's fit.
 
     Unset ``normalization``: the fitted one when ``alpha`` is unset too, else :data:`DEFAULT_NORMALIZATION`.
-    Unset ``alpha``: the fitted weight when it was fitted for the normalisation in use, else
-    :data:`DEFAULT_ALPHA`. An explicit ``alpha`` always wins.
+    Unset ``alpha``: the fitted weight when it was fitted for the normalisation in use, else that
+    normalisation's default (:data:`DEFAULT_WEIGHTS`). An explicit ``alpha`` always wins.
     """
     if normalization is None:
         normalization = fitted.normalization if fitted is not None and alpha is None else DEFAULT_NORMALIZATION
     normalization = check_normalization(normalization)
     if alpha is None:
-        alpha = fitted.alpha if fitted is not None and fitted.normalization == normalization else DEFAULT_ALPHA
+        alpha = fitted.alpha if fitted is not None and fitted.normalization == normalization \
+            else DEFAULT_WEIGHTS[normalization]
     return check_alpha(alpha), normalization
 
 

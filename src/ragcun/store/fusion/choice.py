@@ -10,6 +10,7 @@ from numpy.typing import ArrayLike
 
 from ragcun.store.fusion.normalize import (
     DEFAULT_NORMALIZATION,
+    DEFAULT_WEIGHTS,
     FIXED_FLOOR,
     MINMAX,
     check_normalization,
@@ -19,7 +20,8 @@ from ragcun.store.fusion.normalize import (
 )
 from ragcun.store.fusion.rrf import DEFAULT_RRF_K, check_rrf_k, rrf
 
-DEFAULT_ALPHA = 0.7
+DEFAULT_ALPHA = DEFAULT_WEIGHTS[DEFAULT_NORMALIZATION]
+"""The stores' default dense weight (that of their default normalisation, fixed floors)."""
 CONVEX, RRF = "convex", "rrf"
 FUSIONS = (CONVEX, RRF)
 """``fusion`` names; a callable (:data:`FusionFn`) is the third choice."""
@@ -52,6 +54,9 @@ def _by_side(values: np.ndarray, normalization: str, floor: float) -> np.ndarray
 class HybridFusion:
     """A checked fusion choice: ``fusion``, its ``normalization``, dense weight ``alpha`` and RRF's ``rrf_k``.
 
+    ``alpha=None`` is the normalisation's default weight (:data:`ragcun.store.fusion.normalize.DEFAULT_WEIGHTS`:
+    0.8 for fixed floors, 0.7 for min–max and z-scores).
+
     Every candidate (the union of each side's top ``candidates``) carries both scores: its dense score
     ``-distance²`` (the Gaussian log-likelihood up to constants; on unit vectors cosine similarity up
     to an affine map) and its BM25 score (0 where no query term occurs). ``fusion``:
@@ -73,13 +78,14 @@ class HybridFusion:
 
     fusion: FusionMethod = CONVEX
     normalization: str = DEFAULT_NORMALIZATION
-    alpha: float = DEFAULT_ALPHA
+    alpha: float | None = None
     rrf_k: int = DEFAULT_RRF_K
 
     def __post_init__(self) -> None:
         check_fusion(self.fusion)
         check_normalization(self.normalization)
-        check_alpha(self.alpha)
+        object.__setattr__(self, "alpha", DEFAULT_WEIGHTS[self.normalization] if self.alpha is None
+                           else check_alpha(self.alpha))
         check_rrf_k(self.rrf_k)
 
     def scores(self, distances: np.ndarray, sparse_scores: np.ndarray, query_sq_norm: float) -> np.ndarray:
@@ -91,8 +97,9 @@ class HybridFusion:
             return rrf(dense, sparse, self.rrf_k)
         if callable(self.fusion):
             return self._checked(self.fusion(dense.copy(), sparse.copy()), len(d))
-        return self.alpha * _by_side(dense, self.normalization, -4.0 * float(query_sq_norm)) + \
-            (1.0 - self.alpha) * self.sparse_only(sparse)
+        alpha = float(self.alpha)  # type: ignore[arg-type]  # set by __post_init__
+        return alpha * _by_side(dense, self.normalization, -4.0 * float(query_sq_norm)) + \
+            (1.0 - alpha) * self.sparse_only(sparse)
 
     def sparse_only(self, sparse_scores: np.ndarray) -> np.ndarray:
         """The BM25 side alone, normalised as :attr:`normalization` says (a sparse search's fused scores)."""

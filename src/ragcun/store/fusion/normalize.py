@@ -14,6 +14,8 @@ FIXED_FLOOR, MINMAX, ZSCORE = "fixed-floor", "minmax", "zscore"
 NORMALIZATIONS = (FIXED_FLOOR, MINMAX, ZSCORE)
 """``normalization`` values of convex fusion."""
 DEFAULT_NORMALIZATION = FIXED_FLOOR
+DEFAULT_WEIGHTS = {FIXED_FLOOR: 0.8, MINMAX: 0.7, ZSCORE: 0.7}
+"""The default dense weight of each normalisation (chosen on SciFact train and NQ questions; ``docs/benchmarks.md``)."""
 
 
 def check_normalization(normalization: object) -> str:
