@@ -160,7 +160,7 @@ class GaussianVectorStore(VectorStore):
         Each fusion argument left ``None`` is the store's."""
         mode = RetrievalMode.parse(retrieval_mode or self.retrieval_mode)
         alpha, normalization = resolve_weights(self.alpha if alpha is None else alpha,
-                                               normalization or self.normalization, self._fitted)
+                                               self.normalization if normalization is None else normalization, self._fitted)
         vector = None if mode is RetrievalMode.SPARSE else np.asarray(self.embedding.embed_query(query), dtype=np.float32)
         return self.store.search(vector, k, text=query, mode=mode, alpha=alpha, candidates=self.candidates,
                                  fusion=self.fusion if fusion is None else fusion, normalization=normalization,

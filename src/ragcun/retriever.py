@@ -79,7 +79,7 @@ class GaussianRetriever:
               fusion: FusionMethod | None, normalization: str | None, rrf_k: int | None) -> list[Hit]:
         mode = RetrievalMode.parse(mode)
         alpha, normalization = resolve_weights(self.alpha if alpha is None else alpha,
-                                               normalization or self.normalization, self._fitted)
+                                               self.normalization if normalization is None else normalization, self._fitted)
         vec = None if mode is RetrievalMode.SPARSE else \
             encode_texts(self.encoder, [query], "query", batch_size=1, what="query")[0]
         return self.store.search(vec, top_k, text=query, mode=mode, alpha=alpha, normalization=normalization,

@@ -252,11 +252,11 @@ class GaussianVectorStore(BasePydanticVectorStore):
                 k = query.sparse_top_k or k
             vector = self._vector(query) if mode is not RetrievalMode.SPARSE or query.query_embedding is not None else None
             alpha, normalization = resolve_weights(self.alpha if query.alpha is None else query.alpha,
-                                                   kwargs.get("normalization") or self.normalization, self._fitted)
+                                                   kwargs.get("normalization", self.normalization), self._fitted)
             hits = self._store.search(vector, k, where, spec, text=text, mode=mode, alpha=alpha,
                                       candidates=max(self.candidates, query.sparse_top_k or 0),
-                                      fusion=kwargs.get("fusion") or self.fusion, normalization=normalization,
-                                      rrf_k=self.rrf_k if kwargs.get("rrf_k") is None else kwargs["rrf_k"])
+                                      fusion=kwargs.get("fusion", self.fusion), normalization=normalization,
+                                      rrf_k=kwargs.get("rrf_k", self.rrf_k))
         else:
             raise ValueError(f"GaussianVectorStore does not support query mode {query.mode.value!r}")
         return VectorStoreQueryResult(nodes=self._nodes_of(hits), similarities=[h.score for h in hits],
