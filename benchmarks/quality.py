@@ -94,7 +94,7 @@ def write_doc(path: Path, command: str, model_dir: Path, rows: list[dict], claim
         "(defaults otherwise), ranked by L2. They are trained and tested on the same corpus (train vs test queries): "
         "in-domain figures, an upper bound for a user without labels. `lexical` is BM25 (ragcun's index: Lucene BM25, "
         "k1 1.5, b 0.75, English stemmer and stop words); `hybrid` fuses a model's dense ranking with BM25 over both "
-        "sides' top 100 (min-max per side, dense weight 0.7; `ragcun.store.fusion`), as ragcun's stores do by default.", "",
+        "sides' top 100 (fixed floors per side, dense weight 0.8; `ragcun.store.fusion`), as ragcun's stores do by default.", "",
         "## Retrieval", "", markdown_table(rows), "",
         "## Against the baseline (bundled cosine)", "", *(losses or ["- only the baseline ran"]), "",
         "## Claims (dense rows)", "",

@@ -3,8 +3,10 @@
 Text queries are hybrid by default: L2 and BM25 fused over both sides' candidates
 (:mod:`ragcun.store.fusion`), like ``langchain-qdrant``'s ``retrieval_mode``: set it on the store
 (a :class:`ragcun.RetrievalMode` or its string ``"hybrid" | "dense" | "sparse"``; ``"lexical"`` is an
-alias of ``"sparse"``; ``alpha`` = dense weight) or per call / per retriever
-(``as_retriever(search_kwargs={"retrieval_mode": "dense"})``). Searches by vector are dense. ``similarity_search_with_score`` returns Euclidean distances in the mode's order (lower is
+alias of ``"sparse"``; ``alpha`` = dense weight; ``fusion``, ``normalization``, ``rrf_k``: see
+:class:`ragcun.store.fusion.HybridFusion`) or per call / per retriever
+(``as_retriever(search_kwargs={"retrieval_mode": "dense", "fusion": "rrf"})``). Searches by vector are dense.
+``similarity_search_with_score`` returns Euclidean distances in the mode's order (lower is
 closer, like LangChain's FAISS store, whose are squared), and its ``score_threshold=`` keeps the hits
 within that distance (FAISS keeps its squared distances ``<=`` it), as ``similarity_search`` does;
 ``similarity_search_with_relevance_scores`` and the
@@ -40,7 +42,15 @@ from ragcun.index.protocol import VectorIndex, as_list, check_k, check_kwargs, c
 from ragcun.scoring.calibrator import RelevanceCalibrator
 from ragcun.store.calibrated import CalibratorSource
 from ragcun.store.doc_store import DocStore, Hit, Record, scored_store
-from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha
+from ragcun.store.fusion import (
+    DEFAULT_CANDIDATES,
+    DEFAULT_RRF_K,
+    FusionMethod,
+    check_fusion,
+    check_rrf_k,
+    fitted_fusion,
+    resolve_weights,
+)
 from ragcun.store.modes import RetrievalMode
 from ragcun.store.persistence import FRAMEWORK_KEY
 
@@ -52,7 +62,7 @@ NODE_CONTENT = "_node_content"
 Filter = dict[str, Any] | Callable[[dict[str, Any]], bool] | None
 DEFAULT_FETCH_K = 20
 """``fetch_k``'s default, as in LangChain's FAISS store."""
-_TEXT_KWARGS = ("retrieval_mode", "alpha")
+_TEXT_KWARGS = ("retrieval_mode", "alpha", "fusion", "normalization", "rrf_k")
 """Keyword arguments of the searches by query text beyond FAISS's."""
 
 
@@ -113,9 +123,15 @@ class GaussianVectorStore(VectorStore):
     """LangChain vector store on a ragcun ``VectorIndex`` (default ``L2Index``): hybrid L2 + BM25 by default.
 
     ``retrieval_mode``: ``"hybrid"`` (default), ``"dense"`` or ``"sparse"`` (alias ``"lexical"``), as a
-    :class:`ragcun.RetrievalMode` or its string; ``alpha``: the dense weight of hybrid search;
-    ``candidates``: how many candidates each side contributes; ``lexical``: a ``ragcun.index.lexical.bm25.BM25Index`` with another language's analyzer.
-    Search methods taking a query string accept ``retrieval_mode=`` and ``alpha=`` per call.
+    :class:`ragcun.RetrievalMode` or its string; ``fusion``: ``"convex"`` (default), ``"rrf"`` or a callable
+    ``fn(dense_scores, sparse_scores)`` (:class:`ragcun.store.fusion.HybridFusion`); ``normalization``
+    (convex fusion): ``"fixed-floor"``, ``"minmax"`` or ``"zscore"``; ``alpha``: the dense weight;
+    ``alpha=None`` / ``normalization=None`` (defaults): the embedding model's fitted weight
+    (``fusion_settings``) if it has one, else 0.8 with fixed floors (:func:`ragcun.store.fusion.resolve_weights`);
+    ``rrf_k``: RRF's constant (60); ``candidates``: how many candidates each side contributes; ``lexical``: a
+    ``ragcun.index.lexical.bm25.BM25Index`` with another language's analyzer.
+    Search methods taking a query string accept ``retrieval_mode=``, ``alpha=``, ``fusion=``,
+    ``normalization=`` and ``rrf_k=`` per call.
     ``score_mode``: ``"relevance"`` (``P(relevant)``; the default when ``calibrator`` or the
     embedding model carries a relevance calibrator) or a distance-law mode of ``ragcun.scoring.distance_law``
     (``"auto"``, the default otherwise, ``"isotropic"``, ``"empirical"``); ``calibrator``: a
@@ -124,11 +140,14 @@ class GaussianVectorStore(VectorStore):
     """
 
     def __init__(self, embedding: Embeddings, index: VectorIndex | None = None, score_mode: str | None = None,
-                 *, retrieval_mode: RetrievalMode | str = RetrievalMode.HYBRID, alpha: float = DEFAULT_ALPHA,
+                 *, retrieval_mode: RetrievalMode | str = RetrievalMode.HYBRID, alpha: float | None = None,
                  candidates: int = DEFAULT_CANDIDATES, lexical: BM25Index | None = None,
-                 calibrator: CalibratorSource = None, store: DocStore | None = None) -> None:
+                 calibrator: CalibratorSource = None, store: DocStore | None = None, fusion: FusionMethod = "convex",
+                 normalization: str | None = None, rrf_k: int = DEFAULT_RRF_K) -> None:
         self.embedding = embedding
-        self.retrieval_mode, self.alpha = RetrievalMode.parse(retrieval_mode), check_alpha(alpha)
+        self.retrieval_mode, self.alpha, self.normalization = RetrievalMode.parse(retrieval_mode), alpha, normalization
+        self.fusion, self.rrf_k, self._fitted = check_fusion(fusion), check_rrf_k(rrf_k), fitted_fusion(embedding)
+        resolve_weights(alpha, normalization, self._fitted)  # checks them now
         self.candidates = check_k(candidates, "candidates")
         self.store = scored_store(store, index, lexical, score_mode,
                                   calibrator if calibrator is not None else getattr(embedding, "relevance_calibrator", None))
@@ -203,15 +222,20 @@ class GaussianVectorStore(VectorStore):
         return _within(hits, score_threshold)
 
     def _text_hits(self, query: str, k: int, filter: Filter, fetch_k: int, retrieval_mode: RetrievalMode | str | None = None,
-                   alpha: float | None = None, score_threshold: Any = None, *, distances: bool = False) -> list[Hit]:
+                   alpha: float | None = None, fusion: FusionMethod | None = None, normalization: str | None = None,
+                   rrf_k: int | None = None, score_threshold: Any = None, *, distances: bool = False) -> list[Hit]:
         """Hits for a query string in ``retrieval_mode`` (default: the store's); sparse embeds the query only
-        for its ``distances`` (asked, or needed by ``score_threshold``)."""
+        for its ``distances`` (asked, or needed by ``score_threshold``). Each fusion argument left ``None`` is the
+        store's."""
         check_k(fetch_k, "fetch_k")
         mode = RetrievalMode.parse(retrieval_mode or self.retrieval_mode)
+        alpha, normalization = resolve_weights(self.alpha if alpha is None else alpha,
+                                               self.normalization if normalization is None else normalization, self._fitted)
         embed = mode is not RetrievalMode.SPARSE or distances or score_threshold is not None
         vector = np.asarray(self.embedding.embed_query(query), dtype=np.float32) if embed else None
-        hits = self.store.search(vector, k, text=query, mode=mode, alpha=self.alpha if alpha is None else alpha,
-                                 candidates=self.candidates, filter=_spec(filter))
+        hits = self.store.search(vector, k, text=query, mode=mode, alpha=alpha, candidates=self.candidates,
+                                 fusion=self.fusion if fusion is None else fusion, normalization=normalization,
+                                 rrf_k=self.rrf_k if rrf_k is None else rrf_k, filter=_spec(filter))
         return _within(hits, score_threshold)
 
     def similarity_search_with_score_by_vector(self, embedding: list[float], k: int = 4, filter: Filter = None,

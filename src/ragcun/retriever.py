@@ -12,7 +12,7 @@ from ragcun.index.faiss_l2 import L2Index
 from ragcun.model.encoding import encode_texts, load_encoder
 from ragcun.scoring.calibrator import RelevanceCalibrator
 from ragcun.store.doc_store import DocStore, scored_store
-from ragcun.store.fusion import DEFAULT_ALPHA
+from ragcun.store.fusion import DEFAULT_RRF_K, FusionMethod, check_fusion, check_rrf_k, fitted_fusion, resolve_weights
 from ragcun.store.hits import Hit, Record
 from ragcun.store.modes import RetrievalMode
 
@@ -20,9 +20,14 @@ from ragcun.store.modes import RetrievalMode
 class GaussianRetriever:
     """Encode documents with a ``GaussianEncoder`` and retrieve them: hybrid L2 + BM25 by default.
 
-    ``retrieve(query, top_k, mode=...)``: ``"hybrid"`` (default; ``alpha`` = dense weight),
-    ``"dense"`` (L2 distance only) or ``"sparse"`` (BM25 only; alias ``"lexical"``), as a
-    :class:`ragcun.RetrievalMode` or its string; see :mod:`ragcun.store.fusion`.
+    ``retrieve(query, top_k, mode=...)``: ``"hybrid"`` (default), ``"dense"`` (L2 distance only) or
+    ``"sparse"`` (BM25 only; alias ``"lexical"``), as a :class:`ragcun.RetrievalMode` or its string.
+    Hybrid fusion (:class:`ragcun.store.fusion.HybridFusion`): ``fusion`` (``"convex"``, ``"rrf"`` or a
+    callable), ``normalization`` (``"fixed-floor"``, ``"minmax"``, ``"zscore"``), ``alpha`` (dense weight)
+    and ``rrf_k``, set here for every query or per ``retrieve`` call. ``alpha=None`` and
+    ``normalization=None`` (the defaults) mean the encoder's fitted weight
+    (``encoder.fusion_settings``) when it has one, else 0.8 with fixed floors
+    (:func:`ragcun.store.fusion.resolve_weights`).
 
     ``model_path``: a model name or path (``None`` = the bundled model); or pass a loaded ``encoder``.
     ``factory``: the underlying :class:`ragcun.index.faiss_l2.L2Index`'s factory (default ``"auto"``: exact,
@@ -32,12 +37,17 @@ class GaussianRetriever:
     """
 
     def __init__(self, model_path: str | None = None, *, encoder: Any = None, factory: str = "auto",
-                 batch_size: int = 32, show_progress: bool = False, store: DocStore | None = None) -> None:
+                 batch_size: int = 32, show_progress: bool = False, store: DocStore | None = None,
+                 fusion: FusionMethod = "convex", normalization: str | None = None, alpha: float | None = None,
+                 rrf_k: int = DEFAULT_RRF_K) -> None:
         if encoder is not None and model_path is not None:
             raise ValueError("pass model_path or encoder, not both")
         self.model_path = model_path
         self.encoder = encoder if encoder is not None else load_encoder(model_path)
         self.batch_size, self.show_progress = batch_size, show_progress
+        self.fusion, self.rrf_k = check_fusion(fusion), check_rrf_k(rrf_k)
+        self.normalization, self.alpha, self._fitted = normalization, alpha, fitted_fusion(self.encoder)
+        resolve_weights(alpha, normalization, self._fitted)  # checks them now
         self.store = scored_store(store, L2Index(factory=factory) if store is None else None, None, None,
                                   getattr(self.encoder, "relevance_calibrator", None))
 
@@ -52,21 +62,30 @@ class GaussianRetriever:
         return self.store.add([Record(i, t) for i, t in zip(ids, documents)], vecs)
 
     def retrieve(self, query: str, top_k: int = 5, mode: RetrievalMode | str = RetrievalMode.HYBRID,
-                 alpha: float = DEFAULT_ALPHA) -> list[tuple[str, float]]:
-        """The ``top_k`` best documents for ``query`` as ``(document, euclidean_distance)``, best first."""
-        return [(h.record.text, h.distance) for h in self._hits(query, top_k, mode, alpha)]
+                 alpha: float | None = None, *, fusion: FusionMethod | None = None, normalization: str | None = None,
+                 rrf_k: int | None = None) -> list[tuple[str, float]]:
+        """The ``top_k`` best documents for ``query`` as ``(document, euclidean_distance)``, best first
+        (``alpha``, ``fusion``, ``normalization``, ``rrf_k``: this query's, ``None`` = the retriever's)."""
+        return [(h.record.text, h.distance) for h in self._hits(query, top_k, mode, alpha, fusion, normalization, rrf_k)]
 
     def retrieve_with_scores(self, query: str, top_k: int = 5, mode: RetrievalMode | str = RetrievalMode.HYBRID,
-                             alpha: float = DEFAULT_ALPHA) -> list[tuple[str, float, float]]:
-        """Like :meth:`retrieve`, with the hit's score in [0, 1] (:attr:`ragcun.Hit.score`: ``P(relevant)``
-        when the model carries a relevance calibrator) as a third element."""
-        return [(h.record.text, h.distance, h.score) for h in self._hits(query, top_k, mode, alpha)]
+                             alpha: float | None = None, *, fusion: FusionMethod | None = None,
+                             normalization: str | None = None, rrf_k: int | None = None) -> list[tuple[str, float, float]]:
+        """Like :meth:`retrieve`, with the hit's score (:attr:`ragcun.Hit.score`: ``P(relevant)`` when the
+        model carries a relevance calibrator, else the fused score) as a third element."""
+        return [(h.record.text, h.distance, h.score)
+                for h in self._hits(query, top_k, mode, alpha, fusion, normalization, rrf_k)]
 
-    def _hits(self, query: str, top_k: int, mode: RetrievalMode | str, alpha: float) -> list[Hit]:
+    def _hits(self, query: str, top_k: int, mode: RetrievalMode | str, alpha: float | None,
+              fusion: FusionMethod | None, normalization: str | None, rrf_k: int | None) -> list[Hit]:
         mode = RetrievalMode.parse(mode)
+        alpha, normalization = resolve_weights(self.alpha if alpha is None else alpha,
+                                               self.normalization if normalization is None else normalization, self._fitted)
         vec = None if mode is RetrievalMode.SPARSE else \
             encode_texts(self.encoder, [query], "query", batch_size=1, what="query")[0]
-        return self.store.search(vec, top_k, text=query, mode=mode, alpha=alpha)
+        return self.store.search(vec, top_k, text=query, mode=mode, alpha=alpha, normalization=normalization,
+                                 fusion=self.fusion if fusion is None else fusion,
+                                 rrf_k=self.rrf_k if rrf_k is None else rrf_k)
 
     def calibrate(self, judgements: Sequence[tuple[str, str, bool]]) -> RelevanceCalibrator:
         """Fit ``P(relevant)`` on judged ``(query text, document id, relevant)`` hits at this store's distances

@@ -18,10 +18,11 @@ from llama_index.embeddings.ragcun import GaussianEmbedding
 from llama_index.vector_stores.ragcun import GaussianVectorStore as LIStore
 from ragcun.model.encoder import BUNDLED_MODEL_NAME
 from ragcun.model.encoding import load_encoder
-from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES
+from ragcun.store.fusion import DEFAULT_CANDIDATES, DEFAULT_RRF_K
 from ragcun.store.modes import RetrievalMode
 
-SHARED = ("retrieval_mode", "alpha", "candidates", "calibrator", "score_mode", "lexical", "store", "index")
+SHARED = ("retrieval_mode", "alpha", "candidates", "calibrator", "score_mode", "lexical", "store", "index", "fusion",
+          "normalization", "rrf_k")
 
 
 def test_both_stores_take_the_same_parameters_with_the_same_defaults() -> None:
@@ -33,7 +34,10 @@ def test_both_stores_take_the_same_parameters_with_the_same_defaults() -> None:
         assert name in li or name in fields, name
     assert lc["calibrator"].annotation == li["calibrator"].annotation == "CalibratorSource"
     assert lc["retrieval_mode"].default is fields["retrieval_mode"].default is RetrievalMode.HYBRID
-    assert lc["alpha"].default == fields["alpha"].default == DEFAULT_ALPHA
+    assert lc["alpha"].default is fields["alpha"].default is None  # None: the model's fitted weight, else 0.7
+    assert lc["normalization"].default is fields["normalization"].default is None
+    assert lc["fusion"].default == fields["fusion"].default == "convex"
+    assert lc["rrf_k"].default == fields["rrf_k"].default == DEFAULT_RRF_K
     assert lc["candidates"].default == fields["candidates"].default == DEFAULT_CANDIDATES
 
 

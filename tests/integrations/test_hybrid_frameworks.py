@@ -1,5 +1,6 @@
 """Hybrid retrieval through the real frameworks: LlamaIndex's VectorStoreIndex retriever and LangChain retrievers,
-on the bundled model; and on a SciFact subset, hybrid beats dense through both."""
+on the bundled model; fusion choices per store, per query and from a model's fitted weight; and on SciFact test,
+hybrid beats dense by the README's margin through both."""
 
 from __future__ import annotations
 
@@ -112,18 +113,105 @@ def _ndcg10(ranked: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> f
     return evaluate(ranked, qrels)["ndcg@10"]
 
 
+def _fused_ids(store, embed_query, text: str, k: int, **fusion) -> list[str]:
+    vector = np.asarray(embed_query(text), dtype=np.float32)
+    return [h.record.id for h in store.search(vector, k, text=text, mode="hybrid", **fusion)]
+
+
+def test_llamaindex_fusion_per_store_and_per_query(li_index, li_embed) -> None:
+    query = "coral reef in Paris"
+    rrf = li_index.as_retriever(vector_store_query_mode="hybrid", similarity_top_k=4,
+                                vector_store_kwargs={"fusion": "rrf", "rrf_k": 10}).retrieve(query)
+    core = li_index.vector_store.store
+    assert [n.node.node_id for n in rrf] == _fused_ids(core, li_embed.get_query_embedding, query, 4, fusion="rrf", rrf_k=10)
+    assert all(0 < n.score <= 2 / 11 for n in rrf)  # RRF's scale: at most 2 / (rrf_k + 1)
+    minmax = li_index.as_retriever(vector_store_query_mode="hybrid", similarity_top_k=4, alpha=0.5,
+                                   vector_store_kwargs={"normalization": "minmax"}).retrieve(query)
+    assert [n.node.node_id for n in minmax] == _fused_ids(core, li_embed.get_query_embedding, query, 4,
+                                                          alpha=0.5, normalization="minmax")
+    store = LIStore(store=core, fusion=lambda dense, sparse: sparse)  # per store: BM25 alone
+    index = VectorStoreIndex.from_vector_store(store, embed_model=li_embed)
+    top = index.as_retriever(vector_store_query_mode="hybrid", similarity_top_k=1).retrieve("Celsius sea level")
+    assert _topics(top) == ["boil"]
+    for bad, name in (({"fusion": "max"}, "fusion"), ({"rrf_k": 0}, "rrf_k"), ({"normalization": "l1"}, "normalization")):
+        with pytest.raises(ValueError, match=name):
+            li_index.as_retriever(vector_store_query_mode="hybrid", vector_store_kwargs=bad).retrieve(query)
+    with pytest.raises(ValueError, match="fusion"):
+        LIStore(fusion="sum")
+    with pytest.raises(ValueError, match="rrf_k"):
+        LIStore(rrf_k=-1)
+
+
+def test_langchain_fusion_per_store_per_call_and_per_retriever(lc_db) -> None:
+    query = "coral reef in Paris"
+    embed = lc_db.embeddings.embed_query
+    want = _fused_ids(lc_db.store, embed, query, 4, fusion="rrf", rrf_k=10)
+    assert [d.id for d in lc_db.similarity_search(query, k=4, fusion="rrf", rrf_k=10)] == want
+    retriever = lc_db.as_retriever(search_kwargs={"k": 4, "fusion": "rrf", "rrf_k": 10})
+    assert [d.id for d in retriever.invoke(query)] == want
+    zs = lc_db.similarity_search_with_score(query, k=4, normalization="zscore", alpha=0.6)
+    assert [d.id for d, _ in zs] == _fused_ids(lc_db.store, embed, query, 4, normalization="zscore", alpha=0.6)
+    per_store = LCStore(lc_db.embeddings, store=lc_db.store, fusion="rrf", rrf_k=10)
+    assert [d.id for d in per_store.similarity_search(query, k=4)] == want
+    lexical = LCStore(lc_db.embeddings, store=lc_db.store, fusion=lambda dense, sparse: sparse)
+    assert [d.id for d in lexical.similarity_search("Celsius sea level", k=1)] == ["boil"]
+    for bad, name in (({"fusion": "max"}, "fusion"), ({"rrf_k": 0}, "rrf_k"), ({"normalization": "l1"}, "normalization")):
+        with pytest.raises(ValueError, match=name):
+            lc_db.similarity_search(query, **bad)
+        with pytest.raises(ValueError, match=name):
+            LCStore(lc_db.embeddings, **bad)
+
+
+def test_both_frameworks_use_a_models_fitted_weight_unless_alpha_is_set(tiny_model_dir, tmp_path) -> None:
+    from ragcun import GaussianEncoder
+    from ragcun.scoring.fusion_settings import FusionSettings
+
+    model = GaussianEncoder(tiny_model_dir, output_dim=16)
+    model.fusion_settings = FusionSettings(0.2, "minmax", {"queries": 10})
+    model.save(str(tmp_path / "m"))
+    li_emb, lc_emb = GaussianEmbedding(str(tmp_path / "m")), GaussianEmbeddings(model_name=str(tmp_path / "m"))
+    assert li_emb.fusion_settings == lc_emb.fusion_settings == model.fusion_settings
+    query = "coral reef in Paris"
+    db = LCStore.from_texts(list(DOCS.values()), lc_emb, ids=list(DOCS))
+    vector = np.asarray(lc_emb.embed_query(query), dtype=np.float32)
+
+    def fused(store, **kw):
+        return [round(h.fused_score, 6) for h in store.search(vector, 6, text=query, mode="hybrid", **kw)]
+
+    assert fused(db.store, alpha=0.2, normalization="minmax") != fused(db.store)
+    got = [round(s, 6) for _, s in db.similarity_search_with_relevance_scores(query, k=6)]
+    assert got == fused(db.store, alpha=0.2, normalization="minmax")
+    got = [round(s, 6) for _, s in db.similarity_search_with_relevance_scores(query, k=6, alpha=0.9)]
+    assert got == fused(db.store, alpha=0.9)
+    li_store = LIStore(embed_model=li_emb)
+    index = VectorStoreIndex([TextNode(id_=k, text=t) for k, t in DOCS.items()],
+                             storage_context=StorageContext.from_defaults(vector_store=li_store), embed_model=li_emb)
+    nodes = index.as_retriever(vector_store_query_mode="hybrid", similarity_top_k=6).retrieve(query)
+    assert [round(n.score, 6) for n in nodes] == fused(li_store.store, alpha=0.2, normalization="minmax")
+    nodes = index.as_retriever(vector_store_query_mode="hybrid", similarity_top_k=6, alpha=0.9).retrieve(query)
+    assert [round(n.score, 6) for n in nodes] == fused(li_store.store, alpha=0.9)
+
+
 @pytest.mark.slow
-def test_scifact_subset_hybrid_beats_dense_in_both_frameworks(li_embed) -> None:
-    """60 SciFact test queries over 600 documents: hybrid nDCG@10 clearly above dense (cosine-equivalent) L2
-    (measured +7.6% with `ragcun-eval retrieval ... --max-queries 60 --max-docs 600`)."""
+def test_scifact_hybrid_beats_dense_in_both_frameworks(li_embed) -> None:
+    """SciFact test (300 queries, 5,183 documents, document vectors through the embedding cache, queries embedded
+    by the frameworks): hybrid nDCG@10 at least 1.13x dense (cosine-equivalent) L2 through both, the same
+    rankings in both; `ragcun-eval retrieval ../shared/data/beir/scifact --model bundled --model bundled:hybrid`
+    measures the core's figure (README "Hybrid retrieval is the default")."""
+    import torch
+
+    from ragcun import EmbeddingCache
     from ragcun_eval.beir import load_beir
 
-    data = load_beir(shared_path("data", "beir", "scifact"), "test").subset(60, 600)
-    vectors = li_embed.get_text_embedding_batch(data.doc_texts)
+    data = load_beir(shared_path("data", "beir", "scifact"), "test")
+    encoder = li_embed._encoder
+    with torch.no_grad():
+        raw = EmbeddingCache(encoder).get(data.doc_texts, "document")
+        vectors = encoder.apply_head(torch.as_tensor(raw)).numpy().tolist()
     nodes = [TextNode(id_=d, text=t, embedding=v) for d, t, v in zip(data.doc_ids, data.doc_texts, vectors)]
     index = VectorStoreIndex(nodes, storage_context=StorageContext.from_defaults(vector_store=LIStore()),
                              embed_model=li_embed)
-    db = LCStore(GaussianEmbeddings())
+    db = LCStore(GaussianEmbeddings(encoder=encoder))
     db.add_embeddings(zip(data.doc_texts, vectors), ids=data.doc_ids)
     runs: dict[str, dict[str, list[str]]] = {"li_dense": {}, "li_hybrid": {}, "lc_dense": {}, "lc_hybrid": {}}
     for mode in ("dense", "hybrid"):
@@ -138,5 +226,5 @@ def test_scifact_subset_hybrid_beats_dense_in_both_frameworks(li_embed) -> None:
     scores = {name: _ndcg10(run, data.qrels) for name, run in runs.items()}
     assert scores["li_dense"] == pytest.approx(scores["lc_dense"], abs=1e-6)
     assert scores["li_hybrid"] == pytest.approx(scores["lc_hybrid"], abs=1e-6)
-    assert scores["li_hybrid"] >= 1.05 * scores["li_dense"], scores
+    assert scores["li_hybrid"] >= 1.13 * scores["li_dense"], scores
     assert np.isfinite(list(scores.values())).all()

@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--max-queries", type=_positive_int, help="evaluate a random subset of queries (quick runs)")
         p.add_argument("--max-docs", type=_positive_int, help="cut the corpus to the relevant docs plus random others, this many in all")
         p.add_argument("--alpha", type=float,
-                       help="dense weight of :hybrid rows, in [0, 1] (default: ragcun.store.fusion's, 0.7)")
+                       help="dense weight of :hybrid rows, in [0, 1] (default: ragcun.store.fusion's, 0.8 with fixed floors)")
         p.add_argument("--seed", type=int, default=0, help="seed of the --max-queries / --max-docs draw (default 0)")
         _add_common(p)
         if name == "calibrate":

@@ -16,15 +16,17 @@ import numpy as np
 
 from ragcun.scoring.fusion_settings import FusionSettings
 from ragcun.store.doc_store import DocStore
-from ragcun.store.fusion import DEFAULT_ALPHA
+from ragcun.store.fusion import DEFAULT_NORMALIZATION, DEFAULT_WEIGHTS
 from ragcun.store.hits import Record
 from ragcun_eval.metrics import ndcg_at_k
 from ragcun_train.calibration import HeldOut
 
 log = logging.getLogger(__name__)
 
-NORMALIZATION = "minmax"
+NORMALIZATION = DEFAULT_NORMALIZATION
 """The stores' default normalisation of the fused scores (:mod:`ragcun.store.fusion`), which a fitted weight belongs to."""
+DEFAULT_ALPHA = DEFAULT_WEIGHTS[NORMALIZATION]
+"""The stores' default dense weight for :data:`NORMALIZATION`: ties go to the weight nearest it."""
 ALPHAS = tuple(round(0.05 * i, 2) for i in range(21))
 """The dense weights tried: 0.0, 0.05, ..., 1.0."""
 K = 10
@@ -34,7 +36,8 @@ def hybrid_ndcg(store: DocStore, queries: np.ndarray, held: HeldOut, alpha: floa
     """Mean nDCG@10 of the ``held`` queries (outputs ``queries``, row ids as strings) in hybrid search at ``alpha``."""
     scores = []
     for vector, text, relevant in zip(queries, held.queries, held.relevant):
-        ranked = [hit.record.id for hit in store.search(vector, K, text=text, mode="hybrid", alpha=alpha)]
+        ranked = [hit.record.id for hit in store.search(vector, K, text=text, mode="hybrid", alpha=alpha,
+                                                            normalization=NORMALIZATION)]
         scores.append(ndcg_at_k(ranked, {str(i): 1 for i in relevant}, K))
     return float(np.mean(scores))
 

@@ -34,7 +34,13 @@ from ragcun.scoring.calibrator import RelevanceCalibrator
 from ragcun.scoring.distance_law import MODES, DistanceLaw, DistanceLawScorer
 from ragcun.store.calibrate import Embed, Judgement, fit_store_calibrator
 from ragcun.store.calibrated import CalibratorSource
-from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha, fuse
+from ragcun.store.fusion import (
+    DEFAULT_CANDIDATES,
+    DEFAULT_NORMALIZATION,
+    DEFAULT_RRF_K,
+    FusionMethod,
+    HybridFusion,
+)
 from ragcun.store.hits import Hit, Record
 from ragcun.store.metadata import check_metadata
 from ragcun.store.mmr import check_mmr_args, mmr_select
@@ -205,29 +211,32 @@ class DocStore:
 
     def search(self, query: ArrayLike | None, k: int, where: RecordFilter | None = None,
                filter: Any = None, *, text: str | None = None, mode: RetrievalMode | str = RetrievalMode.DENSE,
-               alpha: float = DEFAULT_ALPHA, candidates: int = DEFAULT_CANDIDATES) -> list[Hit]:
+               alpha: float | None = None, candidates: int = DEFAULT_CANDIDATES, fusion: FusionMethod = "convex",
+               normalization: str = DEFAULT_NORMALIZATION, rrf_k: int = DEFAULT_RRF_K) -> list[Hit]:
         """Up to ``k`` records for ``query`` (a (D,) vector) and/or ``text`` that satisfy ``where`` and ``filter``, best first.
 
         ``mode`` (a :class:`RetrievalMode` or its string): ``"dense"`` ranks by L2 distance to ``query``;
         ``"sparse"`` (alias ``"lexical"``) by BM25 on ``text`` (``query`` optional: it only fills in
         distances); ``"hybrid"`` fuses both over the union of each side's top ``candidates``
-        (:mod:`ragcun.store.fusion`; ``alpha`` = dense weight, 1 = dense only). A sparse or hybrid search
+        (:class:`ragcun.store.fusion.HybridFusion`: ``fusion`` ``"convex"``, ``"rrf"`` or a callable;
+        ``normalization`` of convex fusion, ``"fixed-floor"`` by default; ``alpha`` = dense weight, 1 = dense
+        only, ``None`` = the normalisation's default (0.8 for fixed floors); ``rrf_k`` = RRF's constant; bad values are a ``ValueError`` naming the argument). A sparse or hybrid search
         whose ``text`` has no lexical terms, or matches nothing, ranks densely instead and says so in
         each hit's ``fallback``: this is the one place that decides it. ``where`` is a record predicate;
         ``filter`` a metadata filter spec (:mod:`ragcun.index.filters`), also passed down to an index with
         ``capabilities.metadata_filter`` so the index narrows the search itself.
         """
-        k, mode, alpha = check_k(k), RetrievalMode.parse(mode), check_alpha(alpha)
+        k, mode, how = check_k(k), RetrievalMode.parse(mode), HybridFusion(fusion, normalization, alpha, rrf_k)
         candidates = check_k(candidates, "candidates")
         if mode is not RetrievalMode.DENSE and (not isinstance(text, str) or not text.strip()):
             raise ValueError(f"a {mode} search needs the query text (text=...); got {text!r}")
         if query is None and mode is not RetrievalMode.SPARSE:
             raise ValueError(f"a {mode} search needs a query vector")
         with self._lock.read():
-            return self._search(query, k, where, filter, text, mode, alpha, candidates)
+            return self._search(query, k, where, filter, text, mode, how, candidates)
 
     def _search(self, query: ArrayLike | None, k: int, where: RecordFilter | None, filter: Any,
-                text: str | None, mode: RetrievalMode, alpha: float, candidates: int) -> list[Hit]:
+                text: str | None, mode: RetrievalMode, how: HybridFusion, candidates: int) -> list[Hit]:
         """:meth:`search` with its arguments checked, under the caller's lock.
 
         One candidate step: the vector index is searched once (widened only under a filter), BM25 is
@@ -244,7 +253,7 @@ class DocStore:
         assert text is not None  # refused by search(): a sparse or hybrid search needs the query text
         found = self._lexical(text, max(k, candidates), check, filter, [i for i, _ in dense])
         if found.ids:
-            return self._fused_hits(found, dict(dense), q, k, 0.0 if mode is RetrievalMode.SPARSE else alpha, mode)
+            return self._fused_hits(found, dict(dense), q, k, how, mode)
         if not found.indexed and mode is RetrievalMode.SPARSE:
             raise ValueError(f"sparse search needs stored texts; none of this store's "
                              f"{len(self._records)} records has any lexical terms")
@@ -326,7 +335,7 @@ class DocStore:
         return law, [None] * len(dist) if self.calibrator is None else self.calibrator(dist).tolist()
 
     def _fused_hits(self, found: LexicalMatches, known: dict[str, float], q: np.ndarray | None, k: int,
-                    alpha: float, mode: RetrievalMode) -> list[Hit]:
+                    how: HybridFusion, mode: RetrievalMode) -> list[Hit]:
         """The ``k`` best of both sides' candidates by fused score, each with its distance and BM25 score.
 
         ``known`` holds the distances the index search returned; the lexical-only candidates'
@@ -337,13 +346,13 @@ class DocStore:
         lex = np.array([bm25[i] for i in ids], dtype=np.float64)
         if q is None:
             dist = np.full(len(ids), np.nan)
-            fused = fuse(np.zeros(len(ids)), lex, 0.0)
         else:
             missing = [i for i in found.ids if i not in known]
             if missing:
                 known = {**known, **dict(zip(missing, self.index.distances(q, missing).tolist()))}
             dist = np.array([known[i] for i in ids], dtype=np.float64)
-            fused = fuse(dist, lex, alpha)
+        fused = how.sparse_only(lex) if mode is RetrievalMode.SPARSE or q is None else \
+            how.scores(dist, lex, float(np.square(q, dtype=np.float64).sum()))
         order = np.lexsort((np.nan_to_num(dist), -fused))[:k]
         law, relevance = self._distance_scores(dist[order])
         return [Hit(self._records[ids[j]], float(dist[j]), mode, law[n], float(lex[j]), float(fused[j]), relevance[n])
@@ -358,7 +367,7 @@ class DocStore:
             raise ValueError("MMR search needs a query vector")
         with self._lock.read():
             candidates = self._search(query, max(k, fetch_k), where, filter, None, RetrievalMode.DENSE,
-                                      DEFAULT_ALPHA, DEFAULT_CANDIDATES)
+                                      HybridFusion(), DEFAULT_CANDIDATES)
             if not candidates:
                 return []
             vecs = self.index.get_vectors([h.record.id for h in candidates])

@@ -26,8 +26,10 @@ class Hit:
     ``distance``: Euclidean (L2) distance to the query vector (``nan`` for a sparse search given no
     query vector). ``law_score``: the distance law's survival score in [0, 1]
     (:mod:`ragcun.scoring.distance_law`; ``None`` without a distance). ``bm25_score``: the raw BM25 score
-    (``None`` when BM25 was not asked, as in dense mode). ``fused_score``: the fused score in [0, 1]
-    of a sparse or hybrid search (:mod:`ragcun.store.fusion`; ``None`` in dense mode). ``relevance``: the
+    (``None`` when BM25 was not asked, as in dense mode). ``fused_score``: the fused score of a sparse or
+    hybrid search (:class:`ragcun.store.fusion.HybridFusion`: in [0, 1] for convex fusion with fixed floors
+    or min–max, unbounded with z-scores, in (0, 2 / (rrf_k + 1)] for RRF, a callable's own score; ``None``
+    in dense mode). ``relevance``: the
     calibrated ``P(relevant)`` of the distance (:mod:`ragcun.scoring.calibrator`; ``None`` without a
     calibrator or a distance). ``mode``: how the hit was ranked; ``fallback`` says why a sparse or
     hybrid search ranked densely instead (e.g. the query had no lexical terms), ``None`` when it ran as asked.
@@ -45,8 +47,9 @@ class Hit:
 
     @property
     def score(self) -> float:
-        """The framework-facing similarity in [0, 1]: :attr:`relevance` when the store is calibrated, else
-        :attr:`fused_score` (sparse, hybrid), else :attr:`law_score` (dense)."""
+        """The framework-facing similarity: :attr:`relevance` when the store is calibrated, else
+        :attr:`fused_score` (sparse, hybrid), else :attr:`law_score` (dense); in [0, 1] except a fused score
+        under z-scores or a callable fusion."""
         for value in (self.relevance, self.fused_score, self.law_score):
             if value is not None:
                 return value

@@ -2,8 +2,8 @@
 
 For each (pseudo-)query the teacher takes the union of the dense side's top ``candidates``
 (exact Euclidean ranking of the base model's embeddings, :func:`ragcun.index.exact.nearest`) and BM25's top ``candidates``
-(:class:`ragcun.index.lexical.bm25.BM25Index`), and scores every candidate with :func:`ragcun.store.fusion.fuse`
-(min–max of ``-distance²`` and of BM25 over the candidates, dense weight ``alpha``): the same
+(:class:`ragcun.index.lexical.bm25.BM25Index`), and scores every candidate with the stores' default fusion
+(:class:`ragcun.store.fusion.HybridFusion`: fixed floors, dense weight ``alpha``): the same
 ranking the stores' ``retrieval_mode="hybrid"`` serves (its nDCG@10 against dense: docs/benchmarks.md).
 It needs no labels, so it exists on every corpus: it stands in for GPL's cross-encoder
 (Wang et al., NAACL 2022).
@@ -18,7 +18,7 @@ import numpy as np
 
 from ragcun.index.exact import nearest, squared_distances
 from ragcun.index.lexical.bm25 import BM25Index
-from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha, fuse
+from ragcun.store.fusion import CONVEX, DEFAULT_ALPHA, DEFAULT_CANDIDATES, DEFAULT_NORMALIZATION, HybridFusion, check_alpha
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class HybridTeacher:
         if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
             raise ValueError(f"HybridTeacher: candidates must be an integer >= 1, got {candidates!r}")
         self.alpha = check_alpha(alpha)
+        self.fusion = HybridFusion(CONVEX, DEFAULT_NORMALIZATION, self.alpha)
         self.candidates = min(candidates, len(texts))
         self.vectors = vectors
         self.bm25 = BM25Index()
@@ -79,7 +80,7 @@ class HybridTeacher:
                 cand = np.union1d(dense_top[row], np.asarray(found.ids, dtype=np.int64))
                 lex = np.array([bm25[str(i)] for i in cand.tolist()])
                 dist = np.sqrt(squared_distances(block[row:row + 1], self.vectors[cand])[0])
-                fused = fuse(dist, lex, self.alpha)
+                fused = self.fusion.scores(dist, lex, float(block[row] @ block[row]))
                 order = np.lexsort((cand, -fused))[: k or None]
                 out.append(TeacherRanking(docs=cand[order], scores=fused[order]))
         return out

@@ -45,6 +45,12 @@ class GaussianEmbedding(BaseEmbedding):
         return getattr(self._encoder, "relevance_calibrator", None)
 
     @property
+    def fusion_settings(self) -> Any:
+        """The model's fitted hybrid weight (``ragcun.scoring.fusion_settings.FusionSettings``, ``None`` if it has
+        none); a store built with this model uses it unless given ``alpha=``."""
+        return getattr(self._encoder, "fusion_settings", None)
+
+    @property
     def dimension(self) -> int:
         """Embedding dimension."""
         return int(self._encoder.get_embedding_dimension())

@@ -3,12 +3,13 @@
 Nodes are stored as text plus LlamaIndex's own metadata dict (``node_to_metadata_dict``); search,
 filtering, MMR, scores, fallbacks and persistence are the core's; this adapter only maps query modes
 onto the core's :class:`ragcun.RetrievalMode`: ``HYBRID`` -> hybrid (``query.alpha`` = dense weight,
-1 = dense only), ``TEXT_SEARCH`` / ``SPARSE`` -> sparse (BM25 alone), and ``DEFAULT`` -> the store's
+1 = dense only; ``fusion``, ``normalization`` and ``rrf_k`` per query through the retriever's
+``vector_store_kwargs``, else the store's fields), ``TEXT_SEARCH`` / ``SPARSE`` -> sparse (BM25 alone), and ``DEFAULT`` -> the store's
 ``retrieval_mode`` (``"hybrid"`` unless set otherwise; dense for a query that carries no text: a
 pure vector query). Node similarities are ``ragcun.Hit.score``: ``P(relevant)`` from a relevance
 calibrator when the store has one (``GaussianVectorStore(calibrator=embed_model)``,
 :mod:`ragcun.scoring.calibrator`), else the distance law of :mod:`ragcun.scoring.distance_law` (dense) or the
-fused score of :mod:`ragcun.store.fusion` (hybrid, sparse), all in [0, 1]; each returned node's metadata holds
+fused score of :mod:`ragcun.store.fusion` (hybrid, sparse), in [0, 1] (z-score and callable fusions excepted: ``ragcun.Hit``); each returned node's metadata holds
 ``l2_distance``, ``bm25_score`` and ``retrieval_mode`` (hidden from the LLM and the embedder). Metadata filters and ``doc_ids`` become one
 ragcun filter spec, which the core pushes down to indexes that filter themselves (Milvus).
 """
@@ -38,9 +39,17 @@ from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_
 from ragcun.index.lexical.bm25 import BM25Index
 from ragcun.index.protocol import VectorIndex, as_list, check_ids, check_k, check_kwargs
 from ragcun.scoring.calibrator import RelevanceCalibrator
+from ragcun.scoring.fusion_settings import FusionSettings
 from ragcun.store.calibrated import CalibratorSource
 from ragcun.store.doc_store import DocStore, Hit, Record, metadata_filter, scored_store
-from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, check_alpha
+from ragcun.store.fusion import (
+    DEFAULT_CANDIDATES,
+    DEFAULT_RRF_K,
+    check_fusion,
+    check_rrf_k,
+    fitted_fusion,
+    resolve_weights,
+)
 from ragcun.store.modes import RetrievalMode
 from ragcun.store.persistence import FRAMEWORK_KEY
 
@@ -53,7 +62,7 @@ NODE_CACHE_SIZE = 4096
 _CORE_MODES = {VectorStoreQueryMode.HYBRID: RetrievalMode.HYBRID, VectorStoreQueryMode.TEXT_SEARCH: RetrievalMode.SPARSE,
                VectorStoreQueryMode.SPARSE: RetrievalMode.SPARSE}
 DEFAULT_NAMESPACE = "default"
-_QUERY_KWARGS = ("mmr_threshold", "mmr_prefetch_k", "mmr_prefetch_factor")
+_QUERY_KWARGS = ("mmr_threshold", "mmr_prefetch_k", "mmr_prefetch_factor", "fusion", "normalization", "rrf_k")
 """The keyword arguments :meth:`GaussianVectorStore.query` takes (a retriever's ``vector_store_kwargs``)."""
 FRAMEWORK = "llama_index"
 """This adapter's name in the saves it writes (``extra["framework"]``)."""
@@ -112,8 +121,13 @@ class GaussianVectorStore(BasePydanticVectorStore):
     ``score_mode``: ``"relevance"`` (``P(relevant)``; the default with a calibrator) or a
     distance-law mode of ``ragcun.scoring.distance_law`` (``"auto"``, the default otherwise).
     ``retrieval_mode`` (``"hybrid"``, ``"dense"`` or ``"sparse"``, alias ``"lexical"``; a
-    :class:`ragcun.RetrievalMode` or its string) is what ``DEFAULT`` queries do; ``alpha`` the dense
-    weight of hybrid queries that set none; ``candidates`` how many candidates each side contributes
+    :class:`ragcun.RetrievalMode` or its string) is what ``DEFAULT`` queries do; ``fusion`` (``"convex"``,
+    ``"rrf"`` or a callable ``fn(dense_scores, sparse_scores)``), ``normalization`` (convex fusion:
+    ``"fixed-floor"``, ``"minmax"``, ``"zscore"``), ``alpha`` (dense weight) and ``rrf_k`` (RRF's constant)
+    are how hybrid queries that set none fuse (:class:`ragcun.store.fusion.HybridFusion`); ``alpha=None`` /
+    ``normalization=None`` (defaults) mean ``embed_model``'s fitted weight (a ``GaussianEmbedding`` whose
+    model carries ``fusion_settings``; it is also the default ``calibrator``) if any, else 0.8 with fixed
+    floors (:func:`ragcun.store.fusion.resolve_weights`); ``candidates`` how many candidates each side contributes
     (``hybrid_candidates`` is its deprecated name); ``lexical`` a ``ragcun.index.lexical.bm25.BM25Index``
     with another language's analyzer. These are the LangChain ``GaussianVectorStore``'s parameters, with
     the same names and defaults.
@@ -122,29 +136,41 @@ class GaussianVectorStore(BasePydanticVectorStore):
     stores_text: bool = True
     flat_metadata: bool = False
     retrieval_mode: RetrievalMode = RetrievalMode.HYBRID
-    alpha: float = DEFAULT_ALPHA
+    alpha: float | None = None
+    normalization: str | None = None
+    fusion: Any = "convex"
+    rrf_k: int = DEFAULT_RRF_K
     candidates: int = DEFAULT_CANDIDATES
     _store: DocStore = PrivateAttr()
+    _fitted: FusionSettings | None = PrivateAttr(default=None)
     _nodes: dict[str, tuple[Record, BaseNode]] = PrivateAttr(default_factory=dict)
 
     def __init__(self, index: VectorIndex | None = None, score_mode: str | None = None, *,
                  store: DocStore | None = None, lexical: BM25Index | None = None, calibrator: CalibratorSource = None,
-                 **kwargs: Any) -> None:
+                 embed_model: Any = None, **kwargs: Any) -> None:
         if "hybrid_candidates" in kwargs:
             warnings.warn("hybrid_candidates= is deprecated; use candidates=", DeprecationWarning, stacklevel=2)
             kwargs["candidates"] = kwargs.pop("hybrid_candidates")
         super().__init__(**kwargs)
-        self._store = scored_store(store, index, lexical, score_mode, calibrator)
+        self._fitted = fitted_fusion(embed_model)
+        resolve_weights(self.alpha, self.normalization, self._fitted)  # checks them now
+        self._store = scored_store(store, index, lexical, score_mode, calibrator if calibrator is not None
+                                   else getattr(embed_model, "relevance_calibrator", None))
 
     @field_validator("retrieval_mode", mode="before")
     @classmethod
     def _parse_mode(cls, value: Any) -> RetrievalMode:
         return RetrievalMode.parse(value)
 
-    @field_validator("alpha", mode="before")
+    @field_validator("fusion", mode="before")
     @classmethod
-    def _check_alpha(cls, value: Any) -> float:
-        return check_alpha(value)
+    def _check_fusion(cls, value: Any) -> Any:
+        return check_fusion(value)
+
+    @field_validator("rrf_k", mode="before")
+    @classmethod
+    def _check_rrf_k(cls, value: Any) -> int:
+        return check_rrf_k(value)
 
     @field_validator("candidates", mode="before")
     @classmethod
@@ -238,8 +264,9 @@ class GaussianVectorStore(BasePydanticVectorStore):
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         """Nodes ranked by the query's mode: L2 (``DEFAULT`` with ``retrieval_mode="dense"``), hybrid,
-        BM25 (``TEXT_SEARCH`` / ``SPARSE``) or Euclidean MMR (``MMR``; ``mmr_threshold`` = lambda). ``kwargs``:
-        ``mmr_threshold``, ``mmr_prefetch_k``, ``mmr_prefetch_factor``; any other is a ``TypeError``."""
+        BM25 (``TEXT_SEARCH`` / ``SPARSE``) or Euclidean MMR (``MMR``; ``mmr_threshold`` = lambda). ``kwargs`` (a retriever's
+        ``vector_store_kwargs``): ``mmr_threshold``, ``mmr_prefetch_k``, ``mmr_prefetch_factor``, and ``fusion``,
+        ``normalization``, ``rrf_k`` for this query; any other is a ``TypeError``."""
         check_kwargs("GaussianVectorStore.query", kwargs, _QUERY_KWARGS)
         spec = self._filter_spec(query.filters, query.doc_ids)
         nodes = set(check_ids(query.node_ids, "node_ids")) if query.node_ids else set()
@@ -256,9 +283,12 @@ class GaussianVectorStore(BasePydanticVectorStore):
             elif mode is RetrievalMode.SPARSE:
                 k = query.sparse_top_k or k
             vector = self._vector(query) if mode is not RetrievalMode.SPARSE or query.query_embedding is not None else None
-            alpha = self.alpha if query.alpha is None else query.alpha
+            alpha, normalization = resolve_weights(self.alpha if query.alpha is None else query.alpha,
+                                                   kwargs.get("normalization", self.normalization), self._fitted)
             hits = self._store.search(vector, k, where, spec, text=text, mode=mode, alpha=alpha,
-                                      candidates=max(self.candidates, query.sparse_top_k or 0))
+                                      candidates=max(self.candidates, query.sparse_top_k or 0),
+                                      fusion=kwargs.get("fusion", self.fusion), normalization=normalization,
+                                      rrf_k=kwargs.get("rrf_k", self.rrf_k))
         else:
             raise ValueError(f"GaussianVectorStore does not support query mode {query.mode.value!r}")
         return VectorStoreQueryResult(nodes=self._nodes_of(hits), similarities=[h.score for h in hits],

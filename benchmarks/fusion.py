@@ -1,0 +1,133 @@
+"""Hybrid fusion choices: nDCG@10 of each normalisation × dense weight, and reciprocal-rank fusion, through ``DocStore``.
+
+Feeds ``docs/benchmarks.md`` ("Hybrid fusion") and the README's hybrid section (RRF against convex fusion).
+
+Tuning sets (the defaults are chosen on these, never on a test split): SciFact *train* queries
+(``qrels/train.tsv``, 809 queries, 5,183 documents) and NQ questions from ``qed_nq_xquad_en`` (its
+``qed_nq_*`` rows; the XQuAD rows are SQuAD dev and stay out): ``--nq-queries`` questions, their
+positive passages plus random other passages of the set, ``--nq-docs`` in all. ``--test`` adds SciFact
+test, reported only. One real hybrid ``DocStore.search`` per query (exact ``L2Index`` of the bundled
+all-MiniLM-L6-v2's unit vectors: its cosine ranking; the bundled Gaussian model's vectors are these times
+sqrt(384), which no normalisation here sees) and BM25 query per query gather the candidates as
+``DocStore`` does (each side's top 100, with both scores); each row then ranks them with
+``HybridFusion.scores``, the function ``DocStore`` calls, in ``DocStore``'s order (a check row runs
+``DocStore.search`` itself with the defaults). Vectors come through the shared embedding cache.
+
+Run from the repository root: HF_HUB_OFFLINE=1 python -m benchmarks.fusion [--quick] [--test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from collections.abc import Sequence
+
+import numpy as np
+
+from benchmarks.common import NQ_PAIRS, SCIFACT, print_table, require
+from ragcun.index.faiss_l2 import L2Index
+from ragcun.store.doc_store import DocStore, Record
+from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, DEFAULT_RRF_K, NORMALIZATIONS, HybridFusion
+from ragcun_eval.beir import BeirDataset, load_beir
+from ragcun_eval.metrics import evaluate
+from ragcun_eval.models import Embedder, parse_model_spec
+
+WEIGHTS = (0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def nq_set(n_queries: int, n_docs: int, seed: int = 0) -> BeirDataset:
+    """``n_queries`` NQ questions (``qed_nq_*`` rows) against their positives plus random other passages, ``n_docs`` in all."""
+    rows = [json.loads(line) for line in require(NQ_PAIRS).open(encoding="utf-8")]
+    rows = [r for r in rows if r["source"].startswith("qed_nq")]
+    passages = list(dict.fromkeys(r["positive"] for r in rows))
+    pid = {p: f"p{i}" for i, p in enumerate(passages)}
+    rng = random.Random(seed)
+    chosen = rng.sample(rows, min(n_queries, len(rows)))
+    positives = {r["positive"] for r in chosen}
+    others = [p for p in passages if p not in positives]
+    corpus = sorted(positives | set(rng.sample(others, max(0, min(len(others), n_docs - len(positives))))), key=pid.get)
+    return BeirDataset("nq", [pid[p] for p in corpus], corpus, {f"q{i}": r["query"] for i, r in enumerate(chosen)},
+                       {f"q{i}": {pid[r["positive"]]: 1} for i, r in enumerate(chosen)})
+
+
+class Bench:
+    """One dataset in a ``DocStore`` with its query vectors, and each query's hybrid candidates with both scores."""
+
+    def __init__(self, data: BeirDataset, embedder: Embedder) -> None:
+        spec = parse_model_spec("bundled")
+        unit = lambda x: (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)  # noqa: E731
+        docs = unit(embedder.embed(spec, data.doc_texts, "document"))
+        texts = [data.queries[q] for q in data.queries]
+        vectors = unit(embedder.embed(spec, texts, "query"))
+        self.data = data
+        self.store = DocStore(L2Index(docs.shape[1]))
+        self.store.add([Record(d, t) for d, t in zip(data.doc_ids, data.doc_texts)], docs)
+        self.dense = self._run([[h.record.id for h in self.store.search(v, 11)] for v in vectors])
+        self.candidates = [self._candidates(v, t) for v, t in zip(vectors, texts)]
+        self.searched = self._run([[h.record.id for h in self.store.search(v, 11, text=t, mode="hybrid")]
+                                   for v, t in zip(vectors, texts)])
+
+    def _candidates(self, vector: np.ndarray, text: str) -> tuple[list[str], np.ndarray, np.ndarray, float]:
+        """A hybrid search's candidates as ``DocStore`` gathers them: each side's top 100 (the lexical side only
+        documents matching a query term), every one with its distance and BM25 score (0: no query term)."""
+        dense = self.store.search(vector, DEFAULT_CANDIDATES)
+        known = {h.record.id: h.distance for h in dense}
+        assert self.store.lexical is not None
+        found = self.store.lexical.query(text, DEFAULT_CANDIDATES, None, list(known))
+        bm25 = dict(zip(known, found.extra_scores.tolist())) | dict(zip(found.ids, found.scores.tolist()))
+        missing = [i for i in found.ids if i not in known]
+        if missing:
+            known |= dict(zip(missing, self.store.index.distances(vector[None, :], missing).tolist()))
+        ids = list(known)
+        return ids, np.array([known[i] for i in ids]), np.array([bm25[i] for i in ids]), float(vector @ vector)
+
+    def _run(self, ranked: list[list[str]]) -> float:
+        """nDCG@10 of one ranking per query (a document never answers its own id, as in BEIR)."""
+        run = {q: [d for d in ids if d != q][:10] for q, ids in zip(self.data.queries, ranked)}
+        return float(evaluate(run, self.data.qrels)["ndcg@10"])
+
+    def ndcg(self, how: HybridFusion) -> float:
+        """nDCG@10 of the candidates ranked by ``how``, ordered as ``DocStore`` orders them (fused score, then distance)."""
+        ranked = []
+        for ids, dist, bm25, q_sq in self.candidates:
+            order = np.lexsort((dist, -how.scores(dist, bm25, q_sq)))[:11]
+            ranked.append([ids[j] for j in order])
+        return self._run(ranked)
+
+
+def grid(benches: dict[str, Bench], weights: Sequence[float]) -> list[dict[str, object]]:
+    """One row per normalisation × weight (and dense, RRF): nDCG@10 on every set."""
+    rows: list[dict[str, object]] = [{"fusion": "dense only", **{n: b.dense for n, b in benches.items()}}]
+    for norm in NORMALIZATIONS:
+        for w in weights:
+            how = HybridFusion(normalization=norm, alpha=w)
+            rows.append({"fusion": f"convex, {norm}, alpha {w}", **{n: b.ndcg(how) for n, b in benches.items()}})
+    rows.append({"fusion": f"rrf, k {DEFAULT_RRF_K}",
+                 **{n: b.ndcg(HybridFusion("rrf")) for n, b in benches.items()}})
+    rows.append({"fusion": "check: DocStore.search with the defaults", **{n: b.searched for n, b in benches.items()}})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sets (100 queries each, 1,000 documents), weights 0.6-0.8")
+    parser.add_argument("--nq-queries", type=int, default=800)
+    parser.add_argument("--nq-docs", type=int, default=1500)
+    parser.add_argument("--test", action="store_true", help="also SciFact test (reported, never used to choose)")
+    args = parser.parse_args()
+    embedder = Embedder()
+    train = load_beir(require(SCIFACT), "train")
+    sets = {"SciFact train": train, "NQ": nq_set(args.nq_queries, args.nq_docs)}
+    if args.test:
+        sets["SciFact test"] = load_beir(SCIFACT, "test")
+    if args.quick:
+        sets = {name: data.subset(100, 1000) for name, data in sets.items()}
+    weights = (0.6, DEFAULT_ALPHA, 0.8) if args.quick else WEIGHTS
+    benches = {name: Bench(data, embedder) for name, data in sets.items()}
+    sizes = "; ".join(f"{n}: {len(b.data.queries)} queries, {len(b.data.doc_ids)} documents" for n, b in benches.items())
+    print_table(grid(benches, weights), f"nDCG@10, hybrid DocStore.search, 100 candidates a side ({sizes})")
+
+
+if __name__ == "__main__":
+    main()
