@@ -18,7 +18,14 @@ import numpy as np
 
 from ragcun.index.exact import nearest, squared_distances
 from ragcun.index.lexical.bm25 import BM25Index
-from ragcun.store.fusion import CONVEX, DEFAULT_ALPHA, DEFAULT_CANDIDATES, DEFAULT_NORMALIZATION, HybridFusion, check_alpha
+from ragcun.store.fusion import (
+    CONVEX,
+    DEFAULT_ALPHA,
+    DEFAULT_CANDIDATES,
+    DEFAULT_NORMALIZATION,
+    HybridFusion,
+    check_alpha,
+)
 
 
 @dataclass(frozen=True)
