@@ -77,6 +77,18 @@ def test_changed_weights_get_a_new_export(tiny_onnx, tiny_model_dir):
     assert np.allclose(after, reference, atol=1e-4)
 
 
+def test_weights_an_optimiser_changes_in_place_get_a_new_export(tiny_onnx):
+    """Optimisers write ``p.data`` without bumping the version counter: encodes after training must not reuse
+    the export of the weights before it."""
+    before = tiny_onnx.encode(TEXTS)
+    for p in tiny_onnx[0].parameters():
+        p.data.add_(0.05)
+    reference = BackendSentenceTransformer(modules=list(tiny_onnx), device="cpu", backend="torch").encode(TEXTS)
+    after = tiny_onnx.encode(TEXTS)
+    assert not np.allclose(before, after, atol=1e-3)
+    assert np.allclose(after, reference, atol=1e-4)
+
+
 def test_a_damaged_export_is_set_aside_and_rebuilt(tiny_model_dir, tmp_path):
     pytest.importorskip("onnxruntime")
     first = BackendSentenceTransformer(tiny_model_dir, device="cpu", backend="onnx", export_root=tmp_path)

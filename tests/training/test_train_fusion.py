@@ -45,7 +45,7 @@ def test_labelled_run_fits_and_saves_the_fusion_weight(tiny_model_dir, labelled_
     assert loaded == FusionSettings(saved["alpha"], NORMALIZATION, fitted) == result.model.fusion_settings
     assert result.report["fusion"]["alpha"] == saved["alpha"]
     assert "hybrid fusion (`ragcun_fusion.json`" in (tmp_path / "out" / "README.md").read_text()
-    assert f"hybrid dense weight alpha {saved['alpha']:.2f} (minmax)" in (tmp_path / "out" / "README.md").read_text()
+    assert f"hybrid dense weight alpha {saved['alpha']:.2f} ({NORMALIZATION})" in (tmp_path / "out" / "README.md").read_text()
 
     again = train(labelled_dir, **opts | {"overwrite": True, "calibrate": False})
     assert again.report["fusion"] is None and not (tmp_path / "out" / FILE).exists()  # nothing held back: nothing fitted

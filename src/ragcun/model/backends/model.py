@@ -7,7 +7,7 @@ rest of sentence-transformers' API are untouched: they call ``forward``. Trainin
 with gradients, runs in PyTorch.
 
 Exports are found through a per-process table keyed by the ``Transformer`` module itself and its
-weights' versions, so views sharing the module (a base model, the embedding cache's encoder) share one
+weights' versions and sums, so views sharing the module (a base model, the embedding cache's encoder) share one
 ONNX Runtime session, and changed weights (training, ``load_state_dict``) get a new export.
 """
 
@@ -43,7 +43,10 @@ def export_dir(model: SentenceTransformer, root: str | Path | None = None) -> Pa
 
 
 def _weights_version(module: torch.nn.Module) -> tuple:
-    return tuple((p.data_ptr(), p._version, p.dtype) for p in module.parameters())
+    """What tells ``module``'s weights apart between forward passes: each tensor's storage, version counter and sum
+    (optimisers update ``.data`` in place without bumping the version counter, so the sum is what sees training)."""
+    with torch.no_grad():
+        return tuple((p.data_ptr(), p._version, p.dtype, float(p.sum(dtype=torch.float64))) for p in module.parameters())
 
 
 class BackendSentenceTransformer(SentenceTransformer):
