@@ -53,7 +53,6 @@ def test_default_corpus_run_keeps_every_ranking_and_improves_isotropy(bundled_en
     for mode in ("dense", "hybrid"):
         assert _top10(loaded, docs, mode) == _top10(bundled_encoder, docs, mode)
     before, after = report["before"]["isotropy"], report["after"]["isotropy"]
-    assert after["mean_norm"] < 0.01 * before["mean_norm"]
     assert after["offdiag_corr_mean"] < before["offdiag_corr_mean"]
     assert after["variance_mean"] == pytest.approx(1.0, rel=0.05)
 
@@ -63,17 +62,38 @@ def test_default_corpus_run_keeps_every_ranking_and_improves_isotropy(bundled_en
     d_new = np.linalg.norm(loaded.encode_document(docs, convert_to_numpy=True) - loaded.encode_query(QUERIES[:1], convert_to_numpy=True), axis=1)
     np.testing.assert_allclose(d_new, scale * d_old, rtol=1e-3)
     np.testing.assert_allclose(loaded.relevance_calibrator(d_new), bundled_encoder.relevance_calibrator(d_old), atol=1e-4)
-    assert "**ranking unchanged**" in (tmp_path / "out" / "README.md").read_text()
+    assert "**ranking**: UNCHANGED" in (tmp_path / "out" / "README.md").read_text()
     assert not (tmp_path / "out" / "loss_curves.png").exists()
 
 
+def test_centred_run_keeps_dense_rankings_and_centres(bundled_encoder, corpus_file, tmp_path):
+    """``--objective similarity-centred`` also centres: dense top-10s identical, the mean gone, and the report says
+    that hybrid rankings (fixed floors from the origin) move."""
+    result = train(str(corpus_file), objective="similarity-centred", output=str(tmp_path / "out"),
+                   cache_dir=str(tmp_path / "cache"), show_progress=False)
+    report = result.report
+    assert report["transform"]["ranking"] == "dense unchanged" and report["transform"]["shift_norm"] > 0
+    assert _top10(GaussianEncoder(str(tmp_path / "out")), _docs(), "dense") == _top10(bundled_encoder, _docs(), "dense")
+    assert report["after"]["isotropy"]["mean_norm"] < 0.01 * report["before"]["isotropy"]["mean_norm"]
+    assert "hybrid rankings with fixed floors MOVE" in (tmp_path / "out" / "README.md").read_text()
+
+
 def test_similarity_fit_head_is_an_exact_similarity_transform(tiny_model_dir):
-    """The folded map is s·R(y − μ): outputs centred and uncorrelated on the fitted rows, every distance × s."""
-    model = GaussianEncoder(tiny_model_dir)
+    """The folded map is s·R·y (every distance and norm × s), or with ``centre`` s·R(y − μ) (outputs centred);
+    either way uncorrelated on the fitted rows with unit variance on average."""
     x = torch.nn.functional.normalize(torch.randn(200, 32, generator=torch.Generator().manual_seed(0)), dim=1)
+    plain = GaussianEncoder(tiny_model_dir)
     with torch.no_grad():
-        y0 = model.apply_head(x).double()
-        info = similarity_fit_head(model, model.apply_head(x))
+        y0 = plain.apply_head(x).double()
+        info = similarity_fit_head(plain, plain.apply_head(x))
+        y1 = plain.apply_head(x).double()
+    s = info["distance_scale"]
+    torch.testing.assert_close(torch.cdist(y1, y1), s * torch.cdist(y0, y0), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(y1.norm(dim=1), s * y0.norm(dim=1), rtol=1e-4, atol=1e-4)
+    assert info["shift_norm"] == 0.0
+    model = GaussianEncoder(tiny_model_dir)
+    with torch.no_grad():
+        info = similarity_fit_head(model, model.apply_head(x), centre=True)
         y1 = model.apply_head(x).double()
     torch.testing.assert_close(torch.cdist(y1, y1), info["distance_scale"] * torch.cdist(y0, y0), rtol=1e-4, atol=1e-4)
     assert float(y1.mean(0).norm()) < 1e-4

@@ -50,7 +50,8 @@ from ragcun_train.state import Cached, Outcome, Run, Start
 log = logging.getLogger(__name__)
 
 FIT_SAMPLE = 20_000
-DATA_LOADERS: dict[str, Callable[[Path, TrainConfig], TrainingData]] = {"distil": load_distil, "similarity": load_whole_documents}
+DATA_LOADERS: dict[str, Callable[[Path, TrainConfig], TrainingData]] = {"distil": load_distil, "similarity": load_whole_documents,
+                                                                              "similarity-centred": load_whole_documents}
 """Objectives that build their own rows (or, closed-form, fit whole documents), with the loader of their data; every
 other objective trains on labelled data as loaded (:func:`ragcun_train.rows.load_labelled`)."""
 

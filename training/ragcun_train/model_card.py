@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ragcun_train.report import comparison_rows, fusion_line
+from ragcun_train.similarity import describe_transform
 
 CARD_FILE = "README.md"
 
@@ -30,13 +31,10 @@ def _transform_lines(report: dict[str, Any]) -> list[str]:
     t = report.get("transform")
     if not t:
         return []
+    what, ranking = describe_transform(t)
     return [f"- objective: {report['config']['objective']} (closed form: no loss, no training step)",
-            f"- no training: a similarity transform fitted to the corpus ({t['fitted_on_documents']} documents): centred "
-            f"on their mean, rotated onto their principal axes, every distance scaled by {t['distance_scale']:.4f}; "
-            f"relevance calibrator {t['calibrator']}",
-            "- **ranking unchanged**: L2 ranking is invariant under a shift, a rotation and one scale, so every dense "
-            "ranking (and hybrid min-max fusion) is exactly what it was before the transform; only the isotropy statistics "
-            "and the distance scale changed (the table below)"]
+            f"- no training: a similarity transform fitted to the corpus: {what}; relevance calibrator {t['calibrator']}",
+            f"- **ranking**: {ranking} (isotropy: the table below)"]
 
 
 def model_card(report: dict[str, Any], ragcun_config: dict[str, Any]) -> str:

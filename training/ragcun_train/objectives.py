@@ -26,14 +26,17 @@ PRESETS: dict[str, dict[str, float]] = {
     # the corpus (ragcun_train.distil); SIGReg off by default (--lambda-isotropy adds it; see docs/benchmarks.md).
     # Needs --format corpus.
     "distil": {"distil": 1.0},
-    # Label-free, no training: a similarity transform (centre, PCA rotation, one scale) fitted to the corpus in
-    # closed form (ragcun_train.similarity); every L2 ranking stays exactly as it was. The default for a corpus.
+    # Label-free, no training: a similarity transform (PCA rotation, one scale, about the origin) fitted to the
+    # corpus in closed form (ragcun_train.similarity); every ranking, dense and hybrid, stays exactly as it was.
+    # The default for a corpus. similarity-centred also centres on the corpus mean: dense rankings stay, but the
+    # fixed-floor hybrid fusion (floors measured from the origin) moves: opt-in, measured in the README.
     "similarity": {},
+    "similarity-centred": {},
 }
 #: Objectives that train the encoder itself (never a frozen base) on an unlabelled corpus.
 ENCODER_OBJECTIVES = ("distil",)
 #: Objectives fitted in closed form, with no loss and no gradient step: their λ are all 0 and cannot be set.
-CLOSED_FORM_OBJECTIVES = ("similarity",)
+CLOSED_FORM_OBJECTIVES = ("similarity", "similarity-centred")
 #: Transformer layers an encoder objective trains on CPU (the top ones; the rest stay frozen: minutes, not hours).
 TRAINED_LAYERS_ON_CPU = 2
 

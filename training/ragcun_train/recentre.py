@@ -4,7 +4,8 @@ L2 ranking ignores a common shift, a rotation and a global scale of all embeddin
 ``y ↦ s · R (y − μ)`` into the head's last ``Dense`` layer (μ the corpus mean, R orthogonal, s > 0)
 changes no ranking; every distance is multiplied by ``s``. :func:`recentre_head` folds the shift and
 scale alone (R = I), after training; :func:`similarity_fit_head` (the label-free default,
-``--objective similarity``) also rotates onto the corpus's principal axes. Both choose
+``--objective similarity``) rotates onto the corpus's principal axes and scales, about the origin unless asked
+to centre too (``--objective similarity-centred``). All choose
 ``s`` so that the corpus's outputs have ``E‖y − μ‖² = D``: unit variance per dimension on average,
 the mean squared random-pair distance (``2D``) that :mod:`ragcun.scoring.distance_law` assumes.
 """
@@ -56,12 +57,14 @@ def recentre_head(model, outputs: np.ndarray | torch.Tensor) -> dict[str, float]
     return {"shift_norm": float(mean.norm()), "scale": 1.0 / scale}
 
 
-def similarity_fit_head(model, outputs: np.ndarray | torch.Tensor) -> dict[str, float]:
-    """Fold ``y ↦ s · R (y − μ)`` fitted on ``outputs`` (the model's embeddings of the corpus, N × D) into the last layer.
+def similarity_fit_head(model, outputs: np.ndarray | torch.Tensor, centre: bool = False) -> dict[str, float]:
+    """Fold ``y ↦ s · R (y − c)`` fitted on ``outputs`` (the model's embeddings of the corpus, N × D) into the last layer.
 
-    μ is their mean, R the rotation onto their principal axes (largest variance first: the corpus's
-    outputs come out centred and uncorrelated) and ``s`` the scale giving them ``E‖y − μ‖² = D``.
-    Returns the removed shift's norm and ``distance_scale`` = s, the factor every L2 distance is multiplied by.
+    R is the rotation onto their principal axes (largest variance first: the corpus's outputs come out
+    uncorrelated), ``s`` the scale giving them ``E‖y − μ‖² = D`` (μ their mean), and ``c`` = μ when ``centre``
+    (the outputs come out centred too), else 0: every norm is then multiplied by ``s`` as well as every
+    distance, which keeps the hybrid fusion's fixed floors (measured from the origin) and so every ranking.
+    Returns the removed shift's norm (0 without ``centre``) and ``distance_scale`` = s.
     """
     y = _corpus_outputs(outputs, "similarity_fit_head")
     mean = y.mean(0)
@@ -69,5 +72,6 @@ def similarity_fit_head(model, outputs: np.ndarray | torch.Tensor) -> dict[str, 
     scale = _unit_variance_scale(centred, "similarity_fit_head")
     _, eigvec = torch.linalg.eigh(centred.T @ centred)
     rotation = eigvec.flip(1).T  # rows: principal axes, largest variance first
-    _fold(model, rotation, mean, scale, "similarity_fit_head")
-    return {"shift_norm": float(mean.norm()), "distance_scale": scale}
+    shift = mean if centre else torch.zeros_like(mean)
+    _fold(model, rotation, shift, scale, "similarity_fit_head")
+    return {"shift_norm": float(shift.norm()), "distance_scale": scale}

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ragcun.io.atomic import atomic_file  # noqa: E402
+from ragcun_train.similarity import describe_transform  # noqa: E402
 
 REPORT_FILE = "training_report.json"
 LOSS_PLOT = "loss_curves.png"
@@ -127,10 +128,9 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         lines.append("  ".join(parts))
     transform = report.get("transform")
     if transform:
-        lines.append(f"     transform:  centre (shift {transform['shift_norm']:.3f}), rotate onto the corpus's principal axes, "
-                     f"scale every distance by {transform['distance_scale']:.4f}; fitted on {transform['fitted_on_documents']} documents")
-        lines.append("       ranking:  UNCHANGED - a similarity transform keeps every L2 ranking (and hybrid min-max fusion) "
-                     "exactly; only the isotropy statistics and the distance scale move")
+        what, ranking = describe_transform(transform)
+        lines.append(f"     transform:  {what}")
+        lines.append(f"       ranking:  {ranking}")
     cal = report.get("calibrator")
     if cal:
         lines.append(f"    calibrator:  P(relevant) = sigmoid({cal['intercept']:.3f} {cal['slope']:+.5f} * d^2), "
