@@ -195,7 +195,7 @@ def test_both_frameworks_use_a_models_fitted_weight_unless_alpha_is_set(tiny_mod
 @pytest.mark.slow
 def test_scifact_hybrid_beats_dense_in_both_frameworks(li_embed) -> None:
     """SciFact test (300 queries, 5,183 documents, document vectors through the embedding cache, queries embedded
-    by the frameworks): hybrid nDCG@10 at least 1.13x dense (cosine-equivalent) L2 through both, the same
+    by the frameworks): hybrid nDCG@10 at least 1.135x dense (to three decimals) (cosine-equivalent) L2 through both, the same
     rankings in both; `ragcun-eval retrieval ../shared/data/beir/scifact --model bundled --model bundled:hybrid`
     measures the core's figure (README "Hybrid retrieval is the default")."""
     import torch
@@ -226,5 +226,5 @@ def test_scifact_hybrid_beats_dense_in_both_frameworks(li_embed) -> None:
     scores = {name: _ndcg10(run, data.qrels) for name, run in runs.items()}
     assert scores["li_dense"] == pytest.approx(scores["lc_dense"], abs=1e-6)
     assert scores["li_hybrid"] == pytest.approx(scores["lc_hybrid"], abs=1e-6)
-    assert scores["li_hybrid"] >= 1.13 * scores["li_dense"], scores
+    assert round(scores["li_hybrid"] / scores["li_dense"], 3) >= 1.135, scores  # the check, at its stated precision
     assert np.isfinite(list(scores.values())).all()
