@@ -50,3 +50,22 @@ def test_labelled_run_fits_and_saves_the_fusion_weight(tiny_model_dir, labelled_
     again = train(labelled_dir, **opts | {"overwrite": True, "calibrate": False})
     assert again.report["fusion"] is None and not (tmp_path / "out" / FILE).exists()  # nothing held back: nothing fitted
     assert GaussianEncoder(str(tmp_path / "out")).fusion_settings is None
+
+
+def test_ragcun_eval_hybrid_rows_use_a_models_fitted_weight(tiny_model_dir, tmp_path):
+    """``ragcun-eval``'s hybrid rows rank with the model's fitted weight unless ``--alpha`` is given."""
+    from ragcun_eval.beir import BeirDataset
+    from ragcun_eval.models import Embedder, ModelSpec
+    from ragcun_eval.retrieval import run_model
+
+    model = GaussianEncoder(tiny_model_dir)
+    model.fusion_settings = FusionSettings(0.0, NORMALIZATION, {"source": "test"})
+    model.save(str(tmp_path / "fitted"))
+    rng = random.Random(2)
+    docs = [" ".join(rng.choices(WORDS, k=8)) for _ in range(60)]
+    data = BeirDataset("toy", [f"d{i}" for i in range(60)], docs,
+                       {f"q{i}": " ".join(docs[i].split()[:2]) for i in range(20)}, {f"q{i}": {f"d{i}": 1} for i in range(20)})
+    spec, embedder = ModelSpec("fitted", str(tmp_path / "fitted"), "hybrid", True), Embedder(tmp_path / "cache")
+    fitted = run_model(data, spec, embedder).ranked
+    assert fitted == run_model(data, spec, embedder, alpha=0.0).ranked
+    assert fitted != run_model(data, spec, embedder, alpha=1.0).ranked

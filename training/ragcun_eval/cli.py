@@ -57,11 +57,12 @@ def load_datasets(paths: Sequence[str], split: str, max_queries: int | None, max
 
 def run_all(datasets: Sequence[BeirDataset], specs: Sequence[ModelSpec], embedder: Embedder,
             alpha: float | None = None) -> list[ModelRun]:
-    """Every model on every dataset, in order (``alpha``: the dense weight of ``hybrid`` rows; ``None``: ragcun's default)."""
-    from ragcun.store.fusion import DEFAULT_ALPHA, check_alpha
+    """Every model on every dataset, in order (``alpha``: the dense weight of ``hybrid`` rows; ``None``: each model's
+    fitted weight if it carries one, else ragcun's default)."""
+    from ragcun.store.fusion import check_alpha
     from ragcun_eval.retrieval import run_model
 
-    alpha = DEFAULT_ALPHA if alpha is None else check_alpha(alpha)
+    alpha = None if alpha is None else check_alpha(alpha)
     return [run_model(data, spec, embedder, alpha=alpha) for data in datasets for spec in specs]
 
 
@@ -215,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--max-queries", type=_positive_int, help="evaluate a random subset of queries (quick runs)")
         p.add_argument("--max-docs", type=_positive_int, help="cut the corpus to the relevant docs plus random others, this many in all")
         p.add_argument("--alpha", type=float,
-                       help="dense weight of :hybrid rows, in [0, 1] (default: ragcun.store.fusion's, 0.8 with fixed floors)")
+                       help="dense weight of :hybrid rows, in [0, 1] (default: the model's fitted weight if it carries one, else ragcun.store.fusion's, 0.8 with fixed floors)")
         p.add_argument("--seed", type=int, default=0, help="seed of the --max-queries / --max-docs draw (default 0)")
         _add_common(p)
         if name == "calibrate":

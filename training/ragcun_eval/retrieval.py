@@ -9,7 +9,7 @@ import numpy as np
 from ragcun.index.exact import nearest
 from ragcun.index.faiss_l2 import L2Index
 from ragcun.store.doc_store import DocStore, Record
-from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES
+from ragcun.store.fusion import DEFAULT_CANDIDATES, fitted_fusion, resolve_weights
 from ragcun_eval.beir import BeirDataset
 from ragcun_eval.geometry import Space, apply_geometry
 from ragcun_eval.metrics import mean_metrics, per_query
@@ -41,10 +41,11 @@ class ModelRun:
 
 
 def run_model(data: BeirDataset, spec: ModelSpec, embedder: Embedder, depth: int = DEPTH,
-              alpha: float = DEFAULT_ALPHA) -> ModelRun:
+              alpha: float | None = None) -> ModelRun:
     """Encode (through ``embedder``, whose base outputs are cached), apply ``spec``'s dense geometry and rank:
     exactly by L2 (:func:`ragcun.index.exact.nearest`), or for ``hybrid`` / ``lexical`` through ``ragcun.DocStore`` (BM25 on the texts,
-    fused with dense weight ``alpha``). Then score the run.
+    fused with dense weight ``alpha``; ``None``: the model's fitted weight if it carries one, else the stores'
+    default, as a store given the model does). Then score the run.
 
     As in BEIR, a document whose id equals the query id is never returned.
     """
@@ -55,11 +56,13 @@ def run_model(data: BeirDataset, spec: ModelSpec, embedder: Embedder, depth: int
     space = apply_geometry(spec.dense_geometry, docs_raw, queries_raw)
     fetch = min(depth + 1, len(data.doc_ids))
     if spec.geometry in ("hybrid", "lexical"):
+        weight, normalization = resolve_weights(alpha, None, fitted_fusion(embedder.model(spec).model))
         store = DocStore(L2Index(space.docs.shape[1]))
         store.add([Record(d, t) for d, t in zip(data.doc_ids, data.doc_texts)], space.docs)
         ids, dist = [], np.full((len(query_ids), fetch), np.inf)
         for row, (vector, text) in enumerate(zip(space.queries, query_texts)):
-            hits = store.search(vector, fetch, text=text, mode=spec.geometry, alpha=alpha,
+            hits = store.search(vector, fetch, text=text, mode=spec.geometry, alpha=weight,
+                                normalization=normalization,
                                 candidates=max(DEFAULT_CANDIDATES, fetch))
             ids.append([h.record.id for h in hits] + [None] * (fetch - len(hits)))
             dist[row, :len(hits)] = [h.distance for h in hits]
