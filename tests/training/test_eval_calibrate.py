@@ -9,26 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from repo_paths import shared_path
+from repo_paths import scifact_slice
 
 from ragcun import GaussianEncoder, GaussianRetriever
 from ragcun.scoring.calibrator import RelevanceCalibrator
-from ragcun_eval.beir import load_beir
 from ragcun_eval.cli import main
 
 
 @pytest.fixture(scope="module")
 def beir(tmp_path_factory) -> Path:
     """30 SciFact test queries and a 120-doc corpus, as a BEIR folder."""
-    data = load_beir(shared_path("data", "beir", "scifact")).subset(max_queries=30, max_docs=120)
-    root = tmp_path_factory.mktemp("beir") / "scifact-slice"
-    (root / "qrels").mkdir(parents=True)
-    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, "title": "", "text": t}) + "\n"
-                                               for d, t in zip(data.doc_ids, data.doc_texts)))
-    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in data.queries.items()))
-    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
-        f"{q}\t{d}\t{s}\n" for q, rel in data.qrels.items() for d, s in rel.items()))
-    return root
+    return scifact_slice(tmp_path_factory.mktemp("beir") / "scifact-slice", max_queries=30, max_docs=120)
 
 
 @pytest.fixture(scope="module")

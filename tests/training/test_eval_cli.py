@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from repo_paths import shared_path
+from repo_paths import scifact_slice
 from sentence_transformers.sentence_transformer.modules import Transformer
 
 from ragcun.model.cache import EmbeddingCache
@@ -22,15 +22,7 @@ from ragcun_eval.retrieval import run_model
 @pytest.fixture(scope="module")
 def tiny_beir(tmp_path_factory) -> Path:
     """8 SciFact test queries and a 30-doc corpus, written as a BEIR folder."""
-    data = load_beir(shared_path("data", "beir", "scifact")).subset(max_queries=8, max_docs=30)
-    root = tmp_path_factory.mktemp("beir") / "scifact-tiny"
-    (root / "qrels").mkdir(parents=True)
-    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, "title": "", "text": t}) + "\n"
-                                               for d, t in zip(data.doc_ids, data.doc_texts)))
-    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in data.queries.items()))
-    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
-        f"{q}\t{d}\t{s}\n" for q, rel in data.qrels.items() for d, s in rel.items()))
-    return root
+    return scifact_slice(tmp_path_factory.mktemp("beir") / "scifact-tiny", max_queries=8, max_docs=30)
 
 
 @pytest.fixture(scope="module")
