@@ -7,8 +7,8 @@ rest of sentence-transformers' API are untouched: they call ``forward``. Trainin
 with gradients, runs in PyTorch.
 
 Exports are found through a per-process table keyed by the ``Transformer`` module itself and its
-weights' versions and sums, so views sharing the module (a base model, the embedding cache's encoder) share one
-ONNX Runtime session, and changed weights (training, ``load_state_dict``) get a new export.
+weights (:func:`weights_key`), so views sharing the module (a base model, the embedding cache's encoder)
+share one ONNX Runtime session, and changed weights (training, ``load_state_dict``) get a new export.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 from sentence_transformers import SentenceTransformer
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from ragcun.model.backends.choice import resolve_backend
 from ragcun.model.backends.onnx_export import BackendExportError, check_exportable
@@ -42,11 +43,39 @@ def export_dir(model: SentenceTransformer, root: str | Path | None = None) -> Pa
     return base / base_fingerprint(model)[:32] / "onnx"
 
 
-def _weights_version(module: torch.nn.Module) -> tuple:
-    """What tells ``module``'s weights apart between forward passes: each tensor's storage, version counter and sum
-    (optimisers update ``.data`` in place without bumping the version counter, so the sum is what sees training)."""
+_optimiser_steps = 0
+"""Optimiser steps taken in this process (any optimiser, counted by a global step hook)."""
+_WEIGHT_KEYS: weakref.WeakKeyDictionary[torch.nn.Module, tuple[int, tuple, tuple]] = weakref.WeakKeyDictionary()
+
+
+def _count_optimiser_step(optimizer: Any, args: Any, kwargs: Any) -> None:
+    global _optimiser_steps
+    _optimiser_steps += 1
+
+
+register_optimizer_step_post_hook(_count_optimiser_step)
+
+
+def weights_key(module: torch.nn.Module) -> tuple:
+    """What tells ``module``'s weights apart between forward passes: each tensor's storage and version counter
+    (which in-place torch operations and ``load_state_dict`` bump), and each tensor's sum, read again only
+    after an optimiser step in this process (fused optimisers write without bumping version counters).
+    Summing every weight costs tens of milliseconds, so a query encode must not pay it each time. A write
+    through ``.data`` outside an optimiser is not seen."""
+    storage = tuple((p.data_ptr(), p._version, p.dtype) for p in module.parameters())
+    seen = _WEIGHT_KEYS.get(module)
+    if seen is not None and seen[0] == _optimiser_steps and seen[1] == storage:
+        return seen[2]
+    steps = _optimiser_steps
+    key = (storage, weight_sums(module))
+    _WEIGHT_KEYS[module] = (steps, storage, key)
+    return key
+
+
+def weight_sums(module: torch.nn.Module) -> tuple[float, ...]:
+    """Each of ``module``'s weight tensors summed (float64)."""
     with torch.no_grad():
-        return tuple((p.data_ptr(), p._version, p.dtype, float(p.sum(dtype=torch.float64))) for p in module.parameters())
+        return tuple(float(p.sum(dtype=torch.float64)) for p in module.parameters())
 
 
 class BackendSentenceTransformer(SentenceTransformer):
@@ -100,8 +129,8 @@ class BackendSentenceTransformer(SentenceTransformer):
         if backend == "torch":
             return None
         transformer = self[0]
-        key = (backend, str(self.__dict__.get("_export_root")), _weights_version(transformer))
         with _RUNNERS_LOCK:
+            key = (backend, str(self.__dict__.get("_export_root")), weights_key(transformer))
             runners = _RUNNERS.setdefault(transformer, {})
             if key not in runners:
                 try:

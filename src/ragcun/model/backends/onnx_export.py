@@ -3,7 +3,9 @@
 Only the transformer is exported (token ids in, token embeddings out): pooling and any head run in
 PyTorch on its output. The export uses ``torch.onnx.export(dynamo=False)`` with eager attention (the
 form ONNX Runtime's BERT optimizer fuses), then, for BERT-like models, ONNX Runtime's transformer
-optimizer; ``"onnx-int8"`` quantises the exported graph's weights dynamically (``quantize_dynamic``).
+optimizer; ``"onnx-int8"`` quantises that graph dynamically (``quantize_dynamic``): int8 weights with one
+scale per output channel (a scale per tensor lets a few large channels flatten the rest) and activations
+quantised per batch at run time.
 
 Files live in the model's embedding-cache folder (``<cache root>/<fingerprint[:32]>/onnx/``, keyed by
 :func:`ragcun.model.cache.keys.base_fingerprint`), so a changed model gets a new export and deleting the
@@ -31,7 +33,7 @@ from ragcun.io.atomic import atomic_path, write_json_atomic
 
 log = logging.getLogger(__name__)
 
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
 """Bump when the exported graph changes: older exports are then rebuilt."""
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 """The token inputs an exported transformer may take (those its tokenizer produces)."""
@@ -100,11 +102,7 @@ def export_onnx(transformer: Any, path: Path, backend: str, model_name: str) -> 
                                      f"{type(exc).__name__}: {exc}; use backend='torch'") from exc
         final = _optimise(raw, Path(tmp), model.config)
         if backend == "onnx-int8":
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            quantised = Path(tmp) / "int8.onnx"
-            quantize_dynamic(str(raw), str(quantised), weight_type=QuantType.QInt8)
-            final = quantised
+            final = _quantise(final, Path(tmp))
         with atomic_path(path) as out:
             os.replace(final, out)
     write_json_atomic(_sidecar(path), {"export_version": EXPORT_VERSION, "sha256": _sha256(path),
@@ -123,6 +121,18 @@ def _optimise(raw: Path, tmp: Path, config: Any) -> Path:
                                hidden_size=int(config.hidden_size))
     out = tmp / "optimised.onnx"
     optimised.save_model_to_file(str(out))
+    return out
+
+
+def _quantise(graph: Path, tmp: Path) -> Path:
+    """``graph`` with int8 weights, one scale per output channel, and activations quantised at run time."""
+    from onnx import TensorProto
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out = tmp / "int8.onnx"
+    # DefaultTensorType: the fused graph's contrib ops (Attention, SkipLayerNormalization) carry no type information
+    quantize_dynamic(str(graph), str(out), weight_type=QuantType.QInt8, per_channel=True,
+                     extra_options={"DefaultTensorType": TensorProto.FLOAT})
     return out
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
-from ragcun.model.backends import LOSSLESS_BACKENDS, resolve_backend
+from ragcun.model.backends import LOSSLESS_BACKENDS, onnx_export, resolve_backend
 from ragcun.model.backends.model import BackendSentenceTransformer
 from ragcun.model.cache.keys import base_fingerprint, base_modules, routes_tasks, text_keys, unique_first_seen
 from ragcun.model.cache.store import EmbeddingStore
@@ -59,8 +59,9 @@ class EmbeddingCache:
         self.backend_asked = backend if backend is not None else getattr(model, "backend_asked", None)
         backend_now = resolve_backend(self.backend_asked, model.device)
         self.fingerprint = base_fingerprint(model)
-        if backend_now not in LOSSLESS_BACKENDS:
-            self.fingerprint = hashlib.sha256(f"{self.fingerprint}:{backend_now}".encode()).hexdigest()
+        if backend_now not in LOSSLESS_BACKENDS:  # its vectors depend on how the export quantises, too
+            tag = f"{self.fingerprint}:{backend_now}:export-{onnx_export.EXPORT_VERSION}"
+            self.fingerprint = hashlib.sha256(tag.encode()).hexdigest()
         self.store = EmbeddingStore(self.root / self.fingerprint[:32], recompute_corrupt=recompute_corrupt)
         self.dir = self.store.dir
         self._base: SentenceTransformer | None = None
