@@ -32,6 +32,8 @@ from ragcun.index.faiss_l2 import L2Index
 from ragcun.index.milvus.index import SPARSE_FIELD, VECTOR_FIELD, MilvusL2Index
 from ragcun.index.milvus.text import english_terms
 from ragcun.store.doc_store import DocStore, Record
+from ragcun.store.fusion.choice import DEFAULT_ALPHA
+from ragcun.store.fusion.normalize import DEFAULT_NORMALIZATION
 from ragcun_eval.beir import BeirDataset, load_beir
 from ragcun_eval.metrics import ndcg_at_k
 
@@ -86,7 +88,7 @@ def lexical_run(data: BeirDataset, index: MilvusL2Index) -> tuple[dict[str, list
     return run, float(np.median(ms))
 
 
-def store_run(data: BeirDataset, store: DocStore, queries: np.ndarray, alpha: float) -> dict[str, list[str]]:
+def store_run(data: BeirDataset, store: DocStore, queries: np.ndarray, alpha: float | None) -> dict[str, list[str]]:
     """The top 10 per query of ``DocStore``'s hybrid search (ragcun's fusion, whatever the index)."""
     return {q: [h.record.id for h in store.search(qv, K, text=text, mode="hybrid", alpha=alpha, candidates=DEPTH)]
             for (q, text), qv in zip(data.queries.items(), queries)}
@@ -133,7 +135,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(SCIFACT))
     parser.add_argument("--hybrid", action="store_true", help="also dense and hybrid rankings (bundled model)")
-    parser.add_argument("--alpha", type=float, default=0.7, help="dense weight of the hybrid rankings")
+    parser.add_argument("--alpha", type=float, help=f"dense weight of the hybrid rankings (default: the stores' "
+                                                    f"default, {DEFAULT_ALPHA} with {DEFAULT_NORMALIZATION})")
     args = parser.parse_args()
     data = load_beir(args.data)
     model, tokens = bm25s_model(data)
@@ -162,12 +165,14 @@ def main() -> None:
             faiss_side = store_run(data, faiss_store, query_vectors, args.alpha)
             milvus_side = store_run(data, milvus_store, query_vectors, args.alpha)
             milvus_store.index.close()
-            native = milvus_hybrid_run(data, index, query_vectors, args.alpha)
+            weight = args.alpha if args.alpha is not None else DEFAULT_ALPHA
+            native = milvus_hybrid_run(data, index, query_vectors, weight)
             theirs, ours = mean_ndcg(data, faiss_side), mean_ndcg(data, milvus_side)
-            rows += [{"ranking": f"DocStore hybrid alpha={args.alpha}, FAISS + ragcun BM25", f"nDCG@{K}": theirs},
-                     {"ranking": f"DocStore hybrid alpha={args.alpha}, MilvusL2Index", f"nDCG@{K}": ours,
+            fusion = f"{DEFAULT_NORMALIZATION}, alpha={weight}"
+            rows += [{"ranking": f"DocStore hybrid ({fusion}), FAISS + ragcun BM25", f"nDCG@{K}": theirs},
+                     {"ranking": f"DocStore hybrid ({fusion}), MilvusL2Index", f"nDCG@{K}": ours,
                       "ratio": ours / theirs},
-                     {"ranking": f"Milvus hybrid_search WeightedRanker({args.alpha})",
+                     {"ranking": f"Milvus hybrid_search WeightedRanker({weight})",
                       f"nDCG@{K}": mean_ndcg(data, native)}]
         index.close()
     print_table(rows, f"{data.name}: {len(data.doc_ids)} documents, {len(data.queries)} test queries; ratio: "
