@@ -104,8 +104,8 @@ def test_weights_an_optimiser_changes_in_place_get_a_new_export(tiny_onnx):
 
 
 def test_a_query_encode_does_not_reread_unchanged_weights(tiny_onnx, monkeypatch):
-    """Summing every weight costs tens of milliseconds on a real model: with no optimiser step and no
-    in-place write in between, encodes reuse the weights' key."""
+    """Summing every weight takes longer than encoding a query on a real model: with no optimiser step and
+    no in-place write in between, encodes reuse the weights' key."""
     from ragcun.model.backends import model as backend_model
 
     tiny_onnx.encode(TEXTS)

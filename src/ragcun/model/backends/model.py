@@ -60,8 +60,8 @@ def weights_key(module: torch.nn.Module) -> tuple:
     """What tells ``module``'s weights apart between forward passes: each tensor's storage and version counter
     (which in-place torch operations and ``load_state_dict`` bump), and each tensor's sum, read again only
     after an optimiser step in this process (fused optimisers write without bumping version counters).
-    Summing every weight costs tens of milliseconds, so a query encode must not pay it each time. A write
-    through ``.data`` outside an optimiser is not seen."""
+    Summing every weight takes longer than encoding a query, so a query encode must not pay it each time.
+    A write through ``.data`` outside an optimiser is not seen."""
     storage = tuple((p.data_ptr(), p._version, p.dtype) for p in module.parameters())
     seen = _WEIGHT_KEYS.get(module)
     if seen is not None and seen[0] == _optimiser_steps and seen[1] == storage:
