@@ -32,8 +32,7 @@ from ragcun.index.faiss_l2 import L2Index
 from ragcun.index.milvus.index import SPARSE_FIELD, VECTOR_FIELD, MilvusL2Index
 from ragcun.index.milvus.text import english_terms
 from ragcun.store.doc_store import DocStore, Record
-from ragcun.store.fusion.choice import DEFAULT_ALPHA
-from ragcun.store.fusion.normalize import DEFAULT_NORMALIZATION
+from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_NORMALIZATION, resolve_weights
 from ragcun_eval.beir import BeirDataset, load_beir
 from ragcun_eval.metrics import ndcg_at_k
 
@@ -165,10 +164,10 @@ def main() -> None:
             faiss_side = store_run(data, faiss_store, query_vectors, args.alpha)
             milvus_side = store_run(data, milvus_store, query_vectors, args.alpha)
             milvus_store.index.close()
-            weight = args.alpha if args.alpha is not None else DEFAULT_ALPHA
+            weight, normalization = resolve_weights(args.alpha, None, None)  # what the stores used
             native = milvus_hybrid_run(data, index, query_vectors, weight)
             theirs, ours = mean_ndcg(data, faiss_side), mean_ndcg(data, milvus_side)
-            fusion = f"{DEFAULT_NORMALIZATION}, alpha={weight}"
+            fusion = f"{normalization}, alpha={weight}"
             rows += [{"ranking": f"DocStore hybrid ({fusion}), FAISS + ragcun BM25", f"nDCG@{K}": theirs},
                      {"ranking": f"DocStore hybrid ({fusion}), MilvusL2Index", f"nDCG@{K}": ours,
                       "ratio": ours / theirs},
