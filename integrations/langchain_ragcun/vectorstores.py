@@ -50,6 +50,7 @@ from ragcun.store.fusion import (
     check_rrf_k,
     fitted_fusion,
     resolve_weights,
+    search_fusion,
 )
 from ragcun.store.modes import RetrievalMode
 from ragcun.store.persistence import FRAMEWORK_KEY
@@ -229,13 +230,10 @@ class GaussianVectorStore(VectorStore):
         store's."""
         check_k(fetch_k, "fetch_k")
         mode = RetrievalMode.parse(retrieval_mode or self.retrieval_mode)
-        alpha, normalization = resolve_weights(self.alpha if alpha is None else alpha,
-                                               self.normalization if normalization is None else normalization, self._fitted)
+        how = search_fusion(self, self._fitted, alpha=alpha, normalization=normalization, fusion=fusion, rrf_k=rrf_k)
         embed = mode is not RetrievalMode.SPARSE or distances or score_threshold is not None
         vector = np.asarray(self.embedding.embed_query(query), dtype=np.float32) if embed else None
-        hits = self.store.search(vector, k, text=query, mode=mode, alpha=alpha, candidates=self.candidates,
-                                 fusion=self.fusion if fusion is None else fusion, normalization=normalization,
-                                 rrf_k=self.rrf_k if rrf_k is None else rrf_k, filter=_spec(filter))
+        hits = self.store.search(vector, k, text=query, mode=mode, candidates=self.candidates, filter=_spec(filter), **how)
         return _within(hits, score_threshold)
 
     def similarity_search_with_score_by_vector(self, embedding: list[float], k: int = 4, filter: Filter = None,

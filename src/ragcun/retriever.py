@@ -12,7 +12,15 @@ from ragcun.index.faiss_l2 import L2Index
 from ragcun.model.encoding import encode_texts, load_encoder
 from ragcun.scoring.calibrator import RelevanceCalibrator
 from ragcun.store.doc_store import DocStore, scored_store
-from ragcun.store.fusion import DEFAULT_RRF_K, FusionMethod, check_fusion, check_rrf_k, fitted_fusion, resolve_weights
+from ragcun.store.fusion import (
+    DEFAULT_RRF_K,
+    FusionMethod,
+    check_fusion,
+    check_rrf_k,
+    fitted_fusion,
+    resolve_weights,
+    search_fusion,
+)
 from ragcun.store.hits import Hit, Record
 from ragcun.store.modes import RetrievalMode
 
@@ -79,13 +87,10 @@ class GaussianRetriever:
     def _hits(self, query: str, top_k: int, mode: RetrievalMode | str, alpha: float | None,
               fusion: FusionMethod | None, normalization: str | None, rrf_k: int | None) -> list[Hit]:
         mode = RetrievalMode.parse(mode)
-        alpha, normalization = resolve_weights(self.alpha if alpha is None else alpha,
-                                               self.normalization if normalization is None else normalization, self._fitted)
+        how = search_fusion(self, self._fitted, alpha=alpha, normalization=normalization, fusion=fusion, rrf_k=rrf_k)
         vec = None if mode is RetrievalMode.SPARSE else \
             encode_texts(self.encoder, [query], "query", batch_size=1, what="query")[0]
-        return self.store.search(vec, top_k, text=query, mode=mode, alpha=alpha, normalization=normalization,
-                                 fusion=self.fusion if fusion is None else fusion,
-                                 rrf_k=self.rrf_k if rrf_k is None else rrf_k)
+        return self.store.search(vec, top_k, text=query, mode=mode, **how)
 
     def calibrate(self, judgements: Sequence[tuple[str, str, bool]]) -> RelevanceCalibrator:
         """Fit ``P(relevant)`` on judged ``(query text, document id, relevant)`` hits at this store's distances

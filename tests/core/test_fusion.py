@@ -19,6 +19,7 @@ from ragcun.store.fusion import (
     minmax,
     resolve_weights,
     rrf,
+    search_fusion,
     zscore,
 )
 
@@ -91,6 +92,20 @@ def test_resolve_weights_prefers_explicit_then_fitted_then_default() -> None:
     assert resolve_weights(None, "zscore", fit) == (0.7, "zscore")  # fitted for another normalisation: its default
     with pytest.raises(ValueError, match="normalization"):
         resolve_weights(None, None, FusionSettings(0.4, "softmax", {}))
+
+
+def test_search_fusion_takes_each_query_setting_else_the_stores() -> None:
+    class Defaults:
+        alpha, normalization, fusion, rrf_k = 0.3, "zscore", "rrf", 10
+
+    fit = FusionSettings(0.4, "minmax", {"corpus": "x"})
+    assert search_fusion(Defaults(), fit) == {"alpha": 0.3, "normalization": "zscore", "fusion": "rrf", "rrf_k": 10}
+    assert search_fusion(Defaults(), fit, alpha=0.9, normalization="minmax", fusion="convex", rrf_k=5) == \
+        {"alpha": 0.9, "normalization": "minmax", "fusion": "convex", "rrf_k": 5}
+    Defaults.alpha = Defaults.normalization = None  # type: ignore[assignment]
+    assert search_fusion(Defaults(), fit)["alpha"] == 0.4  # nothing set anywhere: the model's fitted weight
+    with pytest.raises(ValueError, match="alpha"):
+        search_fusion(Defaults(), None, alpha=1.5)
 
 
 DOCS = {"a": "apple banana", "b": "banana cherry", "c": "cherry date", "d": "date apple apple", "e": "elder fig"}

@@ -49,6 +49,7 @@ from ragcun.store.fusion import (
     check_rrf_k,
     fitted_fusion,
     resolve_weights,
+    search_fusion,
 )
 from ragcun.store.modes import RetrievalMode
 from ragcun.store.persistence import FRAMEWORK_KEY
@@ -283,12 +284,10 @@ class GaussianVectorStore(BasePydanticVectorStore):
             elif mode is RetrievalMode.SPARSE:
                 k = query.sparse_top_k or k
             vector = self._vector(query) if mode is not RetrievalMode.SPARSE or query.query_embedding is not None else None
-            alpha, normalization = resolve_weights(self.alpha if query.alpha is None else query.alpha,
-                                                   kwargs.get("normalization", self.normalization), self._fitted)
-            hits = self._store.search(vector, k, where, spec, text=text, mode=mode, alpha=alpha,
-                                      candidates=max(self.candidates, query.sparse_top_k or 0),
-                                      fusion=kwargs.get("fusion", self.fusion), normalization=normalization,
-                                      rrf_k=kwargs.get("rrf_k", self.rrf_k))
+            how = search_fusion(self, self._fitted, alpha=query.alpha, normalization=kwargs.get("normalization"),
+                                fusion=kwargs.get("fusion"), rrf_k=kwargs.get("rrf_k"))
+            hits = self._store.search(vector, k, where, spec, text=text, mode=mode,
+                                      candidates=max(self.candidates, query.sparse_top_k or 0), **how)
         else:
             raise ValueError(f"GaussianVectorStore does not support query mode {query.mode.value!r}")
         return VectorStoreQueryResult(nodes=self._nodes_of(hits), similarities=[h.score for h in hits],

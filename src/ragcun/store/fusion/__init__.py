@@ -17,7 +17,7 @@ and the README ("Hybrid retrieval is the default"). A model may carry its own fi
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -50,8 +50,8 @@ DEFAULT_CANDIDATES = 100
 __all__ = [
     "CONVEX", "DEFAULT_ALPHA", "DEFAULT_CANDIDATES", "DEFAULT_NORMALIZATION", "DEFAULT_RRF_K", "DEFAULT_WEIGHTS", "FUSIONS",
     "NORMALIZATIONS", "RRF", "FusionFn", "FusionMethod", "HybridFusion", "check_alpha", "check_fusion",
-    "check_normalization", "check_rrf_k", "fitted_fusion", "fixed_floor", "fuse", "minmax", "resolve_weights",
-    "rrf", "zscore",
+    "FusionDefaults", "check_normalization", "check_rrf_k", "fitted_fusion", "fixed_floor", "fuse", "minmax",
+    "resolve_weights", "rrf", "search_fusion", "zscore",
 ]
 
 
@@ -89,6 +89,31 @@ def resolve_weights(alpha: float | None, normalization: str | None,
         alpha = fitted.alpha if fitted is not None and fitted.normalization == normalization \
             else DEFAULT_WEIGHTS[normalization]
     return check_alpha(alpha), normalization
+
+
+class FusionDefaults(Protocol):
+    """A store's (or retriever's) hybrid settings for queries that set none (``None``: not set)."""
+
+    @property
+    def alpha(self) -> float | None: ...
+    @property
+    def normalization(self) -> str | None: ...
+    @property
+    def fusion(self) -> FusionMethod: ...
+    @property
+    def rrf_k(self) -> int: ...
+
+
+def search_fusion(defaults: FusionDefaults, fitted: FusionSettings | None, *, alpha: float | None = None,
+                  normalization: str | None = None, fusion: FusionMethod | None = None,
+                  rrf_k: int | None = None) -> dict[str, Any]:
+    """``DocStore.search``'s fusion keywords for one query: each setting this query gives (``None``: not
+    given), else ``defaults``'; the weight and normalisation then resolved against the model's ``fitted``
+    ones by :func:`resolve_weights`."""
+    weight, norm = resolve_weights(defaults.alpha if alpha is None else alpha,
+                                   defaults.normalization if normalization is None else normalization, fitted)
+    return {"alpha": weight, "normalization": norm, "fusion": defaults.fusion if fusion is None else fusion,
+            "rrf_k": defaults.rrf_k if rrf_k is None else rrf_k}
 
 
 def __getattr__(name: str) -> Any:
