@@ -4,14 +4,18 @@ Feeds ``docs/benchmarks.md`` ("Hybrid fusion") and the README's hybrid section (
 
 Tuning sets (the defaults are chosen on these, never on a test split): SciFact *train* queries
 (``qrels/train.tsv``, 809 queries, 5,183 documents) and NQ questions from ``qed_nq_xquad_en`` (its
-``qed_nq_*`` rows; the XQuAD rows are SQuAD dev and stay out): ``--nq-queries`` questions, their
-positive passages plus random other passages of the set, ``--nq-docs`` in all. ``--test`` adds SciFact
+``qed_nq_*`` rows; the XQuAD rows are SQuAD dev and stay out): all 8,371 questions against all 7,956
+passages by default, or ``--nq-queries`` questions, their positive passages plus random other passages of
+the set, ``--nq-docs`` in all. ``--test`` adds SciFact
 test, reported only. One real hybrid ``DocStore.search`` per query (exact ``L2Index`` of the bundled
 all-MiniLM-L6-v2's unit vectors: its cosine ranking; the bundled Gaussian model's vectors are these times
 sqrt(384), which no normalisation here sees) and BM25 query per query gather the candidates as
 ``DocStore`` does (each side's top 100, with both scores); each row then ranks them with
 ``HybridFusion.scores``, the function ``DocStore`` calls, in ``DocStore``'s order (a check row runs
 ``DocStore.search`` itself with the defaults). Vectors come through the shared embedding cache.
+
+The choice rule: each row's mean relative gain over dense on the tuning sets (the ``tuning gain``
+column); for each normalisation, the weight with the largest is printed as its pick.
 
 Run from the repository root: HF_HUB_OFFLINE=1 python -m benchmarks.fusion [--quick] [--test]
 """
@@ -28,7 +32,7 @@ import numpy as np
 from benchmarks.common import NQ_PAIRS, SCIFACT, print_table, require
 from ragcun.index.faiss_l2 import L2Index
 from ragcun.store.doc_store import DocStore, Record
-from ragcun.store.fusion import DEFAULT_ALPHA, DEFAULT_CANDIDATES, DEFAULT_RRF_K, NORMALIZATIONS, HybridFusion
+from ragcun.store.fusion import DEFAULT_CANDIDATES, DEFAULT_RRF_K, NORMALIZATIONS, HybridFusion
 from ragcun_eval.beir import BeirDataset, load_beir
 from ragcun_eval.metrics import evaluate
 from ragcun_eval.models import Embedder, parse_model_spec
@@ -36,17 +40,19 @@ from ragcun_eval.models import Embedder, parse_model_spec
 WEIGHTS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 
-def nq_set(n_queries: int, n_docs: int, seed: int = 0) -> BeirDataset:
-    """``n_queries`` NQ questions (``qed_nq_*`` rows) against their positives plus random other passages, ``n_docs`` in all."""
+def nq_set(n_queries: int | None = None, n_docs: int | None = None, seed: int = 0) -> BeirDataset:
+    """``n_queries`` NQ questions (``qed_nq_*`` rows) against their positives plus random other passages, ``n_docs``
+    in all (``None``: every question, every passage)."""
     rows = [json.loads(line) for line in require(NQ_PAIRS).open(encoding="utf-8")]
     rows = [r for r in rows if r["source"].startswith("qed_nq")]
     passages = list(dict.fromkeys(r["positive"] for r in rows))
     pid = {p: f"p{i}" for i, p in enumerate(passages)}
     rng = random.Random(seed)
-    chosen = rng.sample(rows, min(n_queries, len(rows)))
+    chosen = rng.sample(rows, len(rows) if n_queries is None else min(n_queries, len(rows)))
     positives = {r["positive"] for r in chosen}
     others = [p for p in passages if p not in positives]
-    corpus = sorted(positives | set(rng.sample(others, max(0, min(len(others), n_docs - len(positives))))), key=pid.get)
+    extra = len(others) if n_docs is None else max(0, min(len(others), n_docs - len(positives)))
+    corpus = sorted(positives | set(rng.sample(others, extra)), key=lambda p: pid[p])
     return BeirDataset("nq", [pid[p] for p in corpus], corpus, {f"q{i}": r["query"] for i, r in enumerate(chosen)},
                        {f"q{i}": {pid[r["positive"]]: 1} for i, r in enumerate(chosen)})
 
@@ -96,37 +102,59 @@ class Bench:
         return self._run(ranked)
 
 
-def grid(benches: dict[str, Bench], weights: Sequence[float]) -> list[dict[str, object]]:
-    """One row per normalisation × weight (and dense, RRF): nDCG@10 on every set."""
-    rows: list[dict[str, object]] = [{"fusion": "dense only", **{n: b.dense for n, b in benches.items()}}]
+def grid(benches: dict[str, Bench], weights: Sequence[float], tuning: Sequence[str]) -> list[dict[str, object]]:
+    """One row per normalisation × weight (and dense, RRF): nDCG@10 on every set, and the mean relative gain
+    over dense on the ``tuning`` sets."""
+    def row(name: str, scores: dict[str, float]) -> dict[str, object]:
+        gain = float(np.mean([scores[n] / benches[n].dense - 1 for n in tuning]))
+        return {"fusion": name, **scores, "tuning gain": f"{100 * gain:+.2f}%"}
+
+    rows = [row("dense only", {n: b.dense for n, b in benches.items()})]
     for norm in NORMALIZATIONS:
         for w in weights:
             how = HybridFusion(normalization=norm, alpha=w)
-            rows.append({"fusion": f"convex, {norm}, alpha {w}", **{n: b.ndcg(how) for n, b in benches.items()}})
-    rows.append({"fusion": f"rrf, k {DEFAULT_RRF_K}",
-                 **{n: b.ndcg(HybridFusion("rrf")) for n, b in benches.items()}})
-    rows.append({"fusion": "check: DocStore.search with the defaults", **{n: b.searched for n, b in benches.items()}})
+            rows.append(row(f"convex, {norm}, alpha {w}", {n: b.ndcg(how) for n, b in benches.items()}))
+    rows.append(row(f"rrf, k {DEFAULT_RRF_K}", {n: b.ndcg(HybridFusion("rrf")) for n, b in benches.items()}))
+    rows.append(row("check: DocStore.search with the defaults", {n: b.searched for n, b in benches.items()}))
     return rows
+
+
+def picks(rows: Sequence[dict[str, object]]) -> dict[str, str]:
+    """Each normalisation's convex row with the largest tuning gain."""
+    best: dict[str, dict[str, object]] = {}
+    for r in rows:
+        parts = str(r["fusion"]).split(", ")
+        if parts[0] == "convex" and (parts[1] not in best or _gain(r) > _gain(best[parts[1]])):
+            best[parts[1]] = r
+    return {norm: str(r["fusion"]).rsplit(" ", 1)[1] for norm, r in best.items()}
+
+
+def _gain(row: dict[str, object]) -> float:
+    return float(str(row["tuning gain"]).rstrip("%"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sets (100 queries each, 1,000 documents), weights 0.6-0.8")
-    parser.add_argument("--nq-queries", type=int, default=800)
-    parser.add_argument("--nq-docs", type=int, default=1500)
+    parser.add_argument("--nq-queries", type=int, default=None, help="NQ questions (default: all 8,371)")
+    parser.add_argument("--nq-docs", type=int, default=None, help="NQ passages (default: all 7,956)")
     parser.add_argument("--test", action="store_true", help="also SciFact test (reported, never used to choose)")
     args = parser.parse_args()
     embedder = Embedder()
     train = load_beir(require(SCIFACT), "train")
     sets = {"SciFact train": train, "NQ": nq_set(args.nq_queries, args.nq_docs)}
+    tuning = list(sets)
     if args.test:
         sets["SciFact test"] = load_beir(SCIFACT, "test")
     if args.quick:
         sets = {name: data.subset(100, 1000) for name, data in sets.items()}
-    weights = (0.6, DEFAULT_ALPHA, 0.8) if args.quick else WEIGHTS
+    weights = (0.6, 0.7, 0.8) if args.quick else WEIGHTS
     benches = {name: Bench(data, embedder) for name, data in sets.items()}
     sizes = "; ".join(f"{n}: {len(b.data.queries)} queries, {len(b.data.doc_ids)} documents" for n, b in benches.items())
-    print_table(grid(benches, weights), f"nDCG@10, hybrid DocStore.search, 100 candidates a side ({sizes})")
+    rows = grid(benches, weights, tuning)
+    print_table(rows, f"nDCG@10, hybrid DocStore.search, 100 candidates a side ({sizes}); tuning gain: mean "
+                      f"relative gain over dense on {' and '.join(tuning)}")
+    print("\npicks (largest tuning gain): " + ", ".join(f"{n} alpha {w}" for n, w in picks(rows).items()))
 
 
 if __name__ == "__main__":
