@@ -102,35 +102,29 @@ class Bench:
         return self._run(ranked)
 
 
-def grid(benches: dict[str, Bench], weights: Sequence[float], tuning: Sequence[str]) -> list[dict[str, object]]:
-    """One row per normalisation × weight (and dense, RRF): nDCG@10 on every set, and the mean relative gain
-    over dense on the ``tuning`` sets."""
+def grid(benches: dict[str, Bench], weights: Sequence[float],
+         tuning: Sequence[str]) -> tuple[list[dict[str, object]], dict[str, float]]:
+    """One row per normalisation × weight (and dense, RRF): nDCG@10 on every set and the mean relative gain
+    over dense on the ``tuning`` sets; and each normalisation's pick, the weight with the largest gain."""
+    def gain(scores: dict[str, float]) -> float:
+        return float(np.mean([scores[n] / benches[n].dense - 1 for n in tuning]))
+
     def row(name: str, scores: dict[str, float]) -> dict[str, object]:
-        gain = float(np.mean([scores[n] / benches[n].dense - 1 for n in tuning]))
-        return {"fusion": name, **scores, "tuning gain": f"{100 * gain:+.2f}%"}
+        return {"fusion": name, **scores, "tuning gain": f"{100 * gain(scores):+.2f}%"}
 
     rows = [row("dense only", {n: b.dense for n, b in benches.items()})]
+    picks: dict[str, float] = {}
     for norm in NORMALIZATIONS:
+        gains = {}
         for w in weights:
             how = HybridFusion(normalization=norm, alpha=w)
-            rows.append(row(f"convex, {norm}, alpha {w}", {n: b.ndcg(how) for n, b in benches.items()}))
+            scores = {n: b.ndcg(how) for n, b in benches.items()}
+            gains[w] = gain(scores)
+            rows.append(row(f"convex, {norm}, alpha {w}", scores))
+        picks[norm] = max(gains, key=gains.__getitem__)
     rows.append(row(f"rrf, k {DEFAULT_RRF_K}", {n: b.ndcg(HybridFusion("rrf")) for n, b in benches.items()}))
     rows.append(row("check: DocStore.search with the defaults", {n: b.searched for n, b in benches.items()}))
-    return rows
-
-
-def picks(rows: Sequence[dict[str, object]]) -> dict[str, str]:
-    """Each normalisation's convex row with the largest tuning gain."""
-    best: dict[str, dict[str, object]] = {}
-    for r in rows:
-        parts = str(r["fusion"]).split(", ")
-        if parts[0] == "convex" and (parts[1] not in best or _gain(r) > _gain(best[parts[1]])):
-            best[parts[1]] = r
-    return {norm: str(r["fusion"]).rsplit(" ", 1)[1] for norm, r in best.items()}
-
-
-def _gain(row: dict[str, object]) -> float:
-    return float(str(row["tuning gain"]).rstrip("%"))
+    return rows, picks
 
 
 def main() -> None:
@@ -151,10 +145,10 @@ def main() -> None:
     weights = (0.6, 0.7, 0.8) if args.quick else WEIGHTS
     benches = {name: Bench(data, embedder) for name, data in sets.items()}
     sizes = "; ".join(f"{n}: {len(b.data.queries)} queries, {len(b.data.doc_ids)} documents" for n, b in benches.items())
-    rows = grid(benches, weights, tuning)
+    rows, picks = grid(benches, weights, tuning)
     print_table(rows, f"nDCG@10, hybrid DocStore.search, 100 candidates a side ({sizes}); tuning gain: mean "
                       f"relative gain over dense on {' and '.join(tuning)}")
-    print("\npicks (largest tuning gain): " + ", ".join(f"{n} alpha {w}" for n, w in picks(rows).items()))
+    print("\npicks (largest tuning gain): " + ", ".join(f"{n} alpha {w}" for n, w in picks.items()))
 
 
 if __name__ == "__main__":
