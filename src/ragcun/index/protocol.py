@@ -143,11 +143,11 @@ def as_matrix(vectors: object, dim: int | None, what: str = "vectors") -> np.nda
     if arr.ndim != 2 or (arr.shape[1] == 0 and len(arr)):
         raise ValueError(f"{what} must have shape (N, D); got {arr.shape}")
     if dim is not None and arr.shape[1] != dim:
-        raise ValueError(f"{what} have dimension {arr.shape[1]}, the index expects {dim}")
+        raise ValueError(f"{what}: dimension {arr.shape[1]}, the index expects {dim}")
     fits = np.einsum("ij,ij->i", arr, arr) <= MAX_SQUARED_NORM  # False for NaN and inf (einsum overflows silently)
     if not fits.all():
         if not np.isfinite(arr).all():
-            raise ValueError(f"{what} contain NaN or infinite values")
+            raise ValueError(f"{what}: NaN or infinite values")
         row = int(np.flatnonzero(~fits)[0])
         squared = float(np.square(arr[row], dtype=np.float64).sum())
         raise ValueError(f"{what}[{row}] is too large (squared norm {squared:.3g} > {MAX_SQUARED_NORM:.3g}): "
