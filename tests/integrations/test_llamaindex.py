@@ -183,6 +183,9 @@ def test_query_order_scores_ids_and_modes(store: GaussianVectorStore) -> None:
         store.query(_query(vecs[4], mode=VectorStoreQueryMode.SPARSE))
     with pytest.raises(ValueError, match="query_embedding"):
         store.query(VectorStoreQuery(query_str="x"))
+    for empty in (VectorStoreQuery(), VectorStoreQuery(query_str=" ")):  # what a retriever sends for ""
+        with pytest.raises(ValueError, match="the query is empty"):
+            store.query(empty)
     with pytest.raises(ValueError, match="dimension 3"):
         store.query(_query(np.zeros(3)))
 

@@ -305,6 +305,8 @@ class GaussianVectorStore(BasePydanticVectorStore):
     @staticmethod
     def _vector(query: VectorStoreQuery) -> list[float]:
         if query.query_embedding is None:
+            if not (query.query_str and query.query_str.strip()):
+                raise ValueError("the query is empty: it has neither text (query_str) nor query_embedding")
             raise ValueError(f"query mode {query.mode.value!r} needs query.query_embedding (it searches by vector)")
         return query.query_embedding
 
