@@ -192,3 +192,14 @@ def test_forced_format_that_does_not_fit_the_file_says_so(tmp_path):
         load_training_set(txt, "beir")
     with pytest.raises(ValueError, match="--format corpus reads"):
         load_training_set(_write(tmp_path / "p.csv", "query,positive\nq,p\n"), "corpus")
+
+
+def test_a_corpus_fit_needs_two_documents_and_says_so(tmp_path):
+    from ragcun_train.config import TrainConfig
+    from ragcun_train.rows import load_whole_documents
+
+    one = _write(tmp_path / "one.jsonl", '{"_id": "1", "text": "apples are red"}\nnot json\n')
+    with pytest.raises(ValueError, match=r"one\.jsonl: 1 document to fit on, at least 2 needed \(skipped: "):
+        load_whole_documents(one, TrainConfig())
+    two = _write(tmp_path / "two.jsonl", '{"_id": "1", "text": "apples are red"}\n{"_id": "2", "text": "skies are blue"}\n')
+    assert len(load_whole_documents(two, TrainConfig()).loaded.corpus) == 2

@@ -57,6 +57,7 @@ def load_whole_documents(data_path: Path, cfg: TrainConfig) -> LabelledData:
     """The documents of the corpus at ``data_path`` whole (title and body joined, as a store indexes them) and no rows:
     what a closed-form objective fits; ``ValueError`` when it has none."""
     titles, bodies, skipped = load_documents(data_path)
-    if not titles:
-        raise ValueError(f"{data_path}: no documents to fit on (skipped: {dict(skipped) or 'none'})")
+    if len(titles) < 2:
+        raise ValueError(f"{data_path}: {len(titles) or 'no'} document{'' if len(titles) == 1 else 's'} to fit on, "
+                         f"at least 2 needed (skipped: {dict(skipped) or 'none'})")
     return LabelledData(TrainingSet("corpus", str(data_path), [], [], None, document_texts(titles, bodies), [], skipped))
