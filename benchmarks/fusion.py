@@ -34,7 +34,7 @@ from ragcun.index.faiss_l2 import L2Index
 from ragcun.store.doc_store import DocStore, Record
 from ragcun.store.fusion import DEFAULT_CANDIDATES, DEFAULT_RRF_K, NORMALIZATIONS, HybridFusion
 from ragcun_eval.beir import BeirDataset, load_beir
-from ragcun_eval.metrics import evaluate
+from ragcun_eval.metrics import evaluate, ndcg_at_k
 from ragcun_eval.models import Embedder, parse_model_spec
 
 WEIGHTS = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -88,18 +88,30 @@ class Bench:
         ids = list(known)
         return ids, np.array([known[i] for i in ids]), np.array([bm25[i] for i in ids]), float(vector @ vector)
 
-    def _run(self, ranked: list[list[str]]) -> float:
-        """nDCG@10 of one ranking per query (a document never answers its own id, as in BEIR)."""
-        run = {q: [d for d in ids if d != q][:10] for q, ids in zip(self.data.queries, ranked)}
-        return float(evaluate(run, self.data.qrels)["ndcg@10"])
+    def _top10(self, ranked: list[list[str]]) -> dict[str, list[str]]:
+        """Each query's top 10 of its ranking (a document never answers its own id, as in BEIR)."""
+        return {q: [d for d in ids if d != q][:10] for q, ids in zip(self.data.queries, ranked)}
 
-    def ndcg(self, how: HybridFusion) -> float:
-        """nDCG@10 of the candidates ranked by ``how``, ordered as ``DocStore`` orders them (fused score, then distance)."""
+    def _run(self, ranked: list[list[str]]) -> float:
+        """nDCG@10 of one ranking per query."""
+        return float(evaluate(self._top10(ranked), self.data.qrels)["ndcg@10"])
+
+    def _ranked(self, how: HybridFusion) -> list[list[str]]:
+        """Each query's candidates ranked by ``how``, ordered as ``DocStore`` orders them (fused score, then distance)."""
         ranked = []
         for ids, dist, bm25, q_sq in self.candidates:
             order = np.lexsort((dist, -how.scores(dist, bm25, q_sq)))[:11]
             ranked.append([ids[j] for j in order])
-        return self._run(ranked)
+        return ranked
+
+    def ndcg(self, how: HybridFusion) -> float:
+        """nDCG@10 of the candidates ranked by ``how``."""
+        return self._run(self._ranked(how))
+
+    def per_query(self, how: HybridFusion) -> np.ndarray:
+        """Each query's nDCG@10 of the candidates ranked by ``how``, in query order."""
+        run = self._top10(self._ranked(how))
+        return np.array([ndcg_at_k(run[q], self.data.qrels[q], 10) for q in self.data.queries])
 
 
 def grid(benches: dict[str, Bench], weights: Sequence[float],

@@ -6,12 +6,13 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ragcun import GaussianEncoder
 from ragcun.scoring.fusion_settings import FILE, FusionSettings
 from ragcun_train import train
-from ragcun_train.fusion_fit import ALPHAS, NORMALIZATION
+from ragcun_train.fusion_fit import ALPHAS, NORMALIZATION, choose_alpha
 
 WORDS = ("river forest granite copper violin harbour lantern meadow orchid pepper quartz saddle tundra walnut yarrow "
          "zephyr anchor bramble cinder dune").split()
@@ -40,7 +41,8 @@ def test_labelled_run_fits_and_saves_the_fusion_weight(tiny_model_dir, labelled_
     fitted = saved["fitted_on"]
     assert fitted["held_out_queries"] == 20 and fitted["corpus_documents"] == 150
     curve = fitted["ndcg@10_by_alpha"]
-    assert len(curve) == len(ALPHAS) and curve[f"{saved['alpha']:.2f}"] == max(curve.values())
+    assert len(curve) == len(ALPHAS) and fitted["rule"] == "one standard error"
+    assert curve[f"{fitted['best_alpha']:.2f}"] == max(curve.values()) >= curve[f"{saved['alpha']:.2f}"]
     loaded = GaussianEncoder(str(tmp_path / "out")).fusion_settings
     assert loaded == FusionSettings(saved["alpha"], NORMALIZATION, fitted) == result.model.fusion_settings
     assert result.report["fusion"]["alpha"] == saved["alpha"]
@@ -50,6 +52,17 @@ def test_labelled_run_fits_and_saves_the_fusion_weight(tiny_model_dir, labelled_
     again = train(labelled_dir, **opts | {"overwrite": True, "calibrate": False})
     assert again.report["fusion"] is None and not (tmp_path / "out" / FILE).exists()  # nothing held back: nothing fitted
     assert GaussianEncoder(str(tmp_path / "out")).fusion_settings is None
+
+
+def test_choose_alpha_moves_from_the_default_only_by_more_than_one_standard_error() -> None:
+    alphas, noise = (0.6, 0.7, 0.8, 0.9), np.array([0.1, -0.1, 0.1, -0.1])
+    clear = np.stack([np.full(4, 0.50), np.full(4, 0.55), np.full(4, 0.60), np.full(4, 0.70)], axis=1) + noise[:, None]
+    assert choose_alpha(clear, alphas, 0.8) == 0.9  # every query gains 0.10 at 0.9: the difference has no spread
+    noisy = np.stack([np.full(4, 0.5), np.full(4, 0.5), np.full(4, 0.6), 0.6 + np.array([0.3, -0.2, 0.2, -0.2])], axis=1)
+    assert noisy.mean(axis=0).argmax() == 3 and choose_alpha(noisy, alphas, 0.8) == 0.8  # best by 0.025 ± 0.12
+    assert choose_alpha(clear[:1], alphas, 0.8) == 0.8  # one query never moves it
+    tie = np.stack([np.full(4, 0.7), np.full(4, 0.5), np.full(4, 0.5), np.full(4, 0.7)], axis=1)
+    assert choose_alpha(tie, alphas, 0.8) == 0.9  # the nearest of the equally good
 
 
 def test_ragcun_eval_hybrid_rows_use_a_models_fitted_weight(tiny_model_dir, tmp_path):

@@ -145,10 +145,14 @@ def fusion_line(fusion: dict[str, Any]) -> str:
     """One line on fitted fusion settings (``asdict`` of a :class:`ragcun.scoring.fusion_settings.FusionSettings`)."""
     fitted = fusion["fitted_on"]
     curve = fitted.get("ndcg@10_by_alpha") or {}
-    best = curve.get(f"{fusion['alpha']:.2f}")
-    default = fitted.get("default_alpha")
-    at_default = curve.get(f"{default:.2f}") if isinstance(default, (int, float)) else None
-    scored = f": hybrid nDCG@10 {best:.4f}" if best is not None else ""
-    versus = f" (store default {default:.2f}: {at_default:.4f})" if at_default is not None else ""
+    chosen = curve.get(f"{fusion['alpha']:.2f}")
+    scored = f": hybrid nDCG@10 {chosen:.4f}" if chosen is not None else ""
     where = f" on {fitted['held_out_queries']} held-back queries of {fitted.get('source', '?')}" if "held_out_queries" in fitted else ""
+    others = []
+    for name, alpha in (("store default", fitted.get("default_alpha")), ("best", fitted.get("best_alpha"))):
+        if isinstance(alpha, (int, float)) and alpha != fusion["alpha"] and f"{alpha:.2f}" in curve:
+            others.append(f"{name} {alpha:.2f}: {curve[f'{alpha:.2f}']:.4f}")
+    if "rule" in fitted:
+        others.append(f"{fitted['rule']} rule")
+    versus = f" ({'; '.join(others)})" if others else ""
     return f"hybrid dense weight alpha {fusion['alpha']:.2f} ({fusion['normalization']}){scored}{where}{versus}"
