@@ -3,15 +3,18 @@
 Curve: on SciFact with the bundled Gaussian model (``GaussianEncoder()``), fit a
 :class:`ragcun.scoring.calibrator.RelevanceCalibrator` on the top-10 hits of ``k`` random *train* queries
 (what ``ragcun-eval calibrate --max-queries k`` does) and measure its ECE on every *test* query's top-10
-hits; ``--draws`` random draws per ``k``, median and range reported. Writes ``calibration_curve.png``
-and ``calibration_curve.json`` into ``--out``.
+hits; ``--draws`` random draws per ``k``, median and range reported, beside the ECE of the bundled calibrator
+(fitted on SciFact train) on the same hits. ``--corpus nq``: the same on the NQ questions of
+``../shared/data/train`` (``benchmarks.fusion.nq_set``: every question against every passage), fitted on a
+random half of the questions and measured on the other half: a corpus the bundled calibrator was not fitted
+on. Writes ``calibration_curve.png`` and ``calibration_curve.json`` into ``--out``.
 
 Hybrid: on the top-10 *hybrid* hits (``DocStore``, default alpha), compare the distance-only calibrator
 (the bundled one, and one refitted on train hybrid hits) with two-feature logistics on the squared
 distance and a BM25 feature (the raw score; the score over the query's best among its 10 hits; over its
 best among its first 100 fused hits), fitted on train hybrid hits; ECE and Brier on test hybrid hits.
 
-    HF_HUB_OFFLINE=1 python -m benchmarks.calibration_curve [--quick]
+    HF_HUB_OFFLINE=1 python -m benchmarks.calibration_curve [--quick] [--corpus nq]
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import REPO, SCIFACT, require
+from benchmarks.fusion import nq_set
 from ragcun.index.faiss_l2 import L2Index
 from ragcun.scoring.calibrator import RelevanceCalibrator, fit_logistic
 from ragcun.scoring.pairs import DEPTH
@@ -34,7 +38,7 @@ from ragcun.store.hits import Record
 from ragcun_eval.beir import BeirDataset, load_beir
 from ragcun_eval.calibrate import calibration_pairs
 from ragcun_eval.claims import expected_calibration_error
-from ragcun_eval.models import Embedder, parse_model_spec
+from ragcun_eval.models import Embedder, ModelSpec, parse_model_spec
 from ragcun_eval.retrieval import ModelRun, run_model
 
 KS = (5, 10, 25, 50, 100)
@@ -124,8 +128,8 @@ def hybrid_comparison(train_run: ModelRun, train: BeirDataset, test_run: ModelRu
     return rows
 
 
-def plot(rows: list[dict], path: Path) -> None:
-    """ECE (median and range of the draws) against the number of judged queries."""
+def plot(rows: list[dict], path: Path, tested_on: str, bundled_ece: float) -> None:
+    """ECE (median and range of the draws) against the number of judged queries, beside the bundled calibrator's."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -137,9 +141,10 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.fill_between(ks, [r["ece_min"] for r in rows], [r["ece_max"] for r in rows], alpha=0.25, label="range of draws")
     ax.plot(ks, med, marker="o", label="median")
     ax.axhline(0.06, color="grey", linestyle="--", linewidth=1, label="ECE 0.06")
+    ax.axhline(bundled_ece, color="tab:orange", linestyle=":", linewidth=1.5, label="bundled calibrator")
     ax.set_xscale("log")
-    ax.set_xlabel("judged train queries (top-10 hits each)")
-    ax.set_ylabel("ECE on SciFact test top-10 hits")
+    ax.set_xlabel("judged queries (top-10 hits each)")
+    ax.set_ylabel(f"ECE on {tested_on} top-10 hits")
     ax.set_title("Relevance calibrator: judgements needed")
     ax.legend()
     fig.tight_layout()
@@ -147,31 +152,55 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def nq_split(embedder: Embedder, spec: ModelSpec, quick: bool) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
+    """Every NQ question's top-10 pairs (``quick``: 200 questions, 1,000 passages), and a random half of the
+    questions held out for testing."""
+    data = nq_set(200, 1000) if quick else nq_set()
+    pairs = per_query_pairs(run_model(data, spec, embedder), data)
+    test = random.Random(0).sample(sorted(pairs), len(pairs) // 2)
+    return pairs, test
+
+
 def main() -> None:
-    """Run the curve (and the hybrid comparison unless ``--no-hybrid``), print, write JSON and PNG."""
+    """Run the curve (and, on SciFact, the hybrid comparison unless ``--no-hybrid``), print, write JSON and PNG."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="k = 5, 25 and 3 draws, no hybrid comparison")
+    parser.add_argument("--quick", action="store_true",
+                        help="k = 5, 25 and 3 draws, no hybrid comparison; NQ: 200 questions, 1,000 passages")
     parser.add_argument("--draws", type=int, default=10)
     parser.add_argument("--no-hybrid", action="store_true", help="skip the hybrid comparison")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "calibration_curve")
+    parser.add_argument("--corpus", choices=("scifact", "nq"), default="scifact",
+                        help="nq: fit on half of the NQ questions, test on the other half")
+    parser.add_argument("--out", type=Path, help="default: benchmarks/out/calibration_curve[_nq]")
     args = parser.parse_args()
-    require(SCIFACT)
-    train, test = load_beir(SCIFACT, "train"), load_beir(SCIFACT, "test")
+    out = args.out or REPO / "benchmarks" / "out" / ("calibration_curve_nq" if args.corpus == "nq" else "calibration_curve")
     spec, embedder = parse_model_spec("gaussian"), Embedder()
-    train_run, test_run = run_model(train, spec, embedder), run_model(test, spec, embedder)
-    train_pairs = per_query_pairs(train_run, train)
-    test_d, test_y = calibration_pairs(test_run, test)
+    bundled = embedder.model(spec).model.relevance_calibrator
+    if args.corpus == "nq":
+        pairs, test_ids = nq_split(embedder, spec, args.quick)
+        held = set(test_ids)
+        train_pairs = {q: v for q, v in pairs.items() if q not in held}
+        test_d, test_y = stack(pairs, test_ids)
+        tested_on = f"{len(test_ids)} NQ questions'"
+    else:
+        require(SCIFACT)
+        train, test = load_beir(SCIFACT, "train"), load_beir(SCIFACT, "test")
+        train_run, test_run = run_model(train, spec, embedder), run_model(test, spec, embedder)
+        train_pairs = per_query_pairs(train_run, train)
+        test_d, test_y = calibration_pairs(test_run, test)
+        tested_on = "SciFact test"
+    bundled_ece = expected_calibration_error(bundled(test_d), test_y)
+    print(f"bundled calibrator (fitted on SciFact train): ECE {bundled_ece:.3f}; test hits {len(test_y)}, "
+          f"relevant {test_y.mean():.3f}", flush=True)
     ks = [5, 25] if args.quick else [*KS, len(train_pairs)]
     rows = curve(train_pairs, test_d, test_y, ks, 3 if args.quick else args.draws)
-    result: dict = {"model": "GaussianEncoder() (bundled)", "test_pairs": len(test_y),
-                    "test_relevant_rate": float(test_y.mean()), "curve": rows}
-    if not (args.quick or args.no_hybrid):
-        bundled = embedder.model(spec).model.relevance_calibrator
+    result: dict = {"model": "GaussianEncoder() (bundled)", "corpus": args.corpus, "test_pairs": len(test_y),
+                    "test_relevant_rate": float(test_y.mean()), "bundled_ece": bundled_ece, "curve": rows}
+    if args.corpus == "scifact" and not (args.quick or args.no_hybrid):
         result["hybrid"] = hybrid_comparison(train_run, train, test_run, test, bundled)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "calibration_curve.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    plot(rows, args.out / "calibration_curve.png")
-    print(f"wrote {args.out / 'calibration_curve.png'} and calibration_curve.json")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "calibration_curve.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    plot(rows, out / "calibration_curve.png", tested_on, bundled_ece)
+    print(f"wrote {out / 'calibration_curve.png'} and calibration_curve.json")
 
 
 if __name__ == "__main__":
