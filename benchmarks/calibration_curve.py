@@ -10,9 +10,11 @@ random half of the questions and measured on the other half: a corpus the bundle
 on. Writes ``calibration_curve.png`` and ``calibration_curve.json`` into ``--out``.
 
 Hybrid: on the top-10 *hybrid* hits (``DocStore``, default alpha), compare the distance-only calibrator
-(the bundled one, and one refitted on train hybrid hits) with two-feature logistics on the squared
-distance and a BM25 feature (the raw score; the score over the query's best among its 10 hits; over its
-best among its first 100 fused hits), fitted on train hybrid hits; ECE and Brier on test hybrid hits.
+(the bundled one's distance terms, and one refitted on train hybrid hits), the stores' score (``Hit.relevance``
+with the bundled calibrator: its hybrid terms on d² and the BM25 share) and two-feature logistics on the
+squared distance and a BM25 feature (the raw score; the score over the query's best among its 10 hits; the
+BM25 share: over the best among its candidates), fitted on SciFact train hybrid hits; ECE and Brier on the
+test hybrid hits: SciFact test, or with ``--corpus nq`` every NQ question's (a corpus none of them was fitted on).
 
     HF_HUB_OFFLINE=1 python -m benchmarks.calibration_curve [--quick] [--corpus nq]
 """
@@ -20,6 +22,7 @@ best among its first 100 fused hits), fitted on train hybrid hits; ECE and Brier
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
 import statistics
@@ -38,7 +41,7 @@ from ragcun.store.hits import Record
 from ragcun_eval.beir import BeirDataset, load_beir
 from ragcun_eval.calibrate import calibration_pairs
 from ragcun_eval.claims import expected_calibration_error
-from ragcun_eval.models import Embedder, ModelSpec, parse_model_spec
+from ragcun_eval.models import Embedder, parse_model_spec
 from ragcun_eval.retrieval import ModelRun, run_model
 
 KS = (5, 10, 25, 50, 100)
@@ -79,21 +82,22 @@ def curve(train: dict, test_d: np.ndarray, test_y: np.ndarray, ks: list[int], dr
     return rows
 
 
-def hybrid_hits(run: ModelRun, data: BeirDataset) -> dict[str, np.ndarray]:
-    """Each query's top-10 hybrid hits: distances, labels and three BM25 features: the raw score, the score over
-    the best among the 10 hits, and over the best among the query's first 100 fused hits (its candidates)."""
-    store = DocStore(L2Index(run.space.docs.shape[1]))
+def hybrid_hits(run: ModelRun, data: BeirDataset, calibrator: RelevanceCalibrator) -> dict[str, np.ndarray]:
+    """Each query's top-10 hybrid hits in a store scored by ``calibrator``: distances, labels, the store's
+    ``relevance`` and three BM25 features: the raw score, the score over the best among the 10 hits, and the
+    store's ``bm25_share`` (over the best among the query's candidates)."""
+    store = DocStore(L2Index(run.space.docs.shape[1]), calibrator=calibrator)
     store.add([Record(d, t) for d, t in zip(data.doc_ids, data.doc_texts)], run.space.docs)
-    cols: dict[str, list] = {"distance": [], "raw": [], "hits_max": [], "candidates_max": [], "label": []}
+    cols: dict[str, list] = {"distance": [], "raw": [], "hits_max": [], "bm25_share": [], "store": [], "label": []}
     for row, q in enumerate(run.query_ids):
-        ranked = [h for h in store.search(run.space.queries[row], 100, text=data.queries[q], mode="hybrid")
-                  if h.record.id != q]
-        hits, wide = ranked[:DEPTH], np.array([h.bm25_score or 0.0 for h in ranked])
-        scores = wide[:DEPTH]
+        hits = [h for h in store.search(run.space.queries[row], DEPTH + 1, text=data.queries[q], mode="hybrid")
+                if h.record.id != q][:DEPTH]
+        scores = np.array([h.bm25_score or 0.0 for h in hits])
         cols["distance"] += [h.distance for h in hits]
         cols["raw"] += scores.tolist()
         cols["hits_max"] += (scores / max(scores.max(), 1e-12)).tolist()
-        cols["candidates_max"] += (scores / max(wide.max(), 1e-12)).tolist()
+        cols["bm25_share"] += [h.bm25_share or 0.0 for h in hits]
+        cols["store"] += [h.relevance for h in hits]
         cols["label"] += [data.qrels[q].get(h.record.id, 0) > 0 for h in hits]
     return {k: np.array(v) for k, v in cols.items()}
 
@@ -112,12 +116,13 @@ def two_feature(train: dict[str, np.ndarray], feature: str) -> Callable[[dict[st
 
 def hybrid_comparison(train_run: ModelRun, train: BeirDataset, test_run: ModelRun, test: BeirDataset,
                       bundled: RelevanceCalibrator) -> list[dict]:
-    """ECE and Brier of the distance-only and two-feature P(relevant) on test hybrid hits."""
-    tr, te = hybrid_hits(train_run, train), hybrid_hits(test_run, test)
+    """ECE and Brier of the distance-only and two-feature P(relevant), fitted on ``train`` hybrid hits, on ``test``'s."""
+    tr, te = hybrid_hits(train_run, train, bundled), hybrid_hits(test_run, test, bundled)
     refit = RelevanceCalibrator.fit(tr["distance"], tr["label"])
     scorers = {"distance only, bundled (fitted on dense train hits)": bundled(te["distance"]),
-               "distance only, refitted on train hybrid hits": refit(te["distance"])}
-    for feature in ("raw", "hits_max", "candidates_max"):
+               "distance only, refitted on train hybrid hits": refit(te["distance"]),
+               "the stores' score: bundled, hybrid terms (d^2, bm25_share)": te["store"]}
+    for feature in ("raw", "hits_max", "bm25_share"):
         scorers[f"distance + BM25 ({feature}), fitted on train hybrid hits"] = two_feature(tr, feature)(te)
     y, rows = te["label"].astype(np.float64), []
     for name, p in scorers.items():
@@ -152,40 +157,42 @@ def plot(rows: list[dict], path: Path, tested_on: str, bundled_ece: float) -> No
     plt.close(fig)
 
 
-def nq_split(embedder: Embedder, spec: ModelSpec, quick: bool) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
-    """Every NQ question's top-10 pairs (``quick``: 200 questions, 1,000 passages), and a random half of the
-    questions held out for testing."""
-    data = nq_set(200, 1000) if quick else nq_set()
-    pairs = per_query_pairs(run_model(data, spec, embedder), data)
-    test = random.Random(0).sample(sorted(pairs), len(pairs) // 2)
-    return pairs, test
+def nq_split(run: ModelRun, data: BeirDataset) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
+    """Every NQ question's top-10 pairs, and a random half of the questions held out for testing."""
+    pairs = per_query_pairs(run, data)
+    return pairs, random.Random(0).sample(sorted(pairs), len(pairs) // 2)
 
 
 def main() -> None:
-    """Run the curve (and, on SciFact, the hybrid comparison unless ``--no-hybrid``), print, write JSON and PNG."""
+    """Run the curve (and the hybrid comparison unless ``--quick`` or ``--no-hybrid``), print, write JSON and PNG."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="k = 5, 25 and 3 draws, no hybrid comparison; NQ: 200 questions, 1,000 passages")
     parser.add_argument("--draws", type=int, default=10)
     parser.add_argument("--no-hybrid", action="store_true", help="skip the hybrid comparison")
     parser.add_argument("--corpus", choices=("scifact", "nq"), default="scifact",
-                        help="nq: fit on half of the NQ questions, test on the other half")
+                        help="nq: the curve fitted on half of the NQ questions and tested on the other half; "
+                             "the hybrid comparison tested on every NQ question")
     parser.add_argument("--out", type=Path, help="default: benchmarks/out/calibration_curve[_nq]")
     args = parser.parse_args()
+    require(SCIFACT)
     out = args.out or REPO / "benchmarks" / "out" / ("calibration_curve_nq" if args.corpus == "nq" else "calibration_curve")
     spec, embedder = parse_model_spec("gaussian"), Embedder()
     bundled = embedder.model(spec).model.relevance_calibrator
+    train = load_beir(SCIFACT, "train")
+    train_run = functools.cache(lambda: run_model(train, spec, embedder))  # encoded only where it is used
     if args.corpus == "nq":
-        pairs, test_ids = nq_split(embedder, spec, args.quick)
+        test = nq_set(200, 1000) if args.quick else nq_set()
+        test_run = run_model(test, spec, embedder)
+        pairs, test_ids = nq_split(test_run, test)
         held = set(test_ids)
         train_pairs = {q: v for q, v in pairs.items() if q not in held}
         test_d, test_y = stack(pairs, test_ids)
         tested_on = f"{len(test_ids)} NQ questions'"
     else:
-        require(SCIFACT)
-        train, test = load_beir(SCIFACT, "train"), load_beir(SCIFACT, "test")
-        train_run, test_run = run_model(train, spec, embedder), run_model(test, spec, embedder)
-        train_pairs = per_query_pairs(train_run, train)
+        test = load_beir(SCIFACT, "test")
+        test_run = run_model(test, spec, embedder)
+        train_pairs = per_query_pairs(train_run(), train)
         test_d, test_y = calibration_pairs(test_run, test)
         tested_on = "SciFact test"
     bundled_ece = expected_calibration_error(bundled(test_d), test_y)
@@ -195,8 +202,8 @@ def main() -> None:
     rows = curve(train_pairs, test_d, test_y, ks, 3 if args.quick else args.draws)
     result: dict = {"model": "GaussianEncoder() (bundled)", "corpus": args.corpus, "test_pairs": len(test_y),
                     "test_relevant_rate": float(test_y.mean()), "bundled_ece": bundled_ece, "curve": rows}
-    if args.corpus == "scifact" and not (args.quick or args.no_hybrid):
-        result["hybrid"] = hybrid_comparison(train_run, train, test_run, test, bundled)
+    if not (args.quick or args.no_hybrid):
+        result["hybrid"] = hybrid_comparison(train_run(), train, test_run, test, bundled)
     out.mkdir(parents=True, exist_ok=True)
     (out / "calibration_curve.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     plot(rows, out / "calibration_curve.png", tested_on, bundled_ece)

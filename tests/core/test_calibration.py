@@ -143,3 +143,59 @@ def test_rescaled_keeps_every_probability_for_scaled_distances() -> None:
     for bad in (0.0, -1.0, float("inf"), True):
         with pytest.raises(ValueError, match="distance_scale must be a finite number > 0"):
             cal.rescaled(bad)
+
+
+def _planted_hybrid(n: int = 20_000, seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hybrid hits whose relevance follows sigmoid(-1 - 0.3 d² + 4 s)."""
+    rng = np.random.default_rng(seed)
+    d, s = np.sqrt(rng.uniform(0, 16, n)), rng.uniform(0, 1, n)
+    return d, s, rng.random(n) < 1 / (1 + np.exp(-(-1.0 - 0.3 * d * d + 4.0 * s)))
+
+
+def test_hybrid_terms_recover_a_planted_law_and_score_hybrid_hits_only() -> None:
+    d, s, y = _planted_hybrid()
+    base = RelevanceCalibrator(2.0, -0.5, fitted_on="dense")
+    cal = base.fit_hybrid(d, s, y)
+    h = cal.hybrid
+    assert h is not None and (cal.intercept, cal.slope, cal.fitted_on) == (2.0, -0.5, "dense")
+    assert h.intercept == pytest.approx(-1.0, abs=0.15) and h.slope == pytest.approx(-0.3, abs=0.03)
+    assert h.bm25 == pytest.approx(4.0, abs=0.3) and h.n_pairs == len(d) and h.n_relevant == int(y.sum())
+    dist = np.array([1.0, 1.0, 2.0])
+    np.testing.assert_array_equal(cal(dist), base(dist))  # no shares: the distance terms
+    p = cal(dist, [0.2, 0.9, 0.9])
+    assert p[1] > p[0] and p[1] > p[2]  # more BM25 share, more likely; farther, less
+    assert p[1] == pytest.approx(1 / (1 + np.exp(-(h.intercept + h.slope + 0.9 * h.bm25))))
+    np.testing.assert_array_equal(base(dist, [0.2, 0.9, 0.9]), base(dist))  # no hybrid terms: distance only
+    with pytest.raises(ValueError, match="one BM25 share"):
+        cal(dist, [0.5, np.nan, 0.5])
+    scaled = cal.rescaled(2.0)
+    np.testing.assert_allclose(scaled(2 * dist, [0.2, 0.9, 0.9]), p)
+
+
+def test_hybrid_terms_refuse_what_they_cannot_fit() -> None:
+    d, s, y = _planted_hybrid(400)
+    base = RelevanceCalibrator(2.0, -0.5)
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        base.fit_hybrid(d, s * 2, y)
+    with pytest.raises(ValueError, match="both"):
+        base.fit_hybrid(d, s, np.zeros_like(y))
+    with pytest.raises(ValueError, match="rise with the BM25"):
+        base.fit_hybrid(d, s, s < 0.3)  # the higher the share, the less relevant
+
+
+def test_hybrid_terms_round_trip_and_version_1_files_still_load(tmp_path: Path) -> None:
+    cal = RelevanceCalibrator(2.0, -0.5, 10, 3, "dense").fit_hybrid(*_planted_hybrid(2_000))
+    cal.save(tmp_path)
+    assert RelevanceCalibrator.load(tmp_path) == cal and json.loads((tmp_path / FILE).read_text())["version"] == 2
+    old = {k: v for k, v in cal.to_dict().items() if k != "hybrid"} | {"version": 1}
+    (tmp_path / FILE).write_text(json.dumps(old))
+    assert RelevanceCalibrator.load(tmp_path) == RelevanceCalibrator(2.0, -0.5, 10, 3, "dense")
+    hybrid = cal.to_dict()["hybrid"]
+    for broken, match in (({**cal.to_dict(), "hybrid": {**hybrid, "bm25": -1.0}}, "bm25 > 0"),
+                          ({**cal.to_dict(), "hybrid": {**hybrid, "slope": "x"}}, "hybrid: field 'slope'"),
+                          ({**cal.to_dict(), "hybrid": [1, 2]}, "hybrid: expected exactly"),
+                          ({k: v for k, v in cal.to_dict().items() if k != "hybrid"}, "exactly"),
+                          ({**old, "hybrid": None}, "exactly")):
+        (tmp_path / FILE).write_text(json.dumps(broken))
+        with pytest.raises(ValueError, match=match):
+            RelevanceCalibrator.load(tmp_path)

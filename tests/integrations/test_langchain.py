@@ -86,8 +86,15 @@ def test_similarity_search_scores_and_distances(db: GaussianVectorStore) -> None
     rel = db.similarity_search_with_relevance_scores("memory safe systems language", k=3)
     assert [d.id for d, _ in rel] == [d.id for d, _ in with_dist]
     assert all(0.0 <= s <= 1.0 for _, s in rel) and [s for _, s in rel] == sorted((s for _, s in rel), reverse=True)
-    fn = db._select_relevance_score_fn()
-    assert fn(with_dist[0][1]) == pytest.approx(rel[0][1])
+    fn = db._select_relevance_score_fn()  # a dense hit's score as a function of its distance
+    dense = db.similarity_search_with_relevance_scores("memory safe systems language", k=3, retrieval_mode="dense")
+    dense_dist = db.similarity_search_with_score("memory safe systems language", k=3, retrieval_mode="dense")
+    assert [fn(d) for _, d in dense_dist] == pytest.approx([s for _, s in dense])
+    # a hybrid hit's P(relevant) reads its BM25 share too (the bundled calibrator's hybrid terms)
+    hits = db.store.search(np.asarray(db.embeddings.embed_query("memory safe systems language"), dtype=np.float32), 3,
+                           text="memory safe systems language", mode="hybrid")
+    assert [h.relevance for h in hits] == pytest.approx([s for _, s in rel])
+    assert rel[0][1] != pytest.approx(fn(with_dist[0][1]))
     vec = db.embeddings.embed_query("coral reefs")
     assert db.similarity_search_by_vector(vec, k=1)[0].id == "t3"
 

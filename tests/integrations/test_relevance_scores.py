@@ -49,26 +49,34 @@ def test_readme_example_on_topic_queries_rank_and_outscore_off_topic_ones(exampl
         assert answer in doc.page_content and score > 0.1 > off_topic
 
 
-def test_scores_are_the_calibrated_distance_in_langchain_and_llamaindex(bundled_encoder, example) -> None:
+def test_scores_are_the_calibrated_probability_in_langchain_and_llamaindex(bundled_encoder, example) -> None:
+    """Dense hits: P(relevant) of the distance; hybrid hits (the stores' default): of the distance and BM25 share."""
     from llama_index.core import Document, StorageContext, VectorStoreIndex
 
     from llama_index.embeddings.ragcun import GaussianEmbedding
     from llama_index.vector_stores.ragcun import GaussianVectorStore
 
-    calibrator = bundled_encoder.relevance_calibrator
+    calibrator, query = bundled_encoder.relevance_calibrator, "Which hormone lowers blood sugar?"
+    assert calibrator.hybrid is not None
     db = example["db"]
-    pairs = db.similarity_search_with_score("Which hormone lowers blood sugar?", k=5)
-    scored = db.similarity_search_with_relevance_scores("Which hormone lowers blood sugar?", k=5)
+    pairs = db.similarity_search_with_score(query, k=5, retrieval_mode="dense")
+    scored = db.similarity_search_with_relevance_scores(query, k=5, retrieval_mode="dense")
     np.testing.assert_allclose([s for _, s in scored], calibrator(np.array([d for _, d in pairs])), rtol=1e-6)
+    vector = np.asarray(bundled_encoder.encode_query([query], convert_to_numpy=True)[0], dtype=np.float32)
+    hits = db.store.search(vector, 5, text=query, mode="hybrid")
+    expected = calibrator([h.distance for h in hits], [h.bm25_share for h in hits])
+    np.testing.assert_allclose([s for _, s in db.similarity_search_with_relevance_scores(query, k=5)], expected, rtol=1e-5)
 
     embed_model = GaussianEmbedding(encoder=bundled_encoder)
     store = GaussianVectorStore(calibrator=embed_model)
     assert store.store.calibrator == calibrator
     index = VectorStoreIndex.from_documents([Document(text=t) for t in example["texts"]], embed_model=embed_model,
                                             storage_context=StorageContext.from_defaults(vector_store=store))
-    nodes = index.as_retriever(similarity_top_k=3).retrieve("Which hormone lowers blood sugar?")
+    nodes = index.as_retriever(similarity_top_k=3).retrieve(query)
     assert "Insulin" in nodes[0].node.text
-    np.testing.assert_allclose([n.score for n in nodes], calibrator(np.array([n.node.metadata["l2_distance"] for n in nodes])),
-                               rtol=1e-6)
+    hits = store.store.search(vector, 3, text=query, mode="hybrid")
+    np.testing.assert_allclose([n.node.metadata["l2_distance"] for n in nodes], [h.distance for h in hits], rtol=1e-5)
+    np.testing.assert_allclose([n.score for n in nodes],
+                               calibrator([h.distance for h in hits], [h.bm25_share for h in hits]), rtol=1e-5)
     assert GaussianVectorStore().store.calibrator is None  # no model given: the distance law, as before
     assert GaussianVectorStore(calibrator=embed_model, score_mode="auto").store.calibrator is None

@@ -41,6 +41,7 @@ def test_calibrate_writes_a_model_folder_with_the_new_calibrator(calibrated: Pat
     cal = model.relevance_calibrator
     assert (calibrated / "config_sentence_transformers.json").is_file() and (calibrated / "relevance_calibrator.json").is_file()
     assert cal is not None and cal.n_pairs == 120 and "12 queries" in cal.fitted_on
+    assert cal.hybrid is not None and cal.hybrid.n_pairs == 120  # the same queries' top-10 hybrid hits
     assert cal != bundled_encoder.relevance_calibrator
     texts = ["Tides are caused by the Moon.", "Hamlet is a play."]
     np.testing.assert_allclose(model.encode_document(texts, convert_to_numpy=True),
@@ -139,6 +140,7 @@ def test_calibrate_from_judgements_writes_a_model(sheet, beir: Path, cache: list
     assert rc == 0, capsys.readouterr().err
     cal = GaussianEncoder(str(out)).relevance_calibrator
     assert cal is not None and cal.n_pairs == 40 and cal.n_relevant == 4 and "filled.csv" in cal.fitted_on
+    assert cal.hybrid is None  # a sheet of dense hits: hybrid hits are scored by their distance alone
     # the fit is at the model's own distances: the sheet's
     d = np.array([float(r["distance"]) for r in rows])
     y = np.array([r["rank"] == "1" for r in rows])

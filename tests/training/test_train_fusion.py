@@ -46,6 +46,9 @@ def test_labelled_run_fits_and_saves_the_fusion_weight(tiny_model_dir, labelled_
     loaded = GaussianEncoder(str(tmp_path / "out")).fusion_settings
     assert loaded == FusionSettings(saved["alpha"], NORMALIZATION, fitted) == result.model.fusion_settings
     assert result.report["fusion"]["alpha"] == saved["alpha"]
+    hybrid = result.report["calibrator"]["hybrid"]  # fitted on the held-back queries' hybrid hits at that weight
+    assert hybrid["n_pairs"] == 20 * 10 and hybrid["bm25"] > 0
+    assert GaussianEncoder(str(tmp_path / "out")).relevance_calibrator.hybrid.bm25 == hybrid["bm25"]
     assert "hybrid fusion (`ragcun_fusion.json`" in (tmp_path / "out" / "README.md").read_text()
     assert f"hybrid dense weight alpha {saved['alpha']:.2f} ({NORMALIZATION})" in (tmp_path / "out" / "README.md").read_text()
 

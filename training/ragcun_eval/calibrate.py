@@ -4,9 +4,10 @@
 :class:`ragcun.scoring.calibrator.RelevanceCalibrator` on split ``train`` and saves model ``M`` with it as
 the model folder ``FOLDER`` (``--calibrator-only``: only ``relevance_calibrator.json`` into ``FOLDER``);
 ``ragcun-eval claims`` measures it (ECE) on another split. Pairs are each query's top ``depth`` (10)
-retrieved documents by L2 in the model's own space, labelled by the qrels: the hits a store would score.
-``calibrate CORPUS QUERIES --judgements FILE`` fits on hits judged by hand instead
-(:mod:`ragcun_eval.judging`).
+retrieved documents by L2 in the model's own space, labelled by the qrels: the hits a store would score; the
+calibrator's hybrid terms are fitted on each query's top hybrid hits likewise
+(:func:`ragcun.store.calibrate.add_hybrid_terms`). ``calibrate CORPUS QUERIES --judgements FILE`` fits on hits
+judged by hand instead (:mod:`ragcun_eval.judging`; distance only).
 """
 
 from __future__ import annotations
@@ -17,9 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ragcun.index.faiss_l2 import L2Index
 from ragcun.model.encoder import GaussianEncoder
 from ragcun.scoring.calibrator import RelevanceCalibrator
+from ragcun.scoring.fusion_settings import FusionSettings
 from ragcun.scoring.pairs import DEPTH, hit_pairs
+from ragcun.store.calibrate import add_hybrid_terms
+from ragcun.store.doc_store import DocStore
+from ragcun.store.hits import Record
 from ragcun_eval.beir import BeirDataset
 from ragcun_eval.judging import Judgements
 from ragcun_eval.models import Embedder, ModelSpec
@@ -32,14 +38,22 @@ def calibration_pairs(run: ModelRun, data: BeirDataset, depth: int = DEPTH) -> t
     return hit_pairs([run.distances[q] for q in run.query_ids], [run.ranked[q] for q in run.query_ids], relevant, depth)
 
 
-def fit_calibrator(run: ModelRun, data: BeirDataset, split: str, depth: int = DEPTH) -> RelevanceCalibrator:
-    """A calibrator fitted on ``run``'s top-``depth`` hits of ``data`` (qrels ``split``); the run must rank by
-    L2 in the model's raw space."""
+def fit_calibrator(run: ModelRun, data: BeirDataset, split: str, depth: int = DEPTH,
+                   fusion: FusionSettings | None = None) -> RelevanceCalibrator:
+    """A calibrator fitted on ``run``'s top-``depth`` hits of ``data`` (qrels ``split``), with hybrid terms fitted on
+    the queries' hybrid hits (fused as for a model carrying ``fusion``); the run must rank by L2 in the model's
+    raw space."""
     if run.spec.geometry != "l2":
         raise ValueError(f"calibrate a model in its own L2 space (geometry 'l2'), not {run.spec.geometry!r}: "
                          "the stores score raw L2 distances")
     distances, labels = calibration_pairs(run, data, depth)
-    return RelevanceCalibrator.fit(distances, labels, fitted_on=f"{data.name} {split}: top-{depth} hits of {len(run.query_ids)} queries")
+    calibrator = RelevanceCalibrator.fit(distances, labels,
+                                         fitted_on=f"{data.name} {split}: top-{depth} hits of {len(run.query_ids)} queries")
+    store = DocStore(L2Index(run.space.docs.shape[1]))
+    store.add([Record(d, t) for d, t in zip(data.doc_ids, data.doc_texts)], run.space.docs)
+    relevant = [{d for d, s in data.qrels[q].items() if s > 0} for q in run.query_ids]
+    return add_hybrid_terms(calibrator, store, run.space.queries, [data.queries[q] for q in run.query_ids], relevant,
+                            fusion)
 
 
 def fit_on_judgements(judgements: Judgements, queries: dict[str, str], docs: dict[str, str],

@@ -97,8 +97,12 @@ def claims_outputs(runs: Sequence[ModelRun], datasets: Sequence[BeirDataset], ou
 
 
 def _describe(calibrator: RelevanceCalibrator) -> str:
-    return (f"P(relevant) = sigmoid({calibrator.intercept:.4f} {calibrator.slope:+.6f} * d^2) from "
+    line = (f"P(relevant) = sigmoid({calibrator.intercept:.4f} {calibrator.slope:+.6f} * d^2) from "
             f"{calibrator.n_pairs} pairs ({calibrator.n_relevant} relevant)")
+    h = calibrator.hybrid
+    return line + ("; hybrid hits: distance only" if h is None else
+                   f"; hybrid hits: sigmoid({h.intercept:.4f} {h.slope:+.6f} * d^2 {h.bm25:+.4f} * bm25_share) "
+                   f"from {h.n_pairs} pairs ({h.n_relevant} relevant)")
 
 
 def write_calibrated(spec: ModelSpec, embedder: Embedder, calibrator: RelevanceCalibrator, out_dir: Path,
@@ -120,6 +124,7 @@ def calibrate_output(runs: Sequence[ModelRun], datasets: Sequence[BeirDataset], 
                      embedder: Embedder | None = None, calibrator_only: bool = False) -> str:
     """Fit a relevance calibrator on each run; with ``out_dir`` (one run only), save the model with it there
     (:func:`write_calibrated`; ``embedder`` holds the model). Returns a report."""
+    from ragcun.store.fusion import fitted_fusion
     from ragcun_eval.calibrate import calibration_pairs, fit_calibrator
     from ragcun_eval.claims import expected_calibration_error
 
@@ -129,7 +134,8 @@ def calibrate_output(runs: Sequence[ModelRun], datasets: Sequence[BeirDataset], 
     lines = []
     for run in runs:
         data = by_name[run.dataset]
-        calibrator = fit_calibrator(run, data, split)
+        calibrator = fit_calibrator(run, data, split,
+                                    fusion=fitted_fusion(embedder.model(run.spec).model) if embedder else None)
         distances, labels = calibration_pairs(run, data)
         lines.append(f"[{run.dataset}] {run.spec.label}: {_describe(calibrator)}; "
                      f"ECE on them {expected_calibration_error(calibrator(distances), labels):.4f}")

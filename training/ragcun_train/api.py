@@ -24,6 +24,7 @@ from ragcun.model.cache import EmbeddingCache
 from ragcun.model.encoder import resolve_model_path
 from ragcun.scoring.calibrator import FILE as CALIBRATOR_FILE
 from ragcun.scoring.fusion_settings import FILE as FUSION_FILE
+from ragcun.store.calibrate import add_hybrid_terms
 from ragcun_eval.beir import BeirDataset, load_beir
 from ragcun_train.calibration import held_out_calibrator
 from ragcun_train.checkpoint import latest_checkpoint
@@ -31,7 +32,7 @@ from ragcun_train.config import CHECKPOINT_DIR, DEMO_DIR, TrainConfig
 from ragcun_train.distil import load_distil
 from ragcun_train.evaluation import retrieval_metrics
 from ragcun_train.frozen import run_frozen
-from ragcun_train.fusion_fit import held_out_fusion
+from ragcun_train.fusion_fit import held_out_fusion, held_out_store
 from ragcun_train.model_card import write_model_card
 from ragcun_train.objectives import CLOSED_FORM_OBJECTIVES, ENCODER_OBJECTIVES, TRAINED_LAYERS_ON_CPU, build_loss
 from ragcun_train.report import (
@@ -274,8 +275,13 @@ def _report(run: Run, cached: Cached, start: Start, outcome: Outcome) -> dict[st
     calibrator = run.model.relevance_calibrator if kept else None
     fusion = run.model.fusion_settings if kept else None
     if held is not None and outcome.held_outputs is not None:
-        calibrator = held_out_calibrator(*outcome.held_outputs, held, train_set.source)
-        fusion = held_out_fusion(*outcome.held_outputs, train_set.corpus, held, train_set.source)
+        queries, corpus = outcome.held_outputs
+        store = held_out_store(corpus, train_set.corpus)
+        fusion = held_out_fusion(store, queries, held, train_set.source)
+        calibrator = held_out_calibrator(queries, corpus, held, train_set.source)
+        if calibrator is not None:
+            calibrator = add_hybrid_terms(calibrator, store, queries, held.queries,
+                                          [{str(i) for i in rel} for rel in held.relevant], fusion)
     run.model.relevance_calibrator, run.model.fusion_settings = calibrator, fusion
     report = {
         "config": asdict(cfg) | {"lr": run.lr, "epochs": run.epochs, "weights": run.weights},

@@ -60,18 +60,23 @@ def choose_alpha(per_query: np.ndarray, alphas: Sequence[float] = ALPHAS, defaul
     return float(alphas[min(near, key=lambda j: (abs(alphas[j] - default), -means[j]))])
 
 
-def held_out_fusion(queries: np.ndarray, corpus: np.ndarray, corpus_texts: list[str], held: HeldOut,
-                    source: str) -> FusionSettings:
-    """The :func:`choose_alpha` weight for the held-back ``queries`` (outputs, in :attr:`HeldOut.queries` order)
-    over ``corpus`` (outputs) and ``corpus_texts``, with every weight's mean nDCG@10."""
+def held_out_store(corpus: np.ndarray, corpus_texts: list[str]) -> DocStore:
+    """The training corpus (outputs ``corpus``, ``corpus_texts``; row numbers as ids) in a store, for the held-back
+    queries to search."""
     store = DocStore()
     store.add([Record(str(i), text) for i, text in enumerate(corpus_texts)], corpus)
+    return store
+
+
+def held_out_fusion(store: DocStore, queries: np.ndarray, held: HeldOut, source: str) -> FusionSettings:
+    """The :func:`choose_alpha` weight for the held-back ``queries`` (outputs, in :attr:`HeldOut.queries` order)
+    over the :func:`held_out_store`, with every weight's mean nDCG@10."""
     per_query = np.stack([hybrid_ndcg(store, queries, held, alpha) for alpha in ALPHAS], axis=1)
     curve = dict(zip(ALPHAS, per_query.mean(axis=0).tolist()))
     chosen, best = choose_alpha(per_query), max(ALPHAS, key=curve.__getitem__)
     log.info("hybrid dense weight %.2f: nDCG@10 %.4f on %d held-back queries (best %.2f: %.4f; default %.2f: %.4f)",
              chosen, curve[chosen], len(held.queries), best, curve[best], DEFAULT_ALPHA, curve[DEFAULT_ALPHA])
     return FusionSettings(chosen, NORMALIZATION, {
-        "source": Path(source).name, "held_out_queries": len(held.queries), "corpus_documents": len(corpus_texts),
+        "source": Path(source).name, "held_out_queries": len(held.queries), "corpus_documents": len(store),
         "metric": f"ndcg@{K}", "rule": "one standard error", "best_alpha": best, "default_alpha": DEFAULT_ALPHA,
         "ndcg@10_by_alpha": {f"{a:.2f}": round(v, 4) for a, v in curve.items()}})

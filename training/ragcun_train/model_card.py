@@ -71,8 +71,9 @@ def model_card(report: dict[str, Any], ragcun_config: dict[str, Any]) -> str:
             f"- training: {mode}; {steps} steps, batch size {cfg['batch_size']}, learning rate {cfg['lr']:g}, seed {cfg['seed']}",
             f"- re-centred on the training corpus: {'yes' if report.get('recentred') else 'no'}"]),
         "- relevance calibrator (`relevance_calibrator.json`, the stores' P(relevant) score): "
-        + (f"fitted on {report['calibrator']['fitted_on']}" if report.get("calibrator") else
-           "none (the stores score by the distance law)"),
+        + (f"fitted on {report['calibrator']['fitted_on']}; hybrid hits scored "
+           + ("with their BM25 share too" if report["calibrator"].get("hybrid") else "by the distance alone")
+           if report.get("calibrator") else "none (the stores score by the distance law)"),
         "- hybrid fusion (`ragcun_fusion.json`, the stores' dense weight unless `alpha=` is set): "
         + (f"fitted, {fusion_line(report['fusion'])}" if report.get("fusion") else "none (the stores' default weight)"),
         "",

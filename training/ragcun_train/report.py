@@ -135,6 +135,10 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     if cal:
         lines.append(f"    calibrator:  P(relevant) = sigmoid({cal['intercept']:.3f} {cal['slope']:+.5f} * d^2), "
                      f"{cal['fitted_on']}")
+        h = cal.get("hybrid")
+        lines.append("   hybrid hits:  " + ("distance only" if h is None else
+                     f"P(relevant) = sigmoid({h['intercept']:.3f} {h['slope']:+.5f} * d^2 {h['bm25']:+.3f} * bm25_share), "
+                     f"{h['n_pairs']} hybrid hits"))
     fusion = report.get("fusion")
     if fusion:
         lines.append(f"        fusion:  {fusion_line(fusion)}")

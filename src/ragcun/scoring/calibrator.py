@@ -14,15 +14,23 @@ two Gaussian laws of the query-document difference that differ in scale (relevan
 closer), which is what a Gaussian model is trained to produce. One calibrator belongs to one model
 (its distances): it is saved in the model folder (:data:`FILE`), loaded with the model, and used by
 the stores' ``score_mode="relevance"``. It ranks nothing: the score falls with distance, so in
-dense mode it orders hits as the distance does; in hybrid mode hits keep the fused order and
-each carries the probability its distance implies.
+dense mode it orders hits as the distance does; in hybrid mode hits keep the fused order.
+
+A hybrid hit also has a BM25 score, and how far it is from the query's best one says something the
+distance does not. A calibrator may carry :class:`HybridTerms`, fitted on labelled *hybrid* hits:
+
+    P(relevant | d, s) = sigmoid(intercept + slope * d² + bm25 * s),    s = BM25 score / the query's best,
+
+``s`` being the hit's :attr:`ragcun.store.hits.Hit.bm25_share` (in [0, 1]; the share of the best BM25 score
+among the query's candidates, so a query's wording sets no scale). Hybrid hits use them when present,
+the distance alone otherwise.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +41,11 @@ from ragcun.io.atomic import write_json_atomic
 
 FILE = "relevance_calibrator.json"
 FORMAT = "ragcun.RelevanceCalibrator"
-VERSION = 1
+VERSION = 2
 MIN_PAIRS = 20
 _FIELDS = {"format": str, "version": int, "intercept": float, "slope": float, "n_pairs": int, "n_relevant": int,
            "fitted_on": str}
+_HYBRID_FIELDS = {"intercept": float, "slope": float, "bm25": float, "n_pairs": int, "n_relevant": int}
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -69,11 +78,66 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = 1e-4) -> 
     return w
 
 
+def _checked_fields(data: Any, fields: dict[str, type], source: str) -> None:
+    """``ValueError`` naming ``source`` and the field unless ``data`` is a dict holding exactly ``fields``, typed."""
+    if not isinstance(data, dict) or set(data) != set(fields):
+        raise ValueError(f"{source}: expected exactly the fields {sorted(fields)}")
+    for name, kind in fields.items():
+        value = data[name]
+        ok = isinstance(value, (int, float)) if kind is float else isinstance(value, kind)
+        if isinstance(value, bool) or not ok:
+            raise ValueError(f"{source}: field {name!r} has the wrong type ({type(value).__name__})")
+
+
+def _labels(y: ArrayLike, n: int) -> np.ndarray:
+    """0/1 float labels for ``n`` pairs; ``ValueError`` for a length mismatch, too few pairs or a single class."""
+    labels = np.asarray(y).ravel()
+    if len(labels) != n:
+        raise ValueError(f"got {n} distances and {len(labels)} labels")
+    if n < MIN_PAIRS:
+        raise ValueError(f"need at least {MIN_PAIRS} labelled pairs to calibrate; got {n}")
+    labels = labels.astype(bool).astype(np.float64)
+    if labels.min() == labels.max():
+        raise ValueError("labels are all relevant or all irrelevant; a calibrator needs both")
+    return labels
+
+
+def _fit_raw(x: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
+    """:func:`fit_logistic` on standardised columns of ``x``, returned as weights on the raw columns."""
+    mu, sd = x.mean(axis=0), x.std(axis=0)
+    sd = np.where(sd > 0, sd, 1.0)
+    w = fit_logistic((x - mu) / sd, y, l2)
+    coef = w[1:] / sd
+    return np.concatenate([[w[0] - coef @ mu], coef])
+
+
+@dataclass(frozen=True)
+class HybridTerms:
+    """``P(relevant | d, s) = sigmoid(intercept + slope * d² + bm25 * s)`` for hybrid hits (``s``: BM25 share).
+
+    ``n_pairs`` / ``n_relevant`` record the hybrid hits it was fitted on."""
+
+    intercept: float
+    slope: float
+    bm25: float
+    n_pairs: int = 0
+    n_relevant: int = 0
+
+    def __post_init__(self) -> None:
+        if not all(math.isfinite(v) for v in (self.intercept, self.slope, self.bm25)):
+            raise ValueError(f"hybrid terms must be finite; got {self.intercept}, {self.slope}, {self.bm25}")
+        if self.slope >= 0 or self.bm25 <= 0:
+            raise ValueError("hybrid terms need relevance to fall with distance (slope < 0) and rise with the BM25 "
+                             f"share (bm25 > 0); got slope {self.slope}, bm25 {self.bm25}")
+
+
 @dataclass(frozen=True)
 class RelevanceCalibrator:
     """``P(relevant | d) = sigmoid(intercept + slope * d²)`` for one model's Euclidean distances ``d``.
 
-    ``n_pairs`` / ``n_relevant`` / ``fitted_on`` record what it was fitted on. Call it on distances.
+    ``n_pairs`` / ``n_relevant`` / ``fitted_on`` record what it was fitted on; ``hybrid`` the
+    :class:`HybridTerms` for hybrid hits, when it has them (:meth:`fit_hybrid`). Call it on distances, and
+    for hybrid hits their BM25 shares.
     """
 
     intercept: float
@@ -81,6 +145,7 @@ class RelevanceCalibrator:
     n_pairs: int = 0
     n_relevant: int = 0
     fitted_on: str = ""
+    hybrid: HybridTerms | None = None
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.intercept) and math.isfinite(self.slope)):
@@ -88,9 +153,17 @@ class RelevanceCalibrator:
         if self.slope >= 0:
             raise ValueError(f"calibrator slope must be negative (relevance falls with distance); got {self.slope}")
 
-    def __call__(self, distances: ArrayLike) -> np.ndarray:
-        """``P(relevant)`` in (0, 1) for Euclidean ``distances``; ``inf`` gives 0."""
-        return _sigmoid(self.intercept + self.slope * _squared(distances))
+    def __call__(self, distances: ArrayLike, bm25_shares: ArrayLike | None = None) -> np.ndarray:
+        """``P(relevant)`` in (0, 1) for Euclidean ``distances``; ``inf`` gives 0. With ``bm25_shares`` (hybrid hits'
+        :attr:`ragcun.store.hits.Hit.bm25_share`, one per distance) and :attr:`hybrid` terms, those are used."""
+        d2 = _squared(distances)
+        if bm25_shares is None or self.hybrid is None:
+            return _sigmoid(self.intercept + self.slope * d2)
+        s = np.asarray(bm25_shares, dtype=np.float64)
+        if s.shape != d2.shape or np.isnan(s).any():
+            raise ValueError(f"need one BM25 share (no NaN) per distance; got shape {s.shape} for {d2.shape}")
+        h = self.hybrid
+        return _sigmoid(h.intercept + h.slope * d2 + h.bm25 * s)
 
     @classmethod
     def fit(cls, distances: ArrayLike, relevant: ArrayLike, fitted_on: str = "", l2: float = 1e-4) -> RelevanceCalibrator:
@@ -100,20 +173,27 @@ class RelevanceCalibrator:
         or pairs in which relevance does not fall with distance.
         """
         x = _squared(distances).ravel()
-        y = np.asarray(relevant).ravel()
-        if len(x) != len(y):
-            raise ValueError(f"got {len(x)} distances and {len(y)} labels")
-        if len(x) < MIN_PAIRS:
-            raise ValueError(f"need at least {MIN_PAIRS} labelled pairs to calibrate; got {len(x)}")
-        y = y.astype(bool).astype(np.float64)
-        if y.min() == y.max():
-            raise ValueError("labels are all relevant or all irrelevant; a calibrator needs both")
-        mu, sd = x.mean(), x.std()
-        w = fit_logistic(((x - mu) / (sd if sd > 0 else 1.0))[:, None], y, l2)
-        slope = w[1] / (sd if sd > 0 else 1.0)
+        y = _labels(relevant, len(x))
+        intercept, slope = _fit_raw(x[:, None], y, l2)
         if not slope < 0:
             raise ValueError("in these pairs relevance does not fall with distance; cannot calibrate")
-        return cls(float(w[0] - slope * mu), float(slope), len(x), int(y.sum()), fitted_on)
+        return cls(float(intercept), float(slope), len(x), int(y.sum()), fitted_on)
+
+    def fit_hybrid(self, distances: ArrayLike, bm25_shares: ArrayLike, relevant: ArrayLike,
+                   l2: float = 1e-4) -> RelevanceCalibrator:
+        """This calibrator with :class:`HybridTerms` fitted on labelled hybrid hits: their Euclidean ``distances``,
+        BM25 shares and ``relevant`` bools (logistic regression on d² and the share). ``ValueError`` as for
+        :meth:`fit`, for shares outside [0, 1], or where relevance does not rise with the share."""
+        x = _squared(distances).ravel()
+        s = np.asarray(bm25_shares, dtype=np.float64).ravel()
+        if s.shape != x.shape or np.isnan(s).any() or (s < 0).any() or (s > 1).any():
+            raise ValueError(f"need one BM25 share in [0, 1] per distance; got {len(s)} for {len(x)}")
+        y = _labels(relevant, len(x))
+        intercept, slope, bm25 = _fit_raw(np.stack([x, s], axis=1), y, l2)
+        if not (slope < 0 and bm25 > 0):
+            raise ValueError("in these hybrid hits relevance does not fall with distance and rise with the BM25 "
+                             "share; cannot calibrate them")
+        return replace(self, hybrid=HybridTerms(float(intercept), float(slope), float(bm25), len(x), int(y.sum())))
 
     def rescaled(self, distance_scale: float) -> RelevanceCalibrator:
         """The same calibrator for distances multiplied by ``distance_scale`` (> 0), as after the model's outputs are
@@ -121,28 +201,31 @@ class RelevanceCalibrator:
         if isinstance(distance_scale, bool) or not isinstance(distance_scale, (int, float)) \
                 or not math.isfinite(distance_scale) or distance_scale <= 0:
             raise ValueError(f"distance_scale must be a finite number > 0; got {distance_scale!r}")
+        hybrid = None if self.hybrid is None else replace(self.hybrid, slope=self.hybrid.slope / distance_scale ** 2)
         return RelevanceCalibrator(self.intercept, self.slope / distance_scale ** 2, self.n_pairs, self.n_relevant,
-                                   f"{self.fitted_on} (distances rescaled by {distance_scale:.6g})".lstrip())
+                                   f"{self.fitted_on} (distances rescaled by {distance_scale:.6g})".lstrip(), hybrid)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, with format and version."""
+        """JSON-ready form, with format and version (``hybrid``: its terms or ``None``)."""
         return {"format": FORMAT, "version": VERSION, **asdict(self)}
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "calibrator") -> RelevanceCalibrator:
-        """Inverse of :meth:`to_dict`; ``ValueError`` naming ``source`` and the field for anything else."""
-        if not isinstance(data, dict) or set(data) != set(_FIELDS):
-            raise ValueError(f"{source}: a relevance calibrator holds exactly {sorted(_FIELDS)}")
-        for name, kind in _FIELDS.items():
-            value = data[name]
-            ok = isinstance(value, (int, float)) if kind is float else isinstance(value, kind)
-            if isinstance(value, bool) or not ok:
-                raise ValueError(f"{source}: field {name!r} has the wrong type ({type(value).__name__})")
+        """Inverse of :meth:`to_dict` (version 1, without ``hybrid``, too); ``ValueError`` naming ``source`` and the
+        field for anything else."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: a relevance calibrator is a JSON object; got {type(data).__name__}")
+        _checked_fields(data, _FIELDS if data.get("version") == 1 else _FIELDS | {"hybrid": object}, source)
         if data["format"] != FORMAT or data["version"] > VERSION:
             raise ValueError(f"{source}: not a {FORMAT} of version <= {VERSION}")
+        hybrid = data.get("hybrid")
         try:
+            if hybrid is not None:
+                _checked_fields(hybrid, _HYBRID_FIELDS, f"{source}: hybrid")
+                hybrid = HybridTerms(float(hybrid["intercept"]), float(hybrid["slope"]), float(hybrid["bm25"]),
+                                     hybrid["n_pairs"], hybrid["n_relevant"])
             return cls(float(data["intercept"]), float(data["slope"]), data["n_pairs"], data["n_relevant"],
-                       data["fitted_on"])
+                       data["fitted_on"], hybrid)
         except ValueError as exc:
             raise ValueError(f"{source}: {exc}") from None
 

@@ -5,18 +5,27 @@ is given, the query text), ``doc_id`` a stored id, ``relevant`` ``True``/``False
 distances are those the store's index computes for the pairs, so the calibrator fits what the store
 scores; :func:`fit_store_calibrator` sets it on the store, where it scores every later hit
 (``Hit.relevance``) and is saved with the store. ``DocStore.fit_calibrator``, ``GaussianRetriever.calibrate``
-and both framework stores' ``calibrate`` call it.
+and both framework stores' ``calibrate`` call it. Judged pairs carry no hybrid ranking, so such a calibrator
+scores hybrid hits by their distance alone; where whole labelled queries are at hand (``ragcun-train``'s
+held-back queries, ``ragcun-eval calibrate`` on a BEIR split), :func:`add_hybrid_terms` also fits its
+hybrid terms on their hybrid hits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import logging
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
 from ragcun.index.protocol import as_list, as_matrix
 from ragcun.scoring.calibrator import RelevanceCalibrator
+from ragcun.scoring.fusion_settings import FusionSettings
+from ragcun.scoring.pairs import DEPTH
+from ragcun.store.fusion import resolve_weights
+
+log = logging.getLogger(__name__)
 
 Judgement = tuple[Any, str, Any]
 """``(query vector or text, stored document id, relevant)``."""
@@ -67,3 +76,32 @@ def fit_store_calibrator(store: Any, judgements: Iterable[Judgement], embed: Emb
                                          fitted_on=fitted_on or f"{len(rows)} judged hits of a store")
     store.calibrator = calibrator
     return calibrator
+
+
+def hybrid_pairs(store: Any, queries: np.ndarray, texts: Sequence[str], relevant: Sequence[Collection[str]],
+                 fusion: FusionSettings | None = None, depth: int = DEPTH) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distances, BM25 shares and relevance labels of each query's top ``depth`` hybrid hits in ``store`` (a
+    :class:`ragcun.store.doc_store.DocStore`; query vectors ``queries``, texts ``texts``, relevant ids
+    ``relevant``), fused as a store given a model carrying ``fusion`` fuses them. A query whose text is blank
+    or that falls back to dense ranking gives no pairs."""
+    alpha, normalization = resolve_weights(None, None, fusion)
+    rows: list[tuple[float, float, bool]] = []
+    for vector, text, rel in zip(queries, texts, relevant):
+        if not text.strip():
+            continue
+        hits = store.search(vector, depth, text=text, mode="hybrid", alpha=alpha, normalization=normalization)
+        rows += [(h.distance, h.bm25_share, h.record.id in rel) for h in hits if h.bm25_share is not None]
+    d, s, y = zip(*rows) if rows else ((), (), ())
+    return np.array(d, dtype=np.float64), np.array(s, dtype=np.float64), np.array(y, dtype=bool)
+
+
+def add_hybrid_terms(calibrator: RelevanceCalibrator, store: Any, queries: np.ndarray, texts: Sequence[str],
+                     relevant: Sequence[Collection[str]], fusion: FusionSettings | None = None) -> RelevanceCalibrator:
+    """``calibrator`` with hybrid terms fitted on :func:`hybrid_pairs` of labelled queries; unchanged, with a
+    warning that says why, when those hits cannot be fitted (too few, one class, no effect of the BM25 share)."""
+    distances, shares, labels = hybrid_pairs(store, queries, texts, relevant, fusion)
+    try:
+        return calibrator.fit_hybrid(distances, shares, labels)
+    except ValueError as exc:
+        log.warning("hybrid hits keep the distance-only P(relevant): %s", exc)
+        return calibrator

@@ -326,13 +326,15 @@ class DocStore:
         return [Hit(self._records[i], d, RetrievalMode.DENSE, law[j], relevance=relevance[j], fallback=fallback)
                 for j, (i, d) in enumerate(pairs)]
 
-    def _distance_scores(self, dist: np.ndarray) -> tuple[list[float | None], list[float | None]]:
-        """The distance law's scores and, with a calibrator, ``P(relevant)`` of ``dist`` (``None``s without
-        distances: a sparse search given no query vector, whose distances are all ``nan``)."""
+    def _distance_scores(self, dist: np.ndarray, bm25_shares: np.ndarray | None = None
+                         ) -> tuple[list[float | None], list[float | None]]:
+        """The distance law's scores and, with a calibrator, ``P(relevant)`` of ``dist`` (and of hybrid hits'
+        ``bm25_shares``); ``None``s without distances: a sparse search given no query vector, whose distances are
+        all ``nan``."""
         if not len(dist) or np.isnan(dist[0]):
             return [None] * len(dist), [None] * len(dist)
         law = self._law()(dist).tolist()
-        return law, [None] * len(dist) if self.calibrator is None else self.calibrator(dist).tolist()
+        return law, [None] * len(dist) if self.calibrator is None else self.calibrator(dist, bm25_shares).tolist()
 
     def _fused_hits(self, found: LexicalMatches, known: dict[str, float], q: np.ndarray | None, k: int,
                     how: HybridFusion, mode: RetrievalMode) -> list[Hit]:
@@ -354,9 +356,10 @@ class DocStore:
         fused = how.sparse_only(lex) if mode is RetrievalMode.SPARSE or q is None else \
             how.scores(dist, lex, float(np.square(q, dtype=np.float64).sum()))
         order = np.lexsort((np.nan_to_num(dist), -fused))[:k]
-        law, relevance = self._distance_scores(dist[order])
-        return [Hit(self._records[ids[j]], float(dist[j]), mode, law[n], float(lex[j]), float(fused[j]), relevance[n])
-                for n, j in enumerate(order.tolist())]
+        share = lex / lex.max() if lex.max() > 0 else np.zeros_like(lex)
+        law, relevance = self._distance_scores(dist[order], share[order] if mode is RetrievalMode.HYBRID else None)
+        return [Hit(self._records[ids[j]], float(dist[j]), mode, law[n], float(lex[j]), float(fused[j]), relevance[n],
+                    bm25_share=float(share[j])) for n, j in enumerate(order.tolist())]
 
     def mmr_search(self, query: ArrayLike, k: int, fetch_k: int = 20, lambda_mult: float = 0.5,
                    where: RecordFilter | None = None, filter: Any = None) -> list[Hit]:

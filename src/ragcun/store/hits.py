@@ -29,9 +29,10 @@ class Hit:
     (``None`` when BM25 was not asked, as in dense mode). ``fused_score``: the fused score of a sparse or
     hybrid search (:class:`ragcun.store.fusion.HybridFusion`: in [0, 1] for convex fusion with fixed floors
     or min–max, unbounded with z-scores, in (0, 2 / (rrf_k + 1)] for RRF, a callable's own score; ``None``
-    in dense mode). ``relevance``: the
-    calibrated ``P(relevant)`` of the distance (:mod:`ragcun.scoring.calibrator`; ``None`` without a
-    calibrator or a distance). ``mode``: how the hit was ranked; ``fallback`` says why a sparse or
+    in dense mode). ``bm25_share``: ``bm25_score`` over the best BM25 score among the query's candidates, in
+    [0, 1] (``None`` in dense mode). ``relevance``: the calibrated ``P(relevant)`` of the distance, and for a
+    hybrid hit of its BM25 share too when the calibrator has hybrid terms (:mod:`ragcun.scoring.calibrator`;
+    ``None`` without a calibrator or a distance). ``mode``: how the hit was ranked; ``fallback`` says why a sparse or
     hybrid search ranked densely instead (e.g. the query had no lexical terms), ``None`` when it ran as asked.
     :attr:`score` is the one similarity the framework adapters report.
     """
@@ -44,6 +45,7 @@ class Hit:
     fused_score: float | None = None
     relevance: float | None = None
     fallback: str | None = None
+    bm25_share: float | None = None
 
     @property
     def score(self) -> float:
