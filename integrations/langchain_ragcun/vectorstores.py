@@ -272,6 +272,8 @@ class GaussianVectorStore(VectorStore):
         return [(_doc(h.record), h.score) for h in self._text_hits(query, k, filter, fetch_k, **kwargs)]
 
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
+        """A dense hit's relevance score from its L2 distance (the calibrator's distance terms, else the distance
+        law). A hybrid hit's also reads its BM25 share: :meth:`similarity_search_with_relevance_scores` gives it."""
         score = self.store.distance_score()
         return lambda distance: float(score(distance))
 
