@@ -11,9 +11,10 @@ on. Writes ``calibration_curve.png`` and ``calibration_curve.json`` into ``--out
 
 Hybrid: on the top-10 *hybrid* hits (``DocStore``, default alpha), compare the distance-only calibrator
 (the bundled one's distance terms, and one refitted on train hybrid hits), the stores' score (``Hit.relevance``
-with the bundled calibrator: its hybrid terms on d² and the BM25 share) and two-feature logistics on the
-squared distance and a BM25 feature (the raw score; the score over the query's best among its 10 hits; the
-BM25 share: over the best among its candidates), fitted on SciFact train hybrid hits; ECE and Brier on the
+with the bundled calibrator: its hybrid terms, fitted on SciFact train hybrid hits, on d² and the BM25 share
+over the best among the query's candidates) and two-feature logistics on the squared distance and another
+BM25 feature (the raw score; the score over the query's best among its 10 hits), fitted on SciFact train
+hybrid hits; ECE and Brier on the
 test hybrid hits: SciFact test, or with ``--corpus nq`` every NQ question's (a corpus none of them was fitted on).
 
     HF_HUB_OFFLINE=1 python -m benchmarks.calibration_curve [--quick] [--corpus nq]
@@ -84,11 +85,10 @@ def curve(train: dict, test_d: np.ndarray, test_y: np.ndarray, ks: list[int], dr
 
 def hybrid_hits(run: ModelRun, data: BeirDataset, calibrator: RelevanceCalibrator) -> dict[str, np.ndarray]:
     """Each query's top-10 hybrid hits in a store scored by ``calibrator``: distances, labels, the store's
-    ``relevance`` and three BM25 features: the raw score, the score over the best among the 10 hits, and the
-    store's ``bm25_share`` (over the best among the query's candidates)."""
+    ``relevance`` and two BM25 features: the raw score and the score over the best among the 10 hits."""
     store = DocStore(L2Index(run.space.docs.shape[1]), calibrator=calibrator)
     store.add([Record(d, t) for d, t in zip(data.doc_ids, data.doc_texts)], run.space.docs)
-    cols: dict[str, list] = {"distance": [], "raw": [], "hits_max": [], "bm25_share": [], "store": [], "label": []}
+    cols: dict[str, list] = {"distance": [], "raw": [], "hits_max": [], "store": [], "label": []}
     for row, q in enumerate(run.query_ids):
         hits = [h for h in store.search(run.space.queries[row], DEPTH + 1, text=data.queries[q], mode="hybrid")
                 if h.record.id != q][:DEPTH]
@@ -96,7 +96,6 @@ def hybrid_hits(run: ModelRun, data: BeirDataset, calibrator: RelevanceCalibrato
         cols["distance"] += [h.distance for h in hits]
         cols["raw"] += scores.tolist()
         cols["hits_max"] += (scores / max(scores.max(), 1e-12)).tolist()
-        cols["bm25_share"] += [h.bm25_share or 0.0 for h in hits]
         cols["store"] += [h.relevance for h in hits]
         cols["label"] += [data.qrels[q].get(h.record.id, 0) > 0 for h in hits]
     return {k: np.array(v) for k, v in cols.items()}
@@ -122,7 +121,7 @@ def hybrid_comparison(train_run: ModelRun, train: BeirDataset, test_run: ModelRu
     scorers = {"distance only, bundled (fitted on dense train hits)": bundled(te["distance"]),
                "distance only, refitted on train hybrid hits": refit(te["distance"]),
                "the stores' score: bundled, hybrid terms (d^2, bm25_share)": te["store"]}
-    for feature in ("raw", "hits_max", "bm25_share"):
+    for feature in ("raw", "hits_max"):
         scorers[f"distance + BM25 ({feature}), fitted on train hybrid hits"] = two_feature(tr, feature)(te)
     y, rows = te["label"].astype(np.float64), []
     for name, p in scorers.items():
