@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -68,6 +69,9 @@ class _FixedCache:
     def embed(self, spec, texts, role):  # noqa: ANN001, ANN201
         return self.arrays[role]
 
+    def model(self, spec):  # noqa: ANN001, ANN201
+        return SimpleNamespace(model=None)  # a model carrying no fitted fusion
+
 
 def test_measure_claims_on_a_planted_case() -> None:
     """Each query sits near its relevant doc; queries with larger norms sit nearer (so they retrieve better)."""
@@ -118,3 +122,46 @@ def test_claims_score_calibration_with_the_models_calibrator() -> None:
     assert measure_claims(cosine, test, calibrator=calibrator).calibration_score == "chi2 law"  # not its space
     with pytest.raises(ValueError, match="own L2 space"):
         fit_calibrator(cosine, test, "test")
+
+
+def test_claims_score_hybrid_hits_as_the_store_does() -> None:
+    """A hybrid run's calibration claim scores each top hit by its distance and BM25 share, exactly the
+    ``Hit.relevance`` a DocStore with that calibrator gives it."""
+    from ragcun.index.faiss_l2 import L2Index
+    from ragcun.store.doc_store import DocStore, Record
+    from ragcun_eval.calibrate import calibration_pairs, fit_calibrator
+
+    rng = np.random.default_rng(2)
+    n_docs, n_q, dim = 300, 120, 16
+    docs = rng.standard_normal((n_docs, dim)).astype(np.float32)
+    queries = (docs[:n_q] + rng.standard_normal((n_q, dim)) * 1.5).astype(np.float32)
+    ids = [f"d{i}" for i in range(n_docs)]
+    doc_texts = [f"topic{i} common words here" for i in range(n_docs)]
+    query_texts = [f"topic{i} topic{rng.integers(n_docs)}" if i % 2 else f"topic{rng.integers(n_docs)} common"
+                   for i in range(n_q)]  # half name their relevant document, half only a random one
+
+    def split(rows: range, geometry: str) -> tuple[BeirDataset, object]:
+        data = BeirDataset("toy", ids, doc_texts, {f"q{i}": query_texts[i] for i in rows},
+                           {f"q{i}": {f"d{i}": 1} for i in rows})
+        return data, run_model(data, ModelSpec("planted", "planted", geometry, True),
+                               _FixedCache(docs, queries[list(rows)]))
+
+    train, train_run = split(range(0, 60), "l2")
+    calibrator = fit_calibrator(train_run, train, "train")
+    assert calibrator.hybrid is not None and calibrator.hybrid.bm25 > 0
+    test, hybrid_run = split(range(60, 120), "hybrid")
+    result = measure_claims(hybrid_run, test, calibrator=calibrator)
+    assert result.calibration_score == "calibrator (hybrid)"
+
+    store = DocStore(L2Index(dim), calibrator=calibrator)
+    store.add([Record(d, t) for d, t in zip(ids, doc_texts)], docs)
+    relevance, labels = [], []
+    for row, q in enumerate(test.queries):
+        hits = store.search(queries[60 + row], 10, text=test.queries[q], mode="hybrid", candidates=n_docs)
+        relevance += [h.relevance for h in hits]
+        labels += [h.record.id in test.qrels[q] for h in hits]
+    assert result.ece == pytest.approx(expected_calibration_error(np.array(relevance), np.array(labels)))
+    distances, _ = calibration_pairs(hybrid_run, test)
+    assert result.ece != pytest.approx(expected_calibration_error(calibrator(distances), np.array(labels)))
+    lexical = run_model(test, ModelSpec("planted", "planted", "lexical", True), _FixedCache(docs, queries[60:]))
+    assert measure_claims(lexical, test, calibrator=calibrator).calibration_score == "calibrator"  # BM25 hits: distance

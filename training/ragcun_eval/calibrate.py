@@ -38,6 +38,24 @@ def calibration_pairs(run: ModelRun, data: BeirDataset, depth: int = DEPTH) -> t
     return hit_pairs([run.distances[q] for q in run.query_ids], [run.ranked[q] for q in run.query_ids], relevant, depth)
 
 
+def calibration_shares(run: ModelRun, depth: int = DEPTH) -> np.ndarray | None:
+    """The BM25 shares of the hits :func:`calibration_pairs` gives, in the same order (NaN for a hit ranked
+    densely); ``None`` unless ``run`` is hybrid."""
+    if run.bm25_shares is None:
+        return None
+    return np.concatenate([run.bm25_shares[q][:depth] for q in run.query_ids]) if run.query_ids else np.zeros(0)
+
+
+def store_relevance(calibrator: RelevanceCalibrator, distances: np.ndarray, shares: np.ndarray | None) -> np.ndarray:
+    """The ``P(relevant)`` a store gives hits at ``distances``: a hybrid hit (a share that is not NaN) reads its
+    BM25 share too, every other hit its distance alone."""
+    scores = calibrator(distances)
+    if shares is not None:
+        hybrid = ~np.isnan(shares)
+        scores[hybrid] = calibrator(distances[hybrid], shares[hybrid])
+    return scores
+
+
 def fit_calibrator(run: ModelRun, data: BeirDataset, split: str, depth: int = DEPTH,
                    fusion: FusionSettings | None = None) -> RelevanceCalibrator:
     """A calibrator fitted on ``run``'s top-``depth`` hits of ``data`` (qrels ``split``), with hybrid terms fitted on

@@ -12,7 +12,9 @@ Pairs and rules (``n_irrelevant`` and ``calibration_depth`` are arguments of :fu
 - **Calibration.** The score a store gives the top ``calibration_depth`` (10) retrieved docs per
   query, against qrels relevance: the model's relevance calibrator (``P(relevant)``,
   :mod:`ragcun.scoring.calibrator`; ``score: calibrator``) when it carries one and is scored in its own L2
-  space, else the distance law (``ragcun.scoring.distance_law.DistanceLaw.fit`` on the indexed corpus: the law
+  space (a hybrid run's hits as a store scores them, by distance and BM25 share: ``score: calibrator
+  (hybrid)`` when the calibrator has hybrid terms), else the distance law
+  (``ragcun.scoring.distance_law.DistanceLaw.fit`` on the indexed corpus: the law
   a store of ≥ 32 vectors uses in its default ``auto`` mode; ``score: chi2 law``). Reported: the
   expected calibration error over 10 equal-width bins and the AUC of the score for relevance among
   those pairs. Rule: *held* when ECE ≤ 0.1 and that AUC > 0.5 with one-sided Mann–Whitney p < 0.05
@@ -34,7 +36,7 @@ from scipy import stats
 from ragcun.scoring.calibrator import RelevanceCalibrator
 from ragcun.scoring.distance_law import DistanceLaw
 from ragcun_eval.beir import BeirDataset
-from ragcun_eval.calibrate import calibration_pairs
+from ragcun_eval.calibrate import calibration_pairs, calibration_shares, store_relevance
 from ragcun_eval.geometry import Space
 from ragcun_eval.retrieval import ModelRun
 
@@ -133,7 +135,7 @@ def measure_claims(run: ModelRun, data: BeirDataset, n_irrelevant: int = 100, ca
                    seed: int = 0, calibrator: RelevanceCalibrator | None = None) -> ClaimResult:
     """Measure separation, calibration and norm-as-confidence for ``run`` (verdicts except separation's).
 
-    ``calibrator``: the model's relevance calibrator, if it has one (used when ``run`` ranks by L2)."""
+    ``calibrator``: the model's relevance calibrator, if it has one (used when ``run``'s dense side ranks by L2)."""
     space = run.space
     row_of = {d: i for i, d in enumerate(data.doc_ids)}
     rng = np.random.default_rng(seed)
@@ -147,10 +149,13 @@ def measure_claims(run: ModelRun, data: BeirDataset, n_irrelevant: int = 100, ca
     pos, neg = np.asarray(pos), np.asarray(neg)
     area, _ = auc(pos, neg)
 
-    use_calibrator = calibrator is not None and run.spec.geometry == "l2"
-    score = calibrator if use_calibrator else DistanceLaw.fit(space.docs)
     distances, labels = calibration_pairs(run, data, calibration_depth)
-    scores = score(distances)
+    shares = calibration_shares(run, calibration_depth)
+    if calibrator is not None and run.spec.dense_geometry == "l2":
+        scores = store_relevance(calibrator, distances, shares)
+        score_name = "calibrator (hybrid)" if shares is not None and calibrator.hybrid is not None else "calibrator"
+    else:
+        scores, score_name = DistanceLaw.fit(space.docs)(distances), "chi2 law"
     ece = expected_calibration_error(scores, labels)
     cal_auc, cal_p = auc(scores[labels], scores[~labels])
 
@@ -159,7 +164,7 @@ def measure_claims(run: ModelRun, data: BeirDataset, n_irrelevant: int = 100, ca
     norm = norm_confidence(space.query_norms, ndcg, top1)
 
     result = ClaimResult(run.dataset, run.spec.name, run.spec.geometry, float(pos.mean() - neg.mean()), area,
-                         cohens_d(pos, neg), ece, cal_auc, "calibrator" if use_calibrator else "chi2 law", **norm, n_relevant_pairs=len(pos), n_irrelevant_pairs=len(neg),
+                         cohens_d(pos, neg), ece, cal_auc, score_name, **norm, n_relevant_pairs=len(pos), n_irrelevant_pairs=len(neg),
                          n_calibration_pairs=len(scores), reliability=reliability_bins(scores, labels))
     result.verdicts["calibration"] = verdict(ece <= ECE_MAX and cal_auc > 0.5 and cal_p < ALPHA)
     result.verdicts["norm"] = verdict(norm["norm_spearman"] > 0 and norm["norm_spearman_p"] < ALPHA

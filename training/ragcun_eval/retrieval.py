@@ -23,7 +23,9 @@ class ModelRun:
     """One model and geometry on one dataset: the vector space, the ranking and the per-query metrics.
 
     ``query_ids`` index the rows of ``space.queries``; ``ranked[q]`` / ``distances[q]`` are the top
-    :data:`DEPTH` doc ids and Euclidean distances in that space, nearest first.
+    :data:`DEPTH` doc ids and Euclidean distances in that space, nearest first. ``bm25_shares[q]`` (hybrid runs
+    only, else ``None``) are those hits' :attr:`ragcun.store.hits.Hit.bm25_share`, NaN for a hit the store ranked
+    densely (a query without lexical terms).
     """
 
     dataset: str
@@ -33,6 +35,7 @@ class ModelRun:
     ranked: dict[str, list[str]]
     distances: dict[str, np.ndarray]
     per_query: dict[str, dict[str, float]]
+    bm25_shares: dict[str, np.ndarray] | None = None
 
     def row(self) -> dict:
         """The results row: dataset, model, geometry and the mean of each metric."""
@@ -60,18 +63,23 @@ def run_model(data: BeirDataset, spec: ModelSpec, embedder: Embedder, depth: int
         store = DocStore(L2Index(space.docs.shape[1]))
         store.add([Record(d, t) for d, t in zip(data.doc_ids, data.doc_texts)], space.docs)
         ids, dist = [], np.full((len(query_ids), fetch), np.inf)
+        share = np.full((len(query_ids), fetch), np.nan)
         for row, (vector, text) in enumerate(zip(space.queries, query_texts)):
             hits = store.search(vector, fetch, text=text, mode=spec.geometry, alpha=weight,
                                 normalization=normalization,
                                 candidates=max(DEFAULT_CANDIDATES, fetch))
             ids.append([h.record.id for h in hits] + [None] * (fetch - len(hits)))
             dist[row, :len(hits)] = [h.distance for h in hits]
+            share[row, :len(hits)] = [np.nan if h.bm25_share is None else h.bm25_share for h in hits]
     else:
         rows, squared = nearest(space.queries, space.docs, fetch)
         ids, dist = [[data.doc_ids[j] for j in row] for row in rows.tolist()], np.sqrt(squared)
-    ranked, distances = {}, {}
+    ranked, distances, shares = {}, {}, {}
     for row, q in enumerate(query_ids):
         keep = [j for j, d in enumerate(ids[row]) if d is not None and d != q][:depth]
         ranked[q] = [ids[row][j] for j in keep]
         distances[q] = dist[row, keep].astype(np.float64)
-    return ModelRun(data.name, spec, space, query_ids, ranked, distances, per_query(ranked, data.qrels))
+        if spec.geometry == "hybrid":
+            shares[q] = share[row, keep]
+    return ModelRun(data.name, spec, space, query_ids, ranked, distances, per_query(ranked, data.qrels),
+                    shares if spec.geometry == "hybrid" else None)
