@@ -76,6 +76,30 @@ def test_max_queries_is_reproducible_and_takes_all_when_too_many(beir: Path, cac
     assert main(["calibrate", str(beir), "--split", "test", "--max-queries", "500", "--model", "gaussian", *cache]) == 0
     printed = capsys.readouterr()
     assert "has 30 queries (asked for 500): using all" in printed.err and "from 300 pairs" in printed.out
+    assert "held out" not in printed.out  # every query was drawn: none left to measure on
+
+
+def test_calibrate_measures_on_the_queries_it_did_not_draw(beir: Path, cache: list[str], tmp_path: Path,
+                                                           capsys) -> None:
+    """``--max-queries`` fits on a draw and reports the ECE on the split's other queries, as ``claims`` measures it."""
+    from ragcun_eval.beir import load_beir
+    from ragcun_eval.claims import measure_claims
+    from ragcun_eval.models import Embedder, parse_model_spec
+    from ragcun_eval.retrieval import run_model
+
+    assert main(["calibrate", str(beir), "--split", "test", "--max-queries", "12", "--seed", "3", "--model", "gaussian",
+                 "--calibrator-only", "--output", str(tmp_path), *cache]) == 0
+    out = capsys.readouterr().out
+    calibrator = RelevanceCalibrator.load(tmp_path)
+    whole = load_beir(beir, "test")
+    drawn = whole.subset(12, None, 3)
+    rest = whole.without_queries(drawn)
+    assert len(rest.queries) == 18 and not set(rest.queries) & set(drawn.queries)
+    embedder = Embedder(cache[1])
+    dense, hybrid = (measure_claims(run_model(rest, parse_model_spec(m), embedder), rest, calibrator=calibrator).ece
+                     for m in ("gaussian", "gaussian:hybrid"))
+    assert f"the test split's other 18 queries: ECE {dense:.4f} dense, {hybrid:.4f} hybrid" in out
+    assert "(the model's own calibrator: ECE " in out
 
 
 def test_output_must_be_a_model_folder_or_new(beir: Path, cache: list[str], tmp_path: Path, capsys) -> None:

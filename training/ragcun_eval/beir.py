@@ -52,6 +52,12 @@ class BeirDataset:
         return BeirDataset(self.name, [d for d, _ in pairs], [t for _, t in pairs],
                            {q: self.queries[q] for q in qids}, {q: self.qrels[q] for q in qids})
 
+    def without_queries(self, taken: BeirDataset) -> BeirDataset:
+        """The same corpus with the queries (and qrels) of this split that ``taken`` does not hold."""
+        rest = [q for q in self.queries if q not in taken.queries]
+        return BeirDataset(self.name, self.doc_ids, self.doc_texts, {q: self.queries[q] for q in rest},
+                           {q: self.qrels[q] for q in rest})
+
 
 def raise_at(path: Path, lineno: int | None, reason: str) -> None:
     """The strict ``on_error`` of :func:`iter_jsonl_objects`: raise ``ValueError`` naming file and line."""

@@ -34,10 +34,8 @@ DESCRIPTION = ("Evaluate embedding models on BEIR folders: retrieval metrics; th
                "(separation, calibration, norm as confidence) with verdicts; isotropy reports with plots.")
 
 
-def load_datasets(paths: Sequence[str], split: str, max_queries: int | None, max_docs: int | None,
-                  seed: int = 0) -> list[BeirDataset]:
-    """Each path is a BEIR folder or a folder of BEIR folders; optionally cut to a subset (drawn with ``seed``).
-    A ``max_queries`` above a split's query count takes them all and says so on stderr."""
+def load_datasets(paths: Sequence[str], split: str) -> list[BeirDataset]:
+    """Split ``split`` of each path, a BEIR folder or a folder of BEIR folders."""
     from ragcun_eval.beir import find_beir_dirs, load_beir
 
     datasets = []
@@ -46,13 +44,21 @@ def load_datasets(paths: Sequence[str], split: str, max_queries: int | None, max
         dirs = [root] if (root / "corpus.jsonl").is_file() else find_beir_dirs(root, split)
         if not dirs:
             raise FileNotFoundError(f"{root} is neither a BEIR folder (corpus.jsonl, queries.jsonl, qrels/{split}.tsv) nor holds one")
-        for d in dirs:
-            data = load_beir(d, split)
-            if max_queries is not None and max_queries > len(data.queries):
-                print(f"ragcun-eval: note: {data.name} {split} has {len(data.queries)} queries "
-                      f"(asked for {max_queries}): using all", file=sys.stderr)
-            datasets.append(data.subset(max_queries, max_docs, seed) if max_queries or max_docs else data)
+        datasets += [load_beir(d, split) for d in dirs]
     return datasets
+
+
+def cut_datasets(datasets: Sequence[BeirDataset], split: str, max_queries: int | None, max_docs: int | None,
+                 seed: int = 0) -> list[BeirDataset]:
+    """Each dataset, optionally cut to a subset (drawn with ``seed``). A ``max_queries`` above a split's query
+    count takes them all and says so on stderr."""
+    cut = []
+    for data in datasets:
+        if max_queries is not None and max_queries > len(data.queries):
+            print(f"ragcun-eval: note: {data.name} {split} has {len(data.queries)} queries "
+                  f"(asked for {max_queries}): using all", file=sys.stderr)
+        cut.append(data.subset(max_queries, max_docs, seed) if max_queries or max_docs else data)
+    return cut
 
 
 def run_all(datasets: Sequence[BeirDataset], specs: Sequence[ModelSpec], embedder: Embedder,
@@ -120,10 +126,34 @@ def write_calibrated(spec: ModelSpec, embedder: Embedder, calibrator: RelevanceC
     return f"wrote model folder {save_calibrated_model(embedder.model(spec).model, calibrator, out_dir)}"
 
 
+def held_out_line(spec: ModelSpec, calibrator: RelevanceCalibrator, rest: BeirDataset, split: str,
+                  embedder: Embedder) -> str:
+    """The ECE of ``calibrator`` on the top-10 dense and hybrid hits of ``rest`` (queries it was not fitted on),
+    beside that of the calibrator ``spec``'s model carries, if any."""
+    from dataclasses import replace
+
+    from ragcun_eval.calibrate import calibration_pairs, calibration_shares, store_relevance
+    from ragcun_eval.claims import expected_calibration_error
+    from ragcun_eval.retrieval import run_model
+
+    runs = [run_model(rest, replace(spec, geometry=g), embedder) for g in ("l2", "hybrid")]
+    pairs = [(*calibration_pairs(r, rest), calibration_shares(r)) for r in runs]
+
+    def eces(cal: RelevanceCalibrator) -> str:
+        dense, hybrid = (expected_calibration_error(store_relevance(cal, d, s), y) for d, y, s in pairs)
+        return f"ECE {dense:.4f} dense, {hybrid:.4f} hybrid"
+
+    own = getattr(embedder.model(spec).model, "relevance_calibrator", None)
+    return (f"   held out, the top 10 of the {split} split's other {len(rest.queries)} queries: {eces(calibrator)}"
+            + (f" (the model's own calibrator: {eces(own)})" if own is not None else ""))
+
+
 def calibrate_output(runs: Sequence[ModelRun], datasets: Sequence[BeirDataset], split: str, out_dir: Path | None,
-                     embedder: Embedder | None = None, calibrator_only: bool = False) -> str:
+                     embedder: Embedder | None = None, calibrator_only: bool = False,
+                     held_out: Sequence[BeirDataset] = ()) -> str:
     """Fit a relevance calibrator on each run; with ``out_dir`` (one run only), save the model with it there
-    (:func:`write_calibrated`; ``embedder`` holds the model). Returns a report."""
+    (:func:`write_calibrated`; ``embedder`` holds the model). ``held_out``: per dataset name, the split's queries
+    the fit did not draw, on which the report also measures the calibrator (:func:`held_out_line`). Returns a report."""
     from ragcun.store.fusion import fitted_fusion
     from ragcun_eval.calibrate import calibration_pairs, fit_calibrator
     from ragcun_eval.claims import expected_calibration_error
@@ -131,6 +161,7 @@ def calibrate_output(runs: Sequence[ModelRun], datasets: Sequence[BeirDataset], 
     if out_dir is not None and (len(runs) != 1 or embedder is None):
         raise ValueError(f"--output takes the calibrator of one model on one dataset; got {len(runs)} runs")
     by_name = {d.name: d for d in datasets}
+    rest_of = {d.name: d for d in held_out if d.queries}
     lines = []
     for run in runs:
         data = by_name[run.dataset]
@@ -139,6 +170,8 @@ def calibrate_output(runs: Sequence[ModelRun], datasets: Sequence[BeirDataset], 
         distances, labels = calibration_pairs(run, data)
         lines.append(f"[{run.dataset}] {run.spec.label}: {_describe(calibrator)}; "
                      f"ECE on them {expected_calibration_error(calibrator(distances), labels):.4f}")
+        if embedder is not None and run.dataset in rest_of:
+            lines.append(held_out_line(run.spec, calibrator, rest_of[run.dataset], split, embedder))
         if out_dir is not None and embedder is not None:
             lines.append(write_calibrated(run.spec, embedder, calibrator, out_dir, calibrator_only))
     return "\n".join(lines)
@@ -219,7 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("data_dir", nargs="+", help="a BEIR folder, or a folder of BEIR folders")
         split = "train" if name == "calibrate" else "test"
         p.add_argument("--split", default=split, help=f"qrels split (default {split})")
-        p.add_argument("--max-queries", type=_positive_int, help="evaluate a random subset of queries (quick runs)")
+        p.add_argument("--max-queries", type=_positive_int,
+                       help="evaluate a random subset of queries (quick runs); calibrate fits on them and also "
+                            "reports the ECE on the split's other queries")
         p.add_argument("--max-docs", type=_positive_int, help="cut the corpus to the relevant docs plus random others, this many in all")
         p.add_argument("--alpha", type=float,
                        help="dense weight of :hybrid rows, in [0, 1] (default: the model's fitted weight if it carries one, else ragcun.store.fusion's, 0.8 with fixed floors)")
@@ -271,10 +306,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ValueError(f"{args.command} takes one --model; got {len(specs)}")
             print((judge_output if args.command == "judge" else judged_output)(args, specs[0], embedder))
             return 0
-        datasets = load_datasets(args.data_dir, args.split, args.max_queries, args.max_docs, args.seed)
+        whole = load_datasets(args.data_dir, args.split)
+        datasets = cut_datasets(whole, args.split, args.max_queries, args.max_docs, args.seed)
         runs = run_all(datasets, specs, embedder, args.alpha)
         if args.command == "calibrate":
-            print(calibrate_output(runs, datasets, args.split, args.output, embedder, args.calibrator_only))
+            held_out = [w.without_queries(d) for w, d in zip(whole, datasets)] if args.max_docs is None else []
+            print(calibrate_output(runs, datasets, args.split, args.output, embedder, args.calibrator_only, held_out))
             return 0
         print(retrieval_outputs(runs, args.output))
         if args.command == "claims":
