@@ -152,8 +152,8 @@ def calibrate_output(runs: Sequence[ModelRun], datasets: Sequence[BeirDataset], 
                      embedder: Embedder | None = None, calibrator_only: bool = False,
                      held_out: Sequence[BeirDataset] = ()) -> str:
     """Fit a relevance calibrator on each run; with ``out_dir`` (one run only), save the model with it there
-    (:func:`write_calibrated`; ``embedder`` holds the model). ``held_out``: per dataset name, the split's queries
-    the fit did not draw, on which the report also measures the calibrator (:func:`held_out_line`). Returns a report."""
+    (:func:`write_calibrated`; ``embedder`` holds the model). ``held_out``: each dataset with only the split's
+    queries the fit did not draw, on which the report also measures the calibrator (:func:`held_out_line`). Returns a report."""
     from ragcun.store.fusion import fitted_fusion
     from ragcun_eval.calibrate import calibration_pairs, fit_calibrator
     from ragcun_eval.claims import expected_calibration_error
