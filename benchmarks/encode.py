@@ -1,6 +1,6 @@
 """CPU encoding speed and retrieval quality of each inference backend, in one run.
 
-Feeds the README's "Encoding speed on a CPU" section. The bundled Gaussian model (identity head: its L2
+Feeds the README's "Encoding on a CPU: backends" section. The bundled Gaussian model (identity head: its L2
 ranking is the base model's cosine ranking) with ``backend="torch"`` (sentence-transformers' PyTorch
 path), ``"onnx"`` (ONNX Runtime, fp32) and ``"onnx-int8"`` (dynamically quantised weights):
 
@@ -20,6 +20,9 @@ path), ``"onnx"`` (ONNX Runtime, fp32) and ``"onnx-int8"`` (dynamically quantise
   every thread) and the multiply-adds the model's transformer needs for the timed texts (its linear
   layers and attention, at each batch's padded length): the fastest any fp32 engine could encode them,
   and how close each backend comes. Where PyTorch is already near it, no lossless engine can be much faster;
+- GPU: where CUDA is present, the PyTorch path on the GPU (``torch-cuda``, what ``device`` picks there) is
+  timed, scored and compared beside the CPU backends; every backend's ``min cosine`` column is its document
+  vectors' least cosine to PyTorch's on the CPU;
 - ``--processes``: the same texts split over one process per core (each pinned to its core, one thread,
   started together), against one process on every thread: whether a multi-process pool would be faster.
 
@@ -64,11 +67,11 @@ def _vectors(encoder, cache, texts: list[str], role: str, fresh: bool) -> np.nda
 
     base = cache.encode(texts, role) if fresh else cache.get(texts, role)
     with torch.no_grad():
-        return encoder.apply_head(torch.as_tensor(base)).numpy()
+        return encoder.apply_head(torch.as_tensor(base)).cpu().numpy()
 
 
-def ndcg10(encoder, cache, data, fresh: bool) -> float:
-    """Mean nDCG@10 of L2 retrieval over ``data``'s queries."""
+def ndcg10(encoder, cache, data, fresh: bool) -> tuple[float, np.ndarray]:
+    """Mean nDCG@10 of L2 retrieval over ``data``'s queries, and the document vectors it ranked."""
     import faiss
 
     from ragcun_eval.metrics import ndcg_at_k
@@ -79,7 +82,12 @@ def ndcg10(encoder, cache, data, fresh: bool) -> float:
     index = faiss.IndexFlatL2(docs.shape[1])
     index.add(docs)
     _, top = index.search(queries, 10)
-    return float(np.mean([ndcg_at_k([data.doc_ids[i] for i in row], data.qrels[q]) for q, row in zip(qids, top)]))
+    return float(np.mean([ndcg_at_k([data.doc_ids[i] for i in row], data.qrels[q]) for q, row in zip(qids, top)])), docs
+
+
+def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """The least cosine between matching rows of ``a`` and ``b``."""
+    return float(((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min())
 
 
 def cpu_vector_units() -> str:
@@ -200,8 +208,12 @@ def main() -> None:
     encoders, export_s = {}, {}
     for b in backends:
         encoders[b] = GaussianEncoder(backend=b, device="cpu")
+    if torch.cuda.is_available():
+        encoders["torch-cuda"] = GaussianEncoder(backend="torch", device="cuda")
+        print(f"GPU: {torch.cuda.get_device_name(0)}", flush=True)
+    for b, e in encoders.items():
         export_s[b] = time.perf_counter()
-        encoders[b].encode_document(sample[:2], batch_size=BATCH)  # builds (or finds) the export
+        e.encode_document(sample[:2], batch_size=BATCH)  # builds (or finds) the export
         export_s[b] = time.perf_counter() - export_s[b]
     speed = interleaved({b: (lambda e=e: e.encode_document(sample, batch_size=BATCH)) for b, e in encoders.items()},
                         rounds=args.rounds, items=len(sample))
@@ -227,16 +239,17 @@ def main() -> None:
                              rounds=args.rounds, items=len(passages))
         print(f"timed {len(passages)} of the {len(corpus.texts):,} real-corpus passages (every {step}th)", flush=True)
 
-    quality = {}
+    quality, docs = {}, {}
     for b, e in encoders.items():
-        cache = EmbeddingCache(e, backend=b, batch_size=BATCH)
-        quality[b] = ndcg10(e, cache, data, fresh=b != "torch")
+        cache = EmbeddingCache(e, backend=e.inference_backend, batch_size=BATCH)
+        quality[b], docs[b] = ndcg10(e, cache, data, fresh=b != "torch")
         print(f"nDCG@10 {b}: {quality[b]:.4f}", flush=True)
 
     rows = []
-    for b in backends:
+    for b in encoders:
         row = {"backend": b, "texts/s": round(1 / speed[b].best, 1), "speed-up": round(speed["torch"].best / speed[b].best, 2),
                "nDCG@10": round(quality[b], 4), "nDCG@10 change": f"{quality[b] - quality['torch']:+.4f}",
+               "min cosine": f"{min_cosine(docs[b], docs['torch']):.6f}",
                "query ms": round(latency[b], 1), "first-use export s": round(export_s[b], 1)}
         if pooled:
             row["texts/s, a process per core"] = round(pooled[b], 1)

@@ -113,3 +113,13 @@ def test_isotropy_only_stays_available_as_an_opt_in(tiny_model_dir, corpus_file,
     assert len(result.report["steps"]) == 3 and result.report["transform"] is None
     assert result.report["config"]["weights"]["isotropy"] == 1.0
     assert "ranking unchanged" not in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_help_says_what_each_closed_form_objective_keeps(capsys):
+    from ragcun_train.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("  similarity")}
+    assert "every ranking stays exactly as it was" in lines["similarity"]
+    assert "centred" in lines["similarity-centred"] and "hybrid rankings move" in lines["similarity-centred"]

@@ -13,8 +13,11 @@ from ragcun_train.config import HEADS, INITS, TrainConfig
 from ragcun_train.data import FORMATS
 from ragcun_train.objectives import COMPONENTS, PRESETS
 
-CLOSED_FORM_HELP = ("no training: a similarity transform (centre, rotation, one scale) fitted to the corpus; "
-                    "every ranking stays exactly as it was")
+CLOSED_FORM_HELP = {
+    "similarity": "no training: rotation and one scale fitted to the corpus; every ranking stays exactly as it was",
+    "similarity-centred": "no training: as similarity, centred on the corpus mean; dense rankings stay, "
+                          "fixed-floor hybrid rankings move",
+}
 
 DESCRIPTION = """\
 Train a ragcun model: a sentence-transformers encoder with a Gaussian head whose embeddings follow
@@ -32,7 +35,8 @@ With no DATA, trains on the bundled demo (BEIR SciFact training pairs) and print
 isotropy before and after on its held-out test queries.
 
 Objectives (λ of each loss component; override any with --lambda-*):
-""" + "\n".join(f"  {name:<14}{', '.join(f'{k} {v}' for k, v in w.items()) or CLOSED_FORM_HELP}" for name, w in PRESETS.items())
+""" + "\n".join(f"  {name:<19}{', '.join(f'{k} {v}' for k, v in w.items()) or CLOSED_FORM_HELP[name]}"
+               for name, w in PRESETS.items())
 
 EPILOG = """\
 Outputs in --output: the model (loads with ragcun.GaussianEncoder(DIR), SentenceTransformer(DIR) and

@@ -235,8 +235,9 @@ class GaussianEncoder(BackendSentenceTransformer):
         return [p for m in self.head_modules() for p in m.parameters()]
 
     def apply_head(self, base_embeddings: torch.Tensor) -> torch.Tensor:
-        """Map base embeddings (as from :meth:`encode_base`) through the head."""
-        features = {"sentence_embedding": base_embeddings}
+        """Map base embeddings (as from :meth:`encode_base`) through the head, on the model's device (a GPU's
+        too: the embeddings are moved there, and so is the result)."""
+        features = {"sentence_embedding": base_embeddings.to(self.device)}
         for module in self.head_modules():
             features = module(features)
         return features["sentence_embedding"]
