@@ -129,3 +129,12 @@ def test_bundled_model_default(bundled_encoder):
     assert emb.shape == (1, 384)
     assert abs(float(np.linalg.norm(emb)) - 1.0) > 0.5
     assert bundled_encoder.ragcun_config["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def test_apply_head_runs_on_the_models_device(tiny_model_dir):
+    # "meta" stands in for a GPU here: base embeddings come as CPU arrays (encode_base), the head lives elsewhere
+    model = GaussianEncoder(tiny_model_dir, device="cpu")
+    base = torch.as_tensor(model.encode_base(["a cat", "a dog"]))
+    model.to("meta")
+    out = model.apply_head(base)
+    assert out.device.type == "meta" and out.shape == base.shape

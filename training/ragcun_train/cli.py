@@ -35,7 +35,7 @@ With no DATA, trains on the bundled demo (BEIR SciFact training pairs) and print
 isotropy before and after on its held-out test queries.
 
 Objectives (λ of each loss component; override any with --lambda-*):
-""" + "\n".join(f"  {name:<19}{', '.join(f'{k} {v}' for k, v in w.items()) or CLOSED_FORM_HELP[name]}"
+""" + "\n".join(f"  {name:<{max(map(len, PRESETS)) + 1}}{', '.join(f'{k} {v}' for k, v in w.items()) or CLOSED_FORM_HELP[name]}"
                for name, w in PRESETS.items())
 
 EPILOG = """\
