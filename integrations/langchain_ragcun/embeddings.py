@@ -17,7 +17,9 @@ class GaussianEmbeddings(BaseModel, Embeddings):
 
     ``model_name``: model name or path (default: the bundled all-MiniLM-L6-v2 Gaussian model);
     Queries and documents are encoded with the model's own ``query`` / ``document`` prompts (if it has
-    them); ``query_instruction`` / ``text_instruction`` replace those prompts.
+    them); ``query_instruction`` / ``text_instruction`` replace those prompts. ``device`` is the torch device
+    (``None``: automatic); ``backend`` the inference backend (``"torch"``, ``"onnx"``, ``"onnx-int8"``; ``None``:
+    ONNX on a CPU when installed, else torch: see ``ragcun.GaussianEncoder``).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=())
@@ -25,6 +27,7 @@ class GaussianEmbeddings(BaseModel, Embeddings):
     model_name: str = Field(default=BUNDLED_MODEL_NAME)
     batch_size: int = Field(default=32, gt=0)
     device: str | None = None
+    backend: str | None = None
     query_instruction: str | None = None
     text_instruction: str | None = None
     show_progress: bool = False
@@ -32,7 +35,7 @@ class GaussianEmbeddings(BaseModel, Embeddings):
 
     def __init__(self, encoder: Any = None, **data: Any) -> None:
         super().__init__(**data)
-        self._encoder = encoder if encoder is not None else load_encoder(self.model_name, self.device)
+        self._encoder = encoder if encoder is not None else load_encoder(self.model_name, self.device, self.backend)
 
     @property
     def relevance_calibrator(self) -> Any:

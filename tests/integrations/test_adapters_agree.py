@@ -92,3 +92,12 @@ def test_the_bundled_model_loads_once_whichever_adapter_asks() -> None:
         warnings.simplefilter("ignore")
         lc, li = GaussianEmbeddings(), GaussianEmbedding()
     assert lc._encoder is li._encoder is load_encoder(None) is load_encoder(BUNDLED_MODEL_NAME)
+
+
+def test_both_embeddings_take_the_inference_backend() -> None:
+    lc, li = GaussianEmbeddings(backend="torch"), GaussianEmbedding(backend="torch")
+    assert lc._encoder is li._encoder is load_encoder(None, None, "torch")
+    assert lc._encoder.inference_backend == "torch" and lc._encoder is not load_encoder(None)
+    for make in (lambda: GaussianEmbeddings(backend="tensorrt"), lambda: GaussianEmbedding(backend="tensorrt")):
+        with pytest.raises(ValueError, match="tensorrt"):
+            make()

@@ -24,6 +24,8 @@ class GaussianEmbedding(BaseEmbedding):
     model_name: str = Field(default=BUNDLED_MODEL_NAME, description="Model name or path.")
     embed_batch_size: int = Field(default=32, gt=0, le=2048, description="Batch size for encoding.")
     device: str | None = Field(default=None, description="torch device; None picks automatically.")
+    backend: str | None = Field(default=None, description="inference backend: 'torch', 'onnx', 'onnx-int8'; "
+                                                          "None: ONNX on a CPU when installed, else torch.")
     query_instruction: str | None = Field(default=None, description="Prefix for queries.")
     text_instruction: str | None = Field(default=None, description="Prefix for documents.")
     show_progress: bool = Field(default=False, description="Show a progress bar while encoding.")
@@ -31,7 +33,7 @@ class GaussianEmbedding(BaseEmbedding):
 
     def __init__(self, model_name: str | None = None, *, encoder: Any = None, **kwargs: Any) -> None:
         super().__init__(model_name=model_name or BUNDLED_MODEL_NAME, **kwargs)
-        self._encoder = encoder if encoder is not None else load_encoder(self.model_name, self.device)
+        self._encoder = encoder if encoder is not None else load_encoder(self.model_name, self.device, self.backend)
 
     @classmethod
     def class_name(cls) -> str:
